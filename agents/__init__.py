@@ -1,0 +1,1 @@
+"""Policies, training, evaluation and the ``oncogym`` command (installed as ``oncogym.agents``)."""
