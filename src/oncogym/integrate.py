@@ -1,34 +1,36 @@
-"""Compiled integration kernels: adaptive Dormand–Prince 5(4) with dose events.
+"""Compiled integration kernels: adaptive Dormand–Prince 5(4) / Rodas4 with dose events.
 
 Everything here is a Numba kernel over flat ``float64`` arrays.  Kernels never
 raise and never draw random numbers; failures come back as status codes
 (:data:`STATUS_NAMES`).
 
-Method
-------
-Dormand & Prince (1980) 5(4) pair with local extrapolation, FSAL, the standard
-PI-free step-size controller (safety 0.9, factor limits 0.2–10), an RMS error
-norm with ``atol[i] + rtol·max(|y_old|, |y_new|)`` (as in
-``scipy.integrate.solve_ivp``) and Shampine's quartic dense output (the same
-interpolant as SciPy's ``RK45``), so that output times do not shorten steps.
+Methods
+-------
+* ``DOPRI5`` — Dormand & Prince (1980) 5(4) pair with local extrapolation, FSAL,
+  the standard step-size controller (safety 0.9, factor limits 0.2–10), an RMS
+  error norm with ``atol[i] + rtol·max(|y_old|, |y_new|)`` (as in
+  ``scipy.integrate.solve_ivp``) and Shampine's quartic dense output (the same
+  interpolant as SciPy's ``RK45``), so output times do not shorten steps.
+* ``RODAS4`` — the L-stable, stiffly accurate 6-stage Rosenbrock method of order
+  4(3) of Hairer & Wanner (Solving ODEs II, 1996; coefficients as tabulated
+  there), with a forward-difference Jacobian and an in-place LU factorisation.
+  It lands exactly on output times (no interpolation).
+* ``AUTO`` (default) — starts with DOPRI5 and switches to RODAS4 when Hairer's
+  stiffness detector (``h·‖k7 − k6‖/‖y7 − y6‖ > 3.25``) fires on 15 accepted
+  steps in a row; switches back when ``h·ρ̂(J) < 3`` (ρ̂ a scaled row-sum bound
+  of the Jacobian's spectral radius) has held for 15 steps.  Several models are
+  stiff in parts of their state space (de Pillis 2006 with a large tumour:
+  tumour-driven inactivation ``q·T``, ``p·T`` reaches 10³/day; the docetaxel PK
+  of Friberg 2002: ≈ 180/day), and an explicit method's step would be bounded by
+  stability there.
 
 Discontinuities — bolus doses and the edges of infusion windows — are
 integration breakpoints: a step never crosses one.  The integration restarts
-there with a fresh derivative evaluation.
+there with a fresh derivative evaluation and step-size estimate.
 
 After each accepted step every state is clipped at zero and a state whose
 extinction ``floor`` is positive and whose value fell below it is set to exactly
 zero (e.g. fewer than one tumour cell).
-
-A second method for stiff models, :func:`integrate_segment_rosenbrock`, is the
-L-stable Rosenbrock 2(3) pair of Shampine & Reichelt (1997, MATLAB's ``ode23s``)
-with a finite-difference Jacobian, an LU factorisation done in place in the
-work array, and its own quadratic dense output.
-
-Stiffness: Hairer's detector (``h·|λ| ≈ h·‖k7 − k6‖/‖y7 − y6‖ > 3.25``) counts
-accepted steps whose size was bounded by stability rather than accuracy; the
-count is returned in ``stats[STAT_STIFF]`` so a model that is stiff for this
-method is reported, not silently slow.
 
 Schedules
 ---------
@@ -55,28 +57,41 @@ OK = 0
 MAX_STEPS = 1
 STEP_UNDERFLOW = 2
 NONFINITE = 3
+SINGULAR = 4
 STATUS_NAMES = {
     OK: "ok",
     MAX_STEPS: "maximum number of steps exceeded",
     STEP_UNDERFLOW: "step size underflow",
     NONFINITE: "non-finite state",
+    SINGULAR: "singular iteration matrix",
 }
+
+# --- methods ------------------------------------------------------------------
+AUTO = 0
+DOPRI5 = 1
+RODAS4 = 2
+METHODS = {"auto": AUTO, "dopri5": DOPRI5, "rodas4": RODAS4}
 
 # --- statistics slots ---------------------------------------------------------
 STAT_ACCEPTED = 0
 STAT_REJECTED = 1
 STAT_RHS = 2
-STAT_STIFF = 3
-N_STATS = 4
+STAT_STIFF = 3  # accepted steps taken by RODAS4
+STAT_SWITCHES = 4
+N_STATS = 5
+STAT_NAMES = ("accepted", "rejected", "rhs_evaluations", "stiff_steps", "method_switches")
 
 # --- work-array rows ----------------------------------------------------------
-_Y, _YNEW, _YSTAGE, _K1, _K2, _K3, _K4, _K5, _K6, _K7, _YINT, _PIV = range(12)
-_W = 12  # rows _W .. _W+n-1: Rosenbrock iteration matrix; _W+n .. _W+2n-1: Jacobian
+# _F0 holds f(t, y) at the current point (DOPRI5's k1).  DOPRI5 uses _K2.._K7 for
+# its stages; RODAS4 uses _K2.._K7 for its six increments and _FS for f evaluations.
+_Y, _YNEW, _YSTAGE, _F0, _K2, _K3, _K4, _K5, _K6, _K7, _FS, _PIV = range(12)
+_W = 12  # rows _W .. _W+n-1: iteration matrix (LU); _W+n .. _W+2n-1: Jacobian
 
 
 def n_work_rows(n_states: int) -> int:
     """Rows of the per-patient work array for a model with ``n_states`` states."""
     return _W + 2 * n_states
+
 
 # --- Dormand–Prince 5(4) tableau ----------------------------------------------
 C2, C3, C4, C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
@@ -119,10 +134,39 @@ P = np.array(
     ]
 )  # fmt: skip
 
+# --- Rodas4 (Hairer & Wanner 1996), in the form G·K_i = f(Y_i) + Σ_j C_ij/h·K_j,
+#     G = I/(h·γ) − J, Y_i = y + Σ_j A_ij·K_j, y_new = y + Σ_j M_j·K_j, error = K_6 --
+R_GAMMA = 0.25
+R_ALPHA = (0.0, 0.386, 0.21, 0.63, 1.0, 1.0)
+R_A21 = 1.544
+R_A31, R_A32 = 0.9466785280815826, 0.2557011698983284
+R_A41, R_A42, R_A43 = 3.314825187068521, 2.896124015972201, 0.9986419139977817
+R_A51, R_A52, R_A53, R_A54 = 1.221224509226641, 6.019134481288629, 12.53708332932087, (
+    -0.687886036105895
+)
+R_C21 = -5.6688
+R_C31, R_C32 = -2.430093356833875, -0.2063599157091915
+R_C41, R_C42, R_C43 = -0.1073529058151375, -9.594562251023355, -20.47028614809616
+R_C51, R_C52, R_C53, R_C54 = (
+    7.496443313967647,
+    -10.24680431464352,
+    -33.99990352819905,
+    11.7089089320616,
+)
+R_C61, R_C62, R_C63, R_C64, R_C65 = (
+    8.083246795921522,
+    -7.981132988064893,
+    -31.52159432874371,
+    16.31930543123136,
+    -6.058818238834054,
+)
+# A6j = M_j for j < 5 (= A5j) and A65 = 1; M = (A51, A52, A53, A54, 1, 1)
+
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
 STIFF_LIMIT = 3.25
+SWITCH_AFTER = 15
 
 
 @jit
@@ -138,8 +182,8 @@ def _clean(y, floor):
 
 
 @jit
-def _dense(work, h, theta, n):
-    """Dense output at ``t_old + theta*h`` into ``work[_YINT]``."""
+def _dense_dopri(work, h, theta, n, out_row):
+    """DOPRI5 dense output at ``t_old + theta*h`` into ``out_row``."""
     q1 = theta
     q2 = theta * theta
     q3 = q2 * theta
@@ -148,14 +192,31 @@ def _dense(work, h, theta, n):
         acc = 0.0
         for s in range(7):
             coef = P[s, 0] * q1 + P[s, 1] * q2 + P[s, 2] * q3 + P[s, 3] * q4
-            acc += work[_K1 + s, i] * coef
-        work[_YINT, i] = work[_Y, i] + h * acc
+            acc += work[_F0 + s, i] * coef
+        out_row[i] = work[_Y, i] + h * acc
 
 
 @jit
-def initial_step(rhs, t, y, p, u, f0, work, rtol, atol, t_span):
-    """Hairer–Nørsett–Wanner starting step (as in SciPy's ``select_initial_step``)."""
-    n = y.shape[0]
+def _err_norm(work, e_row, n, rtol, atol):
+    """RMS of ``work[e_row] / (atol + rtol·max(|y|, |y_new|))``; inf if not finite."""
+    err = 0.0
+    for i in range(n):
+        sc = atol[i] + rtol * max(abs(work[_Y, i]), abs(work[_YNEW, i]))
+        err += (work[e_row, i] / sc) ** 2
+        if not math.isfinite(work[_YNEW, i]):
+            return np.inf
+    err = math.sqrt(err / n)
+    if not math.isfinite(err):
+        return np.inf
+    return err
+
+
+@jit
+def initial_step(rhs, t, p, u, work, rtol, atol, t_span, order):
+    """Hairer–Nørsett–Wanner starting step (as SciPy's ``select_initial_step``)."""
+    n = work.shape[1]
+    y = work[_Y]
+    f0 = work[_F0]
     d0 = 0.0
     d1 = 0.0
     for i in range(n):
@@ -171,156 +232,339 @@ def initial_step(rhs, t, y, p, u, f0, work, rtol, atol, t_span):
     h0 = min(h0, t_span)
     for i in range(n):
         work[_YSTAGE, i] = y[i] + h0 * f0[i]
-    rhs(t + h0, work[_YSTAGE], p, u, work[_K2])
+    rhs(t + h0, work[_YSTAGE], p, u, work[_FS])
     d2 = 0.0
     for i in range(n):
         sc = atol[i] + abs(y[i]) * rtol
-        d2 += ((work[_K2, i] - f0[i]) / sc) ** 2
+        d2 += ((work[_FS, i] - f0[i]) / sc) ** 2
     d2 = math.sqrt(d2 / n) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
-        h1 = (0.01 / max(d1, d2)) ** 0.2
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / (order + 1.0))
     return min(100.0 * h0, h1, t_span)
 
 
 @jit
-def integrate_segment(
-    rhs, t0, t1, p, u, work, h_in, rtol, atol, floor, t_out, i_out, out, max_steps, stats
-):
-    """Integrate ``work[_Y]`` from ``t0`` to ``t1`` (no discontinuity inside).
-
-    Writes dense output for every ``t_out[j]`` with ``t0 < t_out[j] <= t1``
-    starting at ``j = i_out``.  Returns ``(status, h_next, i_out)``.
-    """
+def _attempt_dopri(rhs, t, h, p, u, work, rtol, atol):
+    """One DOPRI5 step from ``work[_Y]`` (with f in ``_F0``); returns (err, h·|λ|)."""
     n = work.shape[1]
-    n_out = t_out.shape[0]
     y = work[_Y]
-    ynew = work[_YNEW]
     ys = work[_YSTAGE]
-    k1 = work[_K1]
+    ynew = work[_YNEW]
+    k1 = work[_F0]
     k2 = work[_K2]
     k3 = work[_K3]
     k4 = work[_K4]
     k5 = work[_K5]
     k6 = work[_K6]
     k7 = work[_K7]
+    for i in range(n):
+        ys[i] = y[i] + h * A21 * k1[i]
+    rhs(t + C2 * h, ys, p, u, k2)
+    for i in range(n):
+        ys[i] = y[i] + h * (A31 * k1[i] + A32 * k2[i])
+    rhs(t + C3 * h, ys, p, u, k3)
+    for i in range(n):
+        ys[i] = y[i] + h * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
+    rhs(t + C4 * h, ys, p, u, k4)
+    for i in range(n):
+        ys[i] = y[i] + h * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
+    rhs(t + C5 * h, ys, p, u, k5)
+    for i in range(n):
+        ys[i] = y[i] + h * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i])
+    rhs(t + h, ys, p, u, k6)
+    for i in range(n):
+        ynew[i] = y[i] + h * (B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i])
+    rhs(t + h, ynew, p, u, k7)
+    # error estimate into _FS
+    num = 0.0
+    den = 0.0
+    for i in range(n):
+        work[_FS, i] = h * (
+            E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]
+        )
+        # Hairer's stiffness estimate, in the error norm's scaling (a similarity
+        # transform of J: same eigenvalues, but large states no longer swamp small ones)
+        sc = atol[i] + rtol * abs(ynew[i])
+        num += ((k7[i] - k6[i]) / sc) ** 2
+        den += ((ynew[i] - ys[i]) / sc) ** 2
+    err = _err_norm(work, _FS, n, rtol, atol)
+    h_lambda = h * math.sqrt(num / den) if den > 0.0 else 0.0
+    return err, h_lambda
 
+
+@jit
+def _jacobian(rhs, t, p, u, work, rtol, atol):
+    """Forward-difference Jacobian at ``work[_Y]`` into rows ``_W+n..``.
+
+    Returns a scaled row-sum bound on its spectral radius,
+    ``max_i Σ_j |J_ij|·s_j/s_i`` with ``s = atol + rtol·|y|``.
+    """
+    n = work.shape[1]
+    y = work[_Y]
+    ys = work[_YSTAGE]
+    fs = work[_FS]
+    f0 = work[_F0]
+    jrow = _W + n
+    for j in range(n):
+        yj = y[j]
+        delta = 1.4901161193847656e-08 * max(abs(yj), atol[j] / rtol)
+        for i in range(n):
+            ys[i] = y[i]
+        ys[j] = yj + delta
+        delta = ys[j] - yj
+        rhs(t, ys, p, u, fs)
+        for i in range(n):
+            work[jrow + i, j] = (fs[i] - f0[i]) / delta
+    rho = 0.0
+    for i in range(n):
+        si = atol[i] + rtol * abs(y[i])
+        acc = 0.0
+        for j in range(n):
+            acc += abs(work[jrow + i, j]) * (atol[j] + rtol * abs(y[j]))
+        rho = max(rho, acc / si)
+    return rho
+
+
+@jit
+def _lu_factor(work, n):
+    """In-place LU with partial pivoting of rows ``_W.._W+n-1``; pivots in ``_PIV``."""
+    for k in range(n):
+        piv = k
+        big = abs(work[_W + k, k])
+        for r in range(k + 1, n):
+            v = abs(work[_W + r, k])
+            if v > big:
+                big = v
+                piv = r
+        work[_PIV, k] = piv
+        if big == 0.0 or not math.isfinite(big):
+            return False
+        if piv != k:
+            for c in range(n):
+                tmp = work[_W + k, c]
+                work[_W + k, c] = work[_W + piv, c]
+                work[_W + piv, c] = tmp
+        inv = 1.0 / work[_W + k, k]
+        for r in range(k + 1, n):
+            f = work[_W + r, k] * inv
+            work[_W + r, k] = f
+            if f != 0.0:
+                for c in range(k + 1, n):
+                    work[_W + r, c] -= f * work[_W + k, c]
+    return True
+
+
+@jit
+def _lu_solve(work, n, b):
+    """Solve ``G x = b`` in place with the factors from :func:`_lu_factor`."""
+    for k in range(n):
+        piv = int(work[_PIV, k])
+        if piv != k:
+            tmp = b[k]
+            b[k] = b[piv]
+            b[piv] = tmp
+    for r in range(n):
+        acc = b[r]
+        for c in range(r):
+            acc -= work[_W + r, c] * b[c]
+        b[r] = acc
+    for r in range(n - 1, -1, -1):
+        acc = b[r]
+        for c in range(r + 1, n):
+            acc -= work[_W + r, c] * b[c]
+        b[r] = acc / work[_W + r, r]
+
+
+@jit
+def _attempt_rodas(rhs, t, h, p, u, work, rtol, atol):
+    """One RODAS4 step (Jacobian already in rows ``_W+n..``); returns err (−1: singular)."""
+    n = work.shape[1]
+    y = work[_Y]
+    ys = work[_YSTAGE]
+    ynew = work[_YNEW]
+    fs = work[_FS]
+    k1 = work[_K2]
+    k2 = work[_K3]
+    k3 = work[_K4]
+    k4 = work[_K5]
+    k5 = work[_K6]
+    k6 = work[_K7]
+    jrow = _W + n
+    diag = 1.0 / (h * R_GAMMA)
+    for i in range(n):
+        for j in range(n):
+            work[_W + i, j] = -work[jrow + i, j]
+        work[_W + i, i] += diag
+    if not _lu_factor(work, n):
+        return -1.0
+    ih = 1.0 / h
+    # stage 1
+    for i in range(n):
+        k1[i] = work[_F0, i]
+    _lu_solve(work, n, k1)
+    # stage 2
+    for i in range(n):
+        ys[i] = y[i] + R_A21 * k1[i]
+    rhs(t + R_ALPHA[1] * h, ys, p, u, fs)
+    for i in range(n):
+        k2[i] = fs[i] + ih * (R_C21 * k1[i])
+    _lu_solve(work, n, k2)
+    # stage 3
+    for i in range(n):
+        ys[i] = y[i] + R_A31 * k1[i] + R_A32 * k2[i]
+    rhs(t + R_ALPHA[2] * h, ys, p, u, fs)
+    for i in range(n):
+        k3[i] = fs[i] + ih * (R_C31 * k1[i] + R_C32 * k2[i])
+    _lu_solve(work, n, k3)
+    # stage 4
+    for i in range(n):
+        ys[i] = y[i] + R_A41 * k1[i] + R_A42 * k2[i] + R_A43 * k3[i]
+    rhs(t + R_ALPHA[3] * h, ys, p, u, fs)
+    for i in range(n):
+        k4[i] = fs[i] + ih * (R_C41 * k1[i] + R_C42 * k2[i] + R_C43 * k3[i])
+    _lu_solve(work, n, k4)
+    # stage 5
+    for i in range(n):
+        ys[i] = y[i] + R_A51 * k1[i] + R_A52 * k2[i] + R_A53 * k3[i] + R_A54 * k4[i]
+    rhs(t + h, ys, p, u, fs)
+    for i in range(n):
+        k5[i] = fs[i] + ih * (R_C51 * k1[i] + R_C52 * k2[i] + R_C53 * k3[i] + R_C54 * k4[i])
+    _lu_solve(work, n, k5)
+    # stage 6: Y6 = Y5 + K5
+    for i in range(n):
+        ys[i] += k5[i]
+    rhs(t + h, ys, p, u, fs)
+    for i in range(n):
+        k6[i] = fs[i] + ih * (
+            R_C61 * k1[i] + R_C62 * k2[i] + R_C63 * k3[i] + R_C64 * k4[i] + R_C65 * k5[i]
+        )
+    _lu_solve(work, n, k6)
+    for i in range(n):
+        ynew[i] = ys[i] + k6[i]
+    return _err_norm(work, _K7, n, rtol, atol)
+
+
+@jit
+def integrate_segment(
+    rhs, t0, t1, p, u, work, h_in, mode, method, rtol, atol, floor, t_out, i_out, out,
+    max_steps, stats,
+):  # fmt: skip
+    """Integrate ``work[_Y]`` from ``t0`` to ``t1`` (no discontinuity inside).
+
+    ``method`` is AUTO, DOPRI5 or RODAS4; ``mode`` the method in use on entry
+    (AUTO may switch it).  Writes every output ``t_out[j]`` in ``(t0, t1]``
+    from ``j = i_out`` on.  Returns ``(status, h_next, i_out, mode)``.
+    """
+    n = work.shape[1]
+    n_out = t_out.shape[0]
+    y = work[_Y]
+    ynew = work[_YNEW]
     t = t0
-    rhs(t, y, p, u, k1)
+    rhs(t, y, p, u, work[_F0])
     stats[STAT_RHS] += 1
-    h = h_in
-    if h <= 0.0:
-        h = initial_step(rhs, t, y, p, u, k1, work, rtol, atol, t1 - t0)
+    h_next = h_in
+    if h_next <= 0.0:
+        h_next = initial_step(rhs, t, p, u, work, rtol, atol, t1 - t0, 4.0)
         stats[STAT_RHS] += 1
-    h_next = h
     n_steps = 0
-    step_rejected = False
+    rejected = False
+    jac_fresh = False
+    rho = 0.0
+    streak = 0  # consecutive accepted steps arguing for a switch
     while t < t1:
-        last = False
         h = h_next
-        if t + h >= t1 or t + 1.000001 * h >= t1:
-            h = t1 - t
+        # RODAS4 has no dense output here: it steps onto output times
+        t_stop = t1
+        if mode == RODAS4 and i_out < n_out and t_out[i_out] < t_stop:
+            t_stop = t_out[i_out]
+        last = False
+        if t + 1.000001 * h >= t_stop:
+            h = t_stop - t
             last = True
         if h <= 1e-14 * max(1.0, abs(t)):
-            return STEP_UNDERFLOW, h_next, i_out
-        # stages
-        for i in range(n):
-            ys[i] = y[i] + h * A21 * k1[i]
-        rhs(t + C2 * h, ys, p, u, k2)
-        for i in range(n):
-            ys[i] = y[i] + h * (A31 * k1[i] + A32 * k2[i])
-        rhs(t + C3 * h, ys, p, u, k3)
-        for i in range(n):
-            ys[i] = y[i] + h * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
-        rhs(t + C4 * h, ys, p, u, k4)
-        for i in range(n):
-            ys[i] = y[i] + h * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
-        rhs(t + C5 * h, ys, p, u, k5)
-        for i in range(n):
-            ys[i] = y[i] + h * (
-                A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]
-            )
-        rhs(t + h, ys, p, u, k6)
-        for i in range(n):
-            ynew[i] = y[i] + h * (B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i])
-        rhs(t + h, ynew, p, u, k7)
-        stats[STAT_RHS] += 6
-        # error norm
-        err = 0.0
-        finite = True
-        for i in range(n):
-            e = h * (
-                E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]
-            )
-            sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
-            err += (e / sc) ** 2
-            if not math.isfinite(ynew[i]) or not math.isfinite(k7[i]):
-                finite = False
-        err = math.sqrt(err / n)
-        if not finite or not math.isfinite(err):
-            stats[STAT_REJECTED] += 1
-            h_next = h * MIN_FACTOR
-            step_rejected = True
-            if h_next <= 1e-14 * max(1.0, abs(t)):
-                return NONFINITE, h_next, i_out
-            continue
+            return STEP_UNDERFLOW, h_next, i_out, mode
         n_steps += 1
         if n_steps > max_steps:
-            return MAX_STEPS, h_next, i_out
-        if err <= 1.0:
-            # accepted
-            stats[STAT_ACCEPTED] += 1
-            t_new = t1 if last else t + h
-            # stiffness detection (Hairer): h*|lambda| from k7-k6 and ynew-ys
-            num = 0.0
-            den = 0.0
-            for i in range(n):
-                num += (k7[i] - k6[i]) ** 2
-                den += (ynew[i] - ys[i]) ** 2
-            if den > 0.0 and h * math.sqrt(num / den) > STIFF_LIMIT:
-                stats[STAT_STIFF] += 1
-            # dense output for outputs inside (t, t_new]
-            while i_out < n_out and t_out[i_out] <= t_new:
-                if t_out[i_out] >= t_new:
-                    for i in range(n):
-                        out[i_out, i] = ynew[i]
-                else:
-                    _dense(work, h, (t_out[i_out] - t) / h, n)
-                    for i in range(n):
-                        out[i_out, i] = work[_YINT, i]
-                _clean(out[i_out], floor)
-                i_out += 1
-            # advance
-            for i in range(n):
-                y[i] = ynew[i]
-            changed = _clean(y, floor)
-            if changed:
-                rhs(t_new, y, p, u, k1)
-                stats[STAT_RHS] += 1
-            else:
-                for i in range(n):
-                    k1[i] = k7[i]
-            t = t_new
-            if err == 0.0:
-                factor = MAX_FACTOR
-            else:
-                factor = min(MAX_FACTOR, SAFETY * err ** (-0.2))
-            if step_rejected:
-                factor = min(1.0, factor)
-            step_rejected = False
-            if not last or factor < 1.0:
-                h_next = h * factor
+            return MAX_STEPS, h_next, i_out, mode
+        h_lambda = 0.0
+        if mode == RODAS4:
+            if not jac_fresh:
+                rho = _jacobian(rhs, t, p, u, work, rtol, atol)
+                stats[STAT_RHS] += n
+                jac_fresh = True
+            err = _attempt_rodas(rhs, t, h, p, u, work, rtol, atol)
+            stats[STAT_RHS] += 5
+            if err < 0.0:
+                return SINGULAR, h_next, i_out, mode
+            expo = 0.25
         else:
+            err, h_lambda = _attempt_dopri(rhs, t, h, p, u, work, rtol, atol)
+            stats[STAT_RHS] += 6
+            expo = 0.2
+        if not math.isfinite(err):
             stats[STAT_REJECTED] += 1
-            h_next = h * max(MIN_FACTOR, SAFETY * err ** (-0.2))
-            step_rejected = True
-    return OK, h_next, i_out
+            h_next = h * MIN_FACTOR
+            rejected = True
+            if h_next <= 1e-14 * max(1.0, abs(t)):
+                return NONFINITE, h_next, i_out, mode
+            continue
+        if err > 1.0:
+            stats[STAT_REJECTED] += 1
+            h_next = h * max(MIN_FACTOR, SAFETY * err ** (-expo))
+            rejected = True
+            continue
+        # --- accepted ---------------------------------------------------------
+        stats[STAT_ACCEPTED] += 1
+        t_new = t_stop if last else t + h
+        if mode == RODAS4:
+            stats[STAT_STIFF] += 1
+        while i_out < n_out and t_out[i_out] <= t_new:
+            if t_out[i_out] >= t_new:
+                for i in range(n):
+                    out[i_out, i] = ynew[i]
+            else:  # only DOPRI5 gets here
+                _dense_dopri(work, h, (t_out[i_out] - t) / h, n, out[i_out])
+            _clean(out[i_out], floor)
+            i_out += 1
+        for i in range(n):
+            y[i] = ynew[i]
+        cleaned = _clean(y, floor)
+        if mode == DOPRI5 and not cleaned:
+            for i in range(n):
+                work[_F0, i] = work[_K7, i]  # FSAL
+        else:
+            rhs(t_new, y, p, u, work[_F0])
+            stats[STAT_RHS] += 1
+        jac_fresh = False
+        t = t_new
+        factor = MAX_FACTOR if err == 0.0 else min(MAX_FACTOR, SAFETY * err ** (-expo))
+        if rejected:
+            factor = min(1.0, factor)
+        rejected = False
+        if not last or factor < 1.0:
+            h_next = h * factor
+        # --- stiffness switching (AUTO) -----------------------------------------
+        if method == AUTO:
+            if mode == DOPRI5:
+                streak = streak + 1 if h_lambda > STIFF_LIMIT else 0
+                if streak >= SWITCH_AFTER:
+                    mode = RODAS4
+                    streak = 0
+                    stats[STAT_SWITCHES] += 1
+            else:
+                streak = streak + 1 if h_next * rho < 3.0 else 0
+                if streak >= SWITCH_AFTER:
+                    mode = DOPRI5
+                    streak = 0
+                    stats[STAT_SWITCHES] += 1
+    return OK, h_next, i_out, mode
 
 
 @jit
 def simulate_one(
-    segment,
+    method,
     rhs,
     dose,
     y0,
@@ -346,12 +590,11 @@ def simulate_one(
 ):
     """Simulate one patient over the output grid ``t_out`` (ascending).
 
-    ``segment`` is the integrator (:func:`integrate_segment` or
-    :func:`integrate_segment_rosenbrock`); ``rhs`` and ``dose`` are the model's kernels.
-
-    ``out[j]`` receives the state at ``t_out[j]`` before doses at that time.
-    Only the first ``n_ev`` events and ``n_inf`` infusions are read (arrays may
-    be padded).  Returns a status code; ``stats`` accumulates step counts.
+    ``method`` is :data:`AUTO`, :data:`DOPRI5` or :data:`RODAS4`; ``rhs`` and
+    ``dose`` are the model's kernels.  ``out[j]`` receives the state at
+    ``t_out[j]`` before doses at that time.  Only the first ``n_ev`` events and
+    ``n_inf`` infusions are read (arrays may be padded).  Returns a status code;
+    ``stats`` receives step counts.
     """
     n = y0.shape[0]
     n_out = t_out.shape[0]
@@ -366,6 +609,7 @@ def simulate_one(
     i_out = 1
     i_ev = 0
     h = 0.0
+    mode = RODAS4 if method == RODAS4 else DOPRI5
     while True:
         # doses due now (outputs at t were recorded before them)
         dosed = False
@@ -393,9 +637,10 @@ def simulate_one(
                 tb = b
             if a <= t and t < b:
                 u[inf_k[j]] += inf_rate[j]
-        status, h, i_out = segment(
-            rhs, t, tb, p, u, work, h, rtol, atol, floor, t_out, i_out, out, max_steps, stats
-        )
+        status, h, i_out, mode = integrate_segment(
+            rhs, t, tb, p, u, work, h, mode, method, rtol, atol, floor, t_out, i_out, out,
+            max_steps, stats,
+        )  # fmt: skip
         if status != OK:
             for j in range(i_out, n_out):
                 for i in range(n):
@@ -407,7 +652,7 @@ def simulate_one(
 
 @jit_parallel
 def simulate_batch_kernel(
-    segment,
+    method,
     rhs,
     dose,
     Y0,
@@ -440,7 +685,7 @@ def simulate_batch_kernel(
     B = Y0.shape[0]
     for b in prange(B):
         STATUS[b] = simulate_one(
-            segment,
+            method,
             rhs,
             dose,
             Y0[b],
@@ -464,204 +709,3 @@ def simulate_batch_kernel(
             WORK[b],
             STATS[b],
         )
-
-
-# --- Rosenbrock 2(3) (Shampine & Reichelt 1997) for stiff models ----------------
-ROS_D = 1.0 / (2.0 + math.sqrt(2.0))
-ROS_E32 = 6.0 + math.sqrt(2.0)
-
-
-@jit
-def _lu_factor(work, n):
-    """In-place LU with partial pivoting of rows ``_W.._W+n-1``; pivots in ``_PIV``."""
-    for k in range(n):
-        piv = k
-        big = abs(work[_W + k, k])
-        for r in range(k + 1, n):
-            v = abs(work[_W + r, k])
-            if v > big:
-                big = v
-                piv = r
-        work[_PIV, k] = piv
-        if big == 0.0:
-            return False
-        if piv != k:
-            for c in range(n):
-                tmp = work[_W + k, c]
-                work[_W + k, c] = work[_W + piv, c]
-                work[_W + piv, c] = tmp
-        inv = 1.0 / work[_W + k, k]
-        for r in range(k + 1, n):
-            f = work[_W + r, k] * inv
-            work[_W + r, k] = f
-            if f != 0.0:
-                for c in range(k + 1, n):
-                    work[_W + r, c] -= f * work[_W + k, c]
-    return True
-
-
-@jit
-def _lu_solve(work, n, b):
-    """Solve ``W x = b`` in place with the factors from :func:`_lu_factor`."""
-    for k in range(n):
-        piv = int(work[_PIV, k])
-        if piv != k:
-            tmp = b[k]
-            b[k] = b[piv]
-            b[piv] = tmp
-    for r in range(n):
-        acc = b[r]
-        for c in range(r):
-            acc -= work[_W + r, c] * b[c]
-        b[r] = acc
-    for r in range(n - 1, -1, -1):
-        acc = b[r]
-        for c in range(r + 1, n):
-            acc -= work[_W + r, c] * b[c]
-        b[r] = acc / work[_W + r, r]
-
-
-@jit
-def integrate_segment_rosenbrock(
-    rhs, t0, t1, p, u, work, h_in, rtol, atol, floor, t_out, i_out, out, max_steps, stats
-):
-    """Same contract as :func:`integrate_segment`, with the ode23s Rosenbrock pair.
-
-    Uses rows ``_K1`` (F0), ``_K2`` (k1), ``_K3`` (F1), ``_K4`` (k2), ``_K5`` (F2),
-    ``_K6`` (k3), ``_K7`` (scratch) of the work array.  The Jacobian is formed by
-    forward differences after every accepted step (reused after a rejection).
-    """
-    n = work.shape[1]
-    n_out = t_out.shape[0]
-    y = work[_Y]
-    ynew = work[_YNEW]
-    ys = work[_YSTAGE]
-    f0 = work[_K1]
-    k1 = work[_K2]
-    f1 = work[_K3]
-    k2 = work[_K4]
-    f2 = work[_K5]
-    k3 = work[_K6]
-    fp = work[_K7]
-    d = ROS_D
-    e32 = ROS_E32
-    sqrt_eps = 1.4901161193847656e-08
-    jrow = _W + n
-
-    t = t0
-    rhs(t, y, p, u, f0)
-    stats[STAT_RHS] += 1
-    h = h_in
-    if h <= 0.0:
-        h = initial_step(rhs, t, y, p, u, f0, work, rtol, atol, t1 - t0)
-        stats[STAT_RHS] += 1
-    h_next = h
-    n_steps = 0
-    step_rejected = False
-    jac_fresh = False
-    while t < t1:
-        last = False
-        h = h_next
-        if t + h >= t1 or t + 1.000001 * h >= t1:
-            h = t1 - t
-            last = True
-        if h <= 1e-14 * max(1.0, abs(t)):
-            return STEP_UNDERFLOW, h_next, i_out
-        # Jacobian by forward differences (rows _W+n..), refreshed after each accepted step
-        if not jac_fresh:
-            for j in range(n):
-                yj = y[j]
-                delta = sqrt_eps * max(abs(yj), atol[j] / rtol if rtol > 0.0 else 1.0, 1e-12)
-                for i in range(n):
-                    ys[i] = y[i]
-                ys[j] = yj + delta
-                rhs(t, ys, p, u, fp)
-                for i in range(n):
-                    work[jrow + i, j] = (fp[i] - f0[i]) / delta
-            stats[STAT_RHS] += n
-            jac_fresh = True
-        # W = I − h·d·J
-        for i in range(n):
-            for j in range(n):
-                work[_W + i, j] = -h * d * work[jrow + i, j]
-            work[_W + i, i] += 1.0
-        ok = _lu_factor(work, n)
-        if not ok:
-            return NONFINITE, h_next, i_out
-        # stages
-        for i in range(n):
-            k1[i] = f0[i]
-        _lu_solve(work, n, k1)
-        for i in range(n):
-            ys[i] = y[i] + 0.5 * h * k1[i]
-        rhs(t + 0.5 * h, ys, p, u, f1)
-        for i in range(n):
-            k2[i] = f1[i] - k1[i]
-        _lu_solve(work, n, k2)
-        for i in range(n):
-            k2[i] += k1[i]
-            ynew[i] = y[i] + h * k2[i]
-        rhs(t + h, ynew, p, u, f2)
-        for i in range(n):
-            k3[i] = f2[i] - e32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i])
-        _lu_solve(work, n, k3)
-        stats[STAT_RHS] += 2
-        err = 0.0
-        finite = True
-        for i in range(n):
-            e = h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i])
-            sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
-            err += (e / sc) ** 2
-            if not math.isfinite(ynew[i]) or not math.isfinite(f2[i]):
-                finite = False
-        err = math.sqrt(err / n)
-        if not finite or not math.isfinite(err):
-            stats[STAT_REJECTED] += 1
-            h_next = h * MIN_FACTOR
-            step_rejected = True
-            if h_next <= 1e-14 * max(1.0, abs(t)):
-                return NONFINITE, h_next, i_out
-            continue
-        n_steps += 1
-        if n_steps > max_steps:
-            return MAX_STEPS, h_next, i_out
-        if err <= 1.0:
-            stats[STAT_ACCEPTED] += 1
-            t_new = t1 if last else t + h
-            # dense output: y(t + s·h) = y + h·[s(1−s)/(1−2d)·k1 + s(s−2d)/(1−2d)·k2]
-            while i_out < n_out and t_out[i_out] <= t_new:
-                if t_out[i_out] >= t_new:
-                    for i in range(n):
-                        out[i_out, i] = ynew[i]
-                else:
-                    s = (t_out[i_out] - t) / h
-                    c1 = s * (1.0 - s) / (1.0 - 2.0 * d)
-                    c2 = s * (s - 2.0 * d) / (1.0 - 2.0 * d)
-                    for i in range(n):
-                        out[i_out, i] = y[i] + h * (c1 * k1[i] + c2 * k2[i])
-                _clean(out[i_out], floor)
-                i_out += 1
-            for i in range(n):
-                y[i] = ynew[i]
-            jac_fresh = False
-            if _clean(y, floor):
-                rhs(t_new, y, p, u, f0)
-                stats[STAT_RHS] += 1
-            else:
-                for i in range(n):
-                    f0[i] = f2[i]
-            t = t_new
-            if err == 0.0:
-                factor = 5.0
-            else:
-                factor = min(5.0, 0.8 * err ** (-1.0 / 3.0))
-            if step_rejected:
-                factor = min(1.0, factor)
-            step_rejected = False
-            if not last or factor < 1.0:
-                h_next = h * factor
-        else:
-            stats[STAT_REJECTED] += 1
-            h_next = h * max(MIN_FACTOR, 0.8 * err ** (-1.0 / 3.0))
-            step_rejected = True
-    return OK, h_next, i_out

@@ -107,8 +107,7 @@ def _state_index(names: tuple[str, ...], name: str) -> int:
 
 
 def _stats_dict(row: np.ndarray) -> dict[str, int]:
-    keys = ("accepted", "rejected", "rhs_evaluations", "stiff_steps")
-    return {k: int(v) for k, v in zip(keys, row, strict=True)}
+    return {k: int(v) for k, v in zip(integrate.STAT_NAMES, row, strict=True)}
 
 
 # --- validation -------------------------------------------------------------------
@@ -204,14 +203,12 @@ def _compile_schedule(
     return events, infusions
 
 
-def _segment(model: Model, method: str | None):
-    if method is None:
-        method = "rosenbrock" if model.stiff else "dopri5"
-    if method == "dopri5":
-        return integrate.integrate_segment
-    if method == "rosenbrock":
-        return integrate.integrate_segment_rosenbrock
-    raise ValueError(f"method: unknown method {method!r}; allowed: dopri5, rosenbrock")
+def _method(method: str) -> int:
+    if method not in integrate.METHODS:
+        raise ValueError(
+            f"method: unknown method {method!r}; allowed: {', '.join(integrate.METHODS)}"
+        )
+    return integrate.METHODS[method]
 
 
 def _tolerances(model: Model, rtol: Any, atol: Any) -> tuple[float, np.ndarray]:
@@ -231,6 +228,10 @@ def _tolerances(model: Model, rtol: Any, atol: Any) -> tuple[float, np.ndarray]:
     return r, a
 
 
+def _floor(model: Model, extinction: bool) -> np.ndarray:
+    return model.floor if extinction else np.zeros(model.n_states)
+
+
 # --- single patient ---------------------------------------------------------------
 def simulate(
     model: str | Model,
@@ -242,8 +243,9 @@ def simulate(
     dt: float = 1.0,
     rtol: float = DEFAULT_RTOL,
     atol: Any = None,
-    method: str | None = None,
+    method: str = "auto",
     max_steps: int = DEFAULT_MAX_STEPS,
+    extinction: bool = True,
     check: bool = True,
 ) -> Trajectory:
     """Simulate one patient.
@@ -255,7 +257,10 @@ def simulate(
     :param schedule: list of ``(therapy, start_day, amount, duration_days)``
     :param dt: output interval in days
     :param rtol: relative tolerance; ``atol`` per state defaults to the model's
-    :param method: ``"dopri5"`` or ``"rosenbrock"`` (default: by ``model.stiff``)
+    :param method: ``"auto"`` (DOPRI5, switching to RODAS4 where the problem is
+        stiff), ``"dopri5"`` or ``"rodas4"``
+    :param extinction: apply the model's extinction floors (a cell population below
+        its floor, default 1 cell, is set to 0); ``False`` only clips at zero
     :param check: raise :class:`SimulationError` if the integrator fails
         (otherwise the failed part of ``y`` is NaN and ``status`` says why)
     """
@@ -265,7 +270,7 @@ def simulate(
     y = m.state_array(y0)
     events, infusions = _compile_schedule(m, schedule, float(t_out[-1]))
     r, a = _tolerances(m, rtol, atol)
-    seg = _segment(m, method)
+    seg = _method(method)
     ev_t = np.array([e[0] for e in events], dtype=np.float64)
     ev_k = np.array([e[1] for e in events], dtype=np.int64)
     ev_a = np.array([e[2] for e in events], dtype=np.float64)
@@ -281,7 +286,7 @@ def simulate(
         seg, m.rhs, m.dose, y, p, t_out,
         ev_t, ev_k, ev_a, len(events),
         inf_t0, inf_t1, inf_k, inf_r, len(infusions),
-        u, r, a, m.floor, int(max_steps), out, work, stats,
+        u, r, a, _floor(m, extinction), int(max_steps), out, work, stats,
     )  # fmt: skip
     traj = Trajectory(
         t=t_out,
@@ -359,8 +364,9 @@ def simulate_batch(
     dt: float = 1.0,
     rtol: float = DEFAULT_RTOL,
     atol: Any = None,
-    method: str | None = None,
+    method: str = "auto",
     max_steps: int = DEFAULT_MAX_STEPS,
+    extinction: bool = True,
     check: bool = True,
 ) -> BatchTrajectory:
     """Simulate many patients in one parallel compiled call.
@@ -440,7 +446,7 @@ def simulate_batch(
             INF_K[b, : len(infusions)] = inf[:, 2].astype(np.int64)
             INF_R[b, : len(infusions)] = inf[:, 3]
     r, a = _tolerances(m, rtol, atol)
-    seg = _segment(m, method)
+    seg = _method(method)
     OUT = np.empty((B, t_out.shape[0], m.n_states))
     WORK = np.zeros((B, integrate.n_work_rows(m.n_states), m.n_states))
     STATS = np.zeros((B, integrate.N_STATS), dtype=np.int64)
@@ -449,7 +455,7 @@ def simulate_batch(
     integrate.simulate_batch_kernel(
         seg, m.rhs, m.dose, Y0, P, t_out,
         EV_T, EV_K, EV_A, N_EV, INF_T0, INF_T1, INF_K, INF_R, N_INF,
-        U, r, a, m.floor, int(max_steps), OUT, WORK, STATS, STATUS,
+        U, r, a, _floor(m, extinction), int(max_steps), OUT, WORK, STATS, STATUS,
     )  # fmt: skip
     traj = BatchTrajectory(
         t=t_out, y=OUT, state_names=m.state_names, model=m.name, status=STATUS, stats=STATS

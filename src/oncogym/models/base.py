@@ -38,7 +38,9 @@ class State:
     """A state variable.
 
     ``floor`` is the extinction threshold: a value that falls below it is set to
-    exactly 0 (0 disables it, e.g. for concentrations).  ``atol`` is the
+    exactly 0.  Only populations without an external source get one (tumour cells,
+    CAR-T cells): a population fed by a source (NK cells from lymphocytes, effectors
+    from a constant influx) would chatter at the floor, and concentrations have none.  ``atol`` is the
     absolute tolerance of the integrator for this state.
     """
 
@@ -81,8 +83,6 @@ class Model:
     dose: Callable
     initial_state: Mapping[str, float]
     notes: str = ""
-    stiff: bool = False
-    """Integrate with the Rosenbrock method instead of Dormand–Prince."""
     parameter_sets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     # --- names ---------------------------------------------------------------

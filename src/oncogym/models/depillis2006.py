@@ -90,9 +90,9 @@ _P10 = "MODELS.md §3b, patient 10 [V-code: one MATLAB replication only; see not
 
 _STATES = (
     State("T", "cells", "tumour cells", floor=1.0),
-    State("N", "cells", "natural killer (NK) cells", floor=1.0),
-    State("L", "cells", "tumour-specific CD8+ T cells", floor=1.0),
-    State("C", "cells", "circulating lymphocytes", floor=1.0),
+    State("N", "cells", "natural killer (NK) cells"),
+    State("L", "cells", "tumour-specific CD8+ T cells"),
+    State("C", "cells", "circulating lymphocytes"),
     State("M", "mg/L", "chemotherapy drug in blood", atol=1e-12),
     State("I", "IU/L", "IL-2 in blood", atol=1e-6),
 )

@@ -17,8 +17,8 @@ Rate constants are converted from 1/h to 1/day.  Therapy ``docetaxel`` in mg
 (a 75–100 mg/m² dose over 1 h is a 1/24-day infusion).
 
 Stiffness: the PK's fastest eigenvalue is ≈ −180/day while the marrow dynamics run
-at ≈ 1/day, so the model is stiff for an explicit method; :func:`oncogym.simulate`
-integrates it with the Rosenbrock method (``Model.stiff``).
+at ≈ 1/day, so the model is stiff for an explicit method; the default ``"auto"``
+integrator switches to RODAS4 once the drug's fast phase is over.
 """
 
 from __future__ import annotations
@@ -95,7 +95,6 @@ MODEL = Model(
     dose=dose,
     initial_state={"A1": 0.0, "A2": 0.0, "A3": 0.0, "Prol": _C0, "Tr1": _C0, "Tr2": _C0,
                    "Tr3": _C0, "Circ": _C0},  # fmt: skip
-    stiff=True,
     notes="Baseline steady state Prol = Tr1..3 = Circ = Circ0.  Note the marrow states only "
     "start at Circ0 when the parameter Circ0 is left at its default: pass y0 with a new "
     "baseline.",

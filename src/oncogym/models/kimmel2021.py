@@ -62,8 +62,8 @@ MODEL = Model(
     "stochastic extinction events in chimeric antigen receptor T cell therapy. Proc R Soc B "
     "2021;288:20210229.",
     states=(
-        State("N", "cells", "normal T cells", floor=1.0),
-        State("C", "cells", "CAR-T cells", floor=1.0),
+        State("N", "cells", "normal T cells"),
+        State("C", "cells", "CAR-T cells"),
         State("B", "cells", "CD19+ tumour cells (1 ml ≈ 1e9 cells)", floor=1.0),
     ),
     params=(

@@ -48,7 +48,7 @@ MODEL = Model(
     reference="Kirschner D, Panetta JC. Modeling immunotherapy of the tumor-immune "
     "interaction. J Math Biol 1998;37:235-252.",
     states=(
-        State("E", "cells", "activated effector cells", floor=1e-6),
+        State("E", "cells", "activated effector cells"),
         State("T", "cells", "tumour cells", floor=1.0),
         State("IL", "IL-2 units", "IL-2 concentration (count-like unit of the paper)"),
     ),

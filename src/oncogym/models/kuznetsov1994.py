@@ -40,7 +40,7 @@ MODEL = Model(
     title="Kuznetsov et al. 1994: effector cells and an immunogenic tumour",
     reference="Kuznetsov VA, Makalkin IA, Taylor MA, Perelson AS. Bull Math Biol 1994;56:295-321.",
     states=(
-        State("E", "cells", "effector (cytotoxic T) cells", floor=1.0),
+        State("E", "cells", "effector (cytotoxic T) cells"),
         State("T", "cells", "tumour cells", floor=1.0),
     ),
     params=(
