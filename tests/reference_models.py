@@ -10,6 +10,7 @@ time.  The benchmarks use the same functions as the "plain Python RHS" peers use
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -54,7 +55,7 @@ def depillis2006(t, y, p, u):
         p["alpha"] - p["beta"] * C - p["KC"] * kill * C,
         -p["gamma"] * M + u["chemo"],
         -p["muI"] * I + u["il2"],
-    ]  # fmt: skip
+    ]
 
 
 depillis2006_p10 = depillis2006
@@ -95,7 +96,7 @@ def friberg2002(t, y, p, u):
         ktr * (Tr1 - Tr2),
         ktr * (Tr2 - Tr3),
         ktr * (Tr3 - Circ),
-    ]  # fmt: skip
+    ]
 
 
 # where a bolus of each therapy lands (state name)
@@ -161,7 +162,7 @@ def solve_reference(
     out = np.empty((len(t_out), len(names)))
     out[0] = y
     therapies = model.therapy_names
-    for t0, t1 in zip(edges[:-1], edges[1:], strict=True):
+    for t0, t1 in itertools.pairwise(edges):
         for s, th, a in events:
             if s == t0:
                 y[names.index(BOLUS_TARGET[model.name][th])] += a
@@ -172,7 +173,7 @@ def solve_reference(
         mask = (t_out > t0) & (t_out <= t1)
         t_eval = np.union1d(t_out[mask], [t1])
         sol = solve_ivp(
-            lambda t, yy: f(t, yy, p, u),
+            lambda t, yy, u=u: f(t, yy, p, u),
             (t0, t1),
             y,
             method=method,

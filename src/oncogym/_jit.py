@@ -3,11 +3,21 @@
 ``cache=True`` keeps compiled kernels on disk between runs; ``error_model="numpy"``
 makes division by zero give inf/nan instead of raising (kernels never raise: they
 return status codes).  ``parallel=True`` is used only by the outermost batch kernel.
+
+Model kernels reach the integrator as first-class function pointers
+(:func:`as_rhs_pointer`, :func:`as_dose_pointer`: Numba ``cfunc`` objects with one
+fixed signature), not as dispatcher arguments.  Then the integrator is compiled once
+for every model and its on-disk cache holds one entry; Numba's cache cannot store
+functions specialised on dispatcher arguments reliably (its index keys hold weak
+references that die between processes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba as nb
+from numba import types
 
 _OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 
@@ -16,3 +26,26 @@ jit = nb.njit(**_OPTIONS)
 
 jit_parallel = nb.njit(parallel=True, **_OPTIONS)
 """Decorator for the outermost batch kernel (``prange`` over patients)."""
+
+_VEC = types.float64[::1]
+RHS_SIGNATURE = types.void(types.float64, _VEC, _VEC, _VEC, _VEC)
+"""``rhs(t, y, p, u, dydt)``"""
+DOSE_SIGNATURE = types.void(types.int64, types.float64, _VEC, _VEC)
+"""``dose(k, amount, y, p)``"""
+
+
+def _pointer(fn: Callable, signature) -> Callable:
+    py_func = getattr(fn, "py_func", fn)
+    if nb.config.DISABLE_JIT:
+        return py_func  # interpreted run: the integrator calls the Python function
+    return nb.cfunc(signature, cache=True, error_model="numpy")(py_func)
+
+
+def as_rhs_pointer(fn: Callable) -> Callable:
+    """Compile a model's ``rhs(t, y, p, u, dydt)`` as a first-class function."""
+    return _pointer(fn, RHS_SIGNATURE)
+
+
+def as_dose_pointer(fn: Callable) -> Callable:
+    """Compile a model's ``dose(k, amount, y, p)`` as a first-class function."""
+    return _pointer(fn, DOSE_SIGNATURE)

@@ -15,6 +15,7 @@ import numpy as np
 
 from oncogym._jit import jit
 
+
 @jit
 def lq_log_survival(dose_gy, alpha, alpha_beta):
     """ln SF of one acute fraction: −(α·d + (α/(α/β))·d²) (kernel, no checks)."""

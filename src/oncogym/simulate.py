@@ -184,6 +184,8 @@ def _compile_schedule(
         if duration < 0:
             raise ValueError(f"{where}.duration_days: must be >= 0, got {duration}")
         spec = model.therapies[k]
+        if amount == 0:
+            continue  # no dose: no breakpoint, so a zero dose equals no treatment exactly
         if duration == 0:
             if not spec.bolus:
                 raise ValueError(
@@ -283,11 +285,11 @@ def simulate(
     stats = np.zeros(integrate.N_STATS, dtype=np.int64)
     u = np.zeros(max(len(m.therapies), 1), dtype=np.float64)
     status = integrate.simulate_one(
-        seg, m.rhs, m.dose, y, p, t_out,
+        seg, m.rhs_pointer, m.dose_pointer, y, p, t_out,
         ev_t, ev_k, ev_a, len(events),
         inf_t0, inf_t1, inf_k, inf_r, len(infusions),
         u, r, a, _floor(m, extinction), int(max_steps), out, work, stats,
-    )  # fmt: skip
+    )
     traj = Trajectory(
         t=t_out,
         y=out,
@@ -394,7 +396,7 @@ def simulate_batch(
         and all(
             s is None
             or (isinstance(s, Sequence) and not isinstance(s, (str, bytes))
-                and all(not isinstance(e, (str, bytes)) for e in s))  # fmt: skip
+                and all(not isinstance(e, (str, bytes)) for e in s))
             for s in schedules
         )
     )
@@ -453,10 +455,10 @@ def simulate_batch(
     STATUS = np.zeros(B, dtype=np.int64)
     U = np.zeros((B, max(len(m.therapies), 1)))
     integrate.simulate_batch_kernel(
-        seg, m.rhs, m.dose, Y0, P, t_out,
+        seg, m.rhs_pointer, m.dose_pointer, Y0, P, t_out,
         EV_T, EV_K, EV_A, N_EV, INF_T0, INF_T1, INF_K, INF_R, N_INF,
         U, r, a, _floor(m, extinction), int(max_steps), OUT, WORK, STATS, STATUS,
-    )  # fmt: skip
+    )
     traj = BatchTrajectory(
         t=t_out, y=OUT, state_names=m.state_names, model=m.name, status=STATUS, stats=STATS
     )

@@ -18,8 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+
+from oncogym._jit import as_dose_pointer, as_rhs_pointer
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ class State:
     ``floor`` is the extinction threshold: a value that falls below it is set to
     exactly 0.  Only populations without an external source get one (tumour cells,
     CAR-T cells): a population fed by a source (NK cells from lymphocytes, effectors
-    from a constant influx) would chatter at the floor, and concentrations have none.  ``atol`` is the
-    absolute tolerance of the integrator for this state.
+    from a constant influx) would chatter at the floor, and concentrations have none.
+    ``atol`` is the absolute tolerance of the integrator for this state.
     """
 
     name: str
@@ -84,6 +87,17 @@ class Model:
     initial_state: Mapping[str, float]
     notes: str = ""
     parameter_sets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    # --- compiled kernels as first-class functions (compiled on first use) ----
+    @cached_property
+    def rhs_pointer(self) -> Callable:
+        """``rhs`` as the function pointer the integrator takes."""
+        return as_rhs_pointer(self.rhs)
+
+    @cached_property
+    def dose_pointer(self) -> Callable:
+        """``dose`` as the function pointer the integrator takes."""
+        return as_dose_pointer(self.dose)
 
     # --- names ---------------------------------------------------------------
     @property

@@ -26,7 +26,7 @@ from oncogym.models.base import Model, Param, State, Therapy
 
 T, N, L, C, M, I = range(6)
 (A, B, CC, D, LL, S, E, F, G, H, J, K, MM, Q, PP, R1, R2, U,
- KT, KN, KL, KC, ALPHA, BETA, GAMMA, PI, GI, MUI) = range(28)  # fmt: skip
+ KT, KN, KL, KC, ALPHA, BETA, GAMMA, PI, GI, MUI) = range(28)
 CHEMO, IL2, TIL = 0, 1, 2
 
 
@@ -148,7 +148,7 @@ def _homeostatic(p10: bool, tumour: float) -> dict[str, float]:
     alpha, beta = (5.0e8, 8.0e-3) if p10 else (7.5e8, 1.2e-2)
     c_star = alpha / beta
     return {"T": tumour, "N": 2.08e-7 * c_star / 4.12e-2, "L": 0.0, "C": c_star, "M": 0.0,
-            "I": 0.0}  # fmt: skip
+            "I": 0.0}
 
 
 _NOTES_P9 = (

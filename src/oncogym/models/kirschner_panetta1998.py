@@ -71,7 +71,8 @@ MODEL = Model(
     ),
     rhs=rhs,
     dose=dose,
-    initial_state={"E": 1.0, "T": 1e5, "IL": 1.0},
-    notes="Initial state E0 = 1, T0 = 1e5, IL0 = 1 is this project's choice (the paper "
-    "studies long-run behaviour, which does not depend on it).",
+    initial_state={"E": 1.0, "T": 1.0, "IL": 1.0},
+    notes="Initial state E0 = T0 = IL0 = 1: the state from which the antigenicity table of "
+    "MODELS.md §2 (dormancy, clearance days, limit-cycle periods and ranges) was computed; "
+    "tests/test_core_published.py reproduces that table.",
 )
