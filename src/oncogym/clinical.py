@@ -1,0 +1,784 @@
+"""Clinical readouts of simulated trajectories: diameter, RECIST 1.1, PFS, OS, toxicity.
+
+DESIGN.md §4 and MODELS.md §12.  Everything here is NumPy only and vectorised over
+patients: per-patient time series are arrays of shape ``(n_patients, n_times)`` on
+one shared time grid ``t_days`` (a single patient may be given as ``(n_times,)``, and
+the results then lose their patient axis).
+
+Conventions (the choices a reader needs to reproduce a number):
+
+* **Clock.** All days are on the trajectory's clock (``simulate`` starts at day 0 =
+  start of treatment).  Survival times are the day of the event or of censoring on
+  that clock, so with ``t_days[0] == 0`` they are days since start of treatment.
+* **Diameter.** A single spherical lesion at ``1e9`` cells per cm³ (≈ 1 g of
+  tissue; MODELS §12, classical approximation [M]); ``d = (6V/π)^(1/3)``.
+* **RECIST 1.1** on that one target lesion (``diameter`` stands for the sum of
+  target diameters).  Baseline = first scan.  A lesion smaller than
+  ``cr_threshold_mm`` (default 10 mm, the RECIST size of a normal node and of a
+  measurable lesion) is not seen: its *measured* diameter is 0 and the scan is CR.
+  A patient whose baseline lesion is below the threshold is *not measurable*:
+  their scans are NE unless they meet the PD rule.  Otherwise, in this order:
+  PD if measured ≥ (1 + 20 %) × nadir and ≥ nadir + 5 mm, where the nadir is the
+  smallest measured diameter at any earlier scan, baseline included (so regrowth
+  to a visible size after CR is PD); PR if ≤ (1 − 30 %) × baseline; SD otherwise.
+  Boundaries are inclusive (with a 1e-9 mm tolerance for rounding).  Progression
+  is absorbing: every scan after the first PD is PD.  Scans after death are NE.
+  Diameters at scan days between output times are interpolated linearly.
+* **Best overall response** from the scans up to the first PD, no confirmation
+  required: CR if any CR, else PR if any PR, else SD if some CR/PR/SD scan lies
+  ≥ ``min_sd_days`` (default 42) after baseline, else PD if PD was recorded, else
+  NE (e.g. death or end of follow-up before the SD minimum).  ORR and CR rate
+  use all patients as denominator (NE counts as no response).
+* **Death** is the first time the tumour reaches ``lethal_cells`` (default
+  ``1e12``, MODELS §12 [M]), interpolated linearly in ln(cells) between the two
+  output times around the crossing, or the first output time at which a death
+  flag is set (e.g. any toxicity grade 5), whichever is first.
+* **OS**: event = death; censored at the last output time ``t_days[-1]``.
+  **PFS**: event = first scan with PD or death, whichever is first; censored at
+  the last tumour assessment (last scan on or before death/end of follow-up), as
+  in FDA/EMA PFS guidance.  Hence PFS ≤ OS for every patient.
+* **Kaplan–Meier**: product-limit estimator; censorings tied with events at the
+  same time are at risk at that time; the median is the smallest time with
+  ``S(t) ≤ 0.5`` (no midpoint rule), and ``inf`` when not reached.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+DEFAULT_CELLS_PER_CM3 = 1e9
+"""Tumour cell density (cells per cm³, MODELS §12 [M])."""
+DEFAULT_LETHAL_CELLS = 1e12
+"""Lethal tumour burden (cells, ≈ 1 kg; MODELS §12 [M])."""
+DEFAULT_CR_THRESHOLD_MM = 10.0
+"""Diameter below which the lesion counts as disappeared (mm; RECIST node < 10 mm)."""
+DEFAULT_MIN_SD_DAYS = 42.0
+"""Minimum time after baseline at which SD must be seen to be the best response (days)."""
+DAYS_PER_MONTH = 365.25 / 12.0
+"""Days per month, for comparing medians with trial reports in months."""
+MAX_GRADE = 5
+"""Highest CTCAE grade (5 = death)."""
+_TOL_MM = 1e-9
+
+
+class Response(enum.IntEnum):
+    """RECIST 1.1 categories; the codes are what the arrays hold (``int8``)."""
+
+    CR = 0
+    """complete response"""
+    PR = 1
+    """partial response"""
+    SD = 2
+    """stable disease"""
+    PD = 3
+    """progressive disease"""
+    NE = 4
+    """not evaluable (baseline scan, not measurable, after death, too early for SD)"""
+
+
+RESPONSE_NAMES: tuple[str, ...] = tuple(r.name for r in Response)
+"""Name of each response code, indexed by code."""
+
+
+class RecistResult(NamedTuple):
+    """RECIST 1.1 assessment at each scan.
+
+    Shapes are for ``(n_patients, n_times)`` input; a single patient drops the
+    first axis.
+    """
+
+    category: np.ndarray
+    """:class:`Response` code per scan, ``int8`` ``(n_patients, n_scans)``; scan 0 is
+    the baseline and is NE."""
+    scan_days: np.ndarray
+    """Scan days ``(n_scans,)``."""
+    diameter_mm: np.ndarray
+    """Model diameter at each scan (mm), ``(n_patients, n_scans)``."""
+    measurable: np.ndarray
+    """Baseline diameter ≥ ``cr_threshold_mm`` (bool, ``(n_patients,)``)."""
+    progression_day: np.ndarray
+    """Day of the first PD scan, ``inf`` if none (``(n_patients,)``)."""
+    last_assessment_day: np.ndarray
+    """Day of the last scan performed (on or before death), ``(n_patients,)``."""
+
+
+class Survival(NamedTuple):
+    """Right-censored survival times, one per patient."""
+
+    time_days: np.ndarray
+    """Day of the event or of censoring (float)."""
+    event: np.ndarray
+    """True for an event, False for censored (bool)."""
+
+
+class KaplanMeier(NamedTuple):
+    """Product-limit estimate at each distinct event time."""
+
+    time_days: np.ndarray
+    """Distinct event times, increasing."""
+    survival: np.ndarray
+    """S(t) just after each event time."""
+    at_risk: np.ndarray
+    """Number at risk just before each event time."""
+    events: np.ndarray
+    """Number of events at each event time."""
+
+
+class PatientReadouts(NamedTuple):
+    """All readouts of one cohort run (see :func:`patient_readouts`)."""
+
+    diameter_mm: np.ndarray
+    """Tumour diameter at every output time (mm)."""
+    recist: RecistResult
+    """Per-scan RECIST assessment."""
+    best_response: np.ndarray
+    """Best overall response code per patient."""
+    pfs: Survival
+    """Progression-free survival."""
+    os: Survival
+    """Overall survival."""
+    worst_grades: dict[str, np.ndarray]
+    """Worst toxicity grade per category per patient."""
+
+
+# --- validation -------------------------------------------------------------------
+def _number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite float in the stated range, else ValueError naming ``name``."""
+    lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+    allowed = " and ".join(s for s in (lo, hi) if s) or "finite"
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}: expected a number ({allowed}), got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number ({allowed}), got {value!r}") from None
+    bad = not np.isfinite(v)
+    if low is not None:
+        bad = bad or (v <= low if low_open else v < low)
+    if high is not None:
+        bad = bad or (v >= high if high_open else v > high)
+    if bad:
+        raise ValueError(f"{name}: must be finite and {allowed}, got {value!r}")
+    return v
+
+
+def _float_array(name: str, value: Any) -> np.ndarray:
+    if isinstance(value, Mapping | str | bytes):
+        raise ValueError(f"{name}: expected a numeric array, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a numeric array, got {value!r}") from None
+    return arr
+
+
+def _time_grid(name: str, value: Any) -> np.ndarray:
+    t = _float_array(name, value)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"{name}: must be a non-empty 1-D array, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{name}: must be finite")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"{name}: must be strictly increasing")
+    return t
+
+
+def _series(name: str, value: Any, n_times: int) -> tuple[np.ndarray, bool]:
+    """A (n_patients, n_times) float array and whether the input was 1-D."""
+    arr = _float_array(name, value)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != n_times:
+        raise ValueError(
+            f"{name}: must have shape (n_times,) or (n_patients, n_times) with "
+            f"n_times = {n_times}, got {arr.shape}"
+        )
+    if arr.ndim == 2 and arr.shape[0] == 0:
+        raise ValueError(f"{name}: must hold at least one patient")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: must be finite (no NaN or inf)")
+    if np.any(arr < 0):
+        raise ValueError(f"{name}: must be >= 0")
+    return np.atleast_2d(arr), arr.ndim == 1
+
+
+def _per_patient(name: str, value: Any, n: int, *, allow_inf: bool = False) -> np.ndarray:
+    """A (n,) float array from a scalar or an (n,) array."""
+    arr = _float_array(name, value)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: must be a scalar or have shape ({n},), got {arr.shape}")
+    ok = ~np.isnan(arr) if allow_inf else np.isfinite(arr)
+    if not np.all(ok):
+        raise ValueError(f"{name}: must be {'not NaN' if allow_inf else 'finite'}")
+    return arr
+
+
+def _flags(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean array of ``shape`` from bools or 0/1 values."""
+    arr = np.asarray(value)
+    if arr.ndim == len(shape) - 1:
+        arr = arr[np.newaxis]
+    if arr.shape != shape:
+        raise ValueError(f"{name}: must have shape {shape[1:]} or {shape}, got {arr.shape}")
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "iuf" or not np.all(np.isin(arr, (0, 1))):
+            raise ValueError(f"{name}: must be boolean (True/False or 0/1)")
+        arr = arr.astype(bool)
+    return arr
+
+
+def _codes(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
+        raise ValueError(f"{name}: must hold response codes {_ALLOWED_CODES}")
+    if not np.all(np.isin(arr, [int(r) for r in Response])):
+        raise ValueError(f"{name}: must hold response codes {_ALLOWED_CODES}, got {value!r}")
+    return arr.astype(np.int8)
+
+
+_ALLOWED_CODES = ", ".join(f"{int(r)}={r.name}" for r in Response)
+
+
+def _grades(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    allowed = f"integers 0..{MAX_GRADE}"
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name}: grades must be {allowed}")
+    if arr.ndim not in (1, 2) or arr.size == 0:
+        raise ValueError(f"{name}: must have shape (n_times,) or (n_patients, n_times)")
+    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        raise ValueError(f"{name}: grades must be {allowed}")
+    if np.any(arr < 0) or np.any(arr > MAX_GRADE):
+        raise ValueError(f"{name}: grades must be {allowed}, got range {arr.min()}..{arr.max()}")
+    return arr.astype(np.int8)
+
+
+def _squeeze(x: np.ndarray, single: bool) -> np.ndarray:
+    return x[0] if single else x
+
+
+# --- diameter ---------------------------------------------------------------------
+def tumour_diameter_mm(cells: Any, cells_per_cm3: float = DEFAULT_CELLS_PER_CM3) -> Any:
+    """Diameter (mm) of a sphere holding ``cells`` tumour cells.
+
+    Assumes one spherical lesion of uniform density ``cells_per_cm3`` (default
+    1e9 cells/cm³ ≈ 1 g/cm³; MODELS §12 [M]): ``V = cells / cells_per_cm3`` (cm³),
+    ``d = (6V/π)^(1/3)`` (cm) × 10.  1e9 cells → 12.41 mm; 1e12 cells → 124.1 mm.
+
+    :param cells: tumour cell count(s), any shape, finite and >= 0
+    :param cells_per_cm3: cell density (cells per cm³, > 0)
+    :return: diameter in mm, same shape (a float for scalar input)
+    """
+    density = _number("cells_per_cm3", cells_per_cm3, low=0.0, low_open=True)
+    c = _float_array("cells", cells)
+    if not np.all(np.isfinite(c)) or np.any(c < 0):
+        raise ValueError("cells: must be finite and >= 0")
+    d = 10.0 * np.cbrt(6.0 * (c / density) / np.pi)
+    return float(d) if d.ndim == 0 else d
+
+
+# --- RECIST -----------------------------------------------------------------------
+def _at_scans(values: np.ndarray, t_days: np.ndarray, scan_days: np.ndarray) -> np.ndarray:
+    """Linear interpolation of each row of ``values`` (on ``t_days``) at ``scan_days``."""
+    if t_days.size == 1:
+        return np.repeat(values[:, :1], scan_days.size, axis=1)
+    k = np.clip(np.searchsorted(t_days, scan_days, side="right") - 1, 0, t_days.size - 2)
+    w = (scan_days - t_days[k]) / (t_days[k + 1] - t_days[k])
+    return values[:, k] * (1.0 - w) + values[:, k + 1] * w
+
+
+def recist_responses(
+    diameter_mm: Any,
+    scan_days: Any,
+    t_days: Any,
+    *,
+    cr_threshold_mm: float = DEFAULT_CR_THRESHOLD_MM,
+    death_day: Any = None,
+    pr_decrease: float = 0.30,
+    pd_increase: float = 0.20,
+    pd_min_increase_mm: float = 5.0,
+) -> RecistResult:
+    """RECIST 1.1 category at each scan (rules in the module docstring).
+
+    :param diameter_mm: diameter (mm) at each output time, ``(n_times,)`` or
+        ``(n_patients, n_times)``, finite and >= 0
+    :param scan_days: scan days, strictly increasing, within ``[t_days[0],
+        t_days[-1]]``; the first is the baseline
+    :param t_days: output times of ``diameter_mm`` (days), strictly increasing
+    :param cr_threshold_mm: lesions below this diameter are not seen (CR); a
+        baseline below it is not measurable (mm, >= 0)
+    :param death_day: day of death per patient (scalar or ``(n_patients,)``,
+        ``inf`` = alive; e.g. :func:`death_day`); later scans are NE.  None: no deaths
+    :param pr_decrease: fractional decrease from baseline for PR (in (0, 1))
+    :param pd_increase: fractional increase from nadir for PD (>= 0)
+    :param pd_min_increase_mm: absolute increase from nadir also needed for PD (mm, >= 0)
+    :return: a :class:`RecistResult`
+    """
+    t = _time_grid("t_days", t_days)
+    scans = _time_grid("scan_days", scan_days)
+    if scans[0] < t[0] or scans[-1] > t[-1]:
+        raise ValueError(
+            f"scan_days: must lie within the output times [{t[0]}, {t[-1]}], "
+            f"got [{scans[0]}, {scans[-1]}]"
+        )
+    d, single = _series("diameter_mm", diameter_mm, t.size)
+    thr = _number("cr_threshold_mm", cr_threshold_mm, low=0.0)
+    pr = _number("pr_decrease", pr_decrease, low=0.0, high=1.0, low_open=True, high_open=True)
+    pd = _number("pd_increase", pd_increase, low=0.0)
+    pd_mm = _number("pd_min_increase_mm", pd_min_increase_mm, low=0.0)
+    n = d.shape[0]
+    dead = (
+        np.full(n, np.inf)
+        if death_day is None
+        else _per_patient("death_day", death_day, n, allow_inf=True)
+    )
+
+    true_mm = _at_scans(d, t, scans)
+    visible = true_mm >= thr
+    measured = np.where(visible, true_mm, 0.0)
+    baseline = measured[:, :1]
+    measurable = visible[:, 0]
+    # nadir before each scan (baseline included); undefined for the baseline itself
+    nadir = np.minimum.accumulate(measured, axis=1)
+    prior_nadir = np.concatenate([measured[:, :1], nadir[:, :-1]], axis=1)
+    rise = measured - prior_nadir
+    is_pd = (rise >= pd * prior_nadir - _TOL_MM) & (rise >= pd_mm - _TOL_MM) & visible
+    is_pd[:, 0] = False
+    is_pr = measured <= (1.0 - pr) * baseline + _TOL_MM
+
+    cat = np.full(measured.shape, Response.SD, dtype=np.int8)
+    cat[is_pr] = Response.PR
+    cat[~visible] = Response.CR
+    cat[~measurable] = Response.NE
+    cat[is_pd] = Response.PD
+    cat[:, 0] = Response.NE
+    alive = scans[np.newaxis, :] <= dead[:, np.newaxis]
+    is_pd &= alive
+    after_pd = np.cumsum(is_pd, axis=1) > 0
+    cat[after_pd] = Response.PD
+    cat[~alive] = Response.NE
+
+    first_pd = np.argmax(is_pd, axis=1)
+    progression = np.where(is_pd.any(axis=1), scans[first_pd], np.inf)
+    n_done = alive.sum(axis=1)
+    last = scans[np.maximum(n_done - 1, 0)]
+    return RecistResult(
+        category=_squeeze(cat, single),
+        scan_days=scans,
+        diameter_mm=_squeeze(true_mm, single),
+        measurable=_squeeze(measurable, single),
+        progression_day=_squeeze(progression, single),
+        last_assessment_day=_squeeze(last, single),
+    )
+
+
+def best_overall_response(
+    category: Any, scan_days: Any, *, min_sd_days: float = DEFAULT_MIN_SD_DAYS
+) -> Any:
+    """Best overall response per patient, RECIST 1.1 without confirmation.
+
+    Only scans up to and including the first PD count.  CR if any CR; else PR if
+    any PR; else SD if a CR/PR/SD scan lies >= ``min_sd_days`` after the first
+    scan (baseline); else PD if a PD was recorded; else NE.
+
+    :param category: :class:`Response` codes, ``(n_scans,)`` or ``(n_patients, n_scans)``
+        (e.g. ``RecistResult.category``)
+    :param scan_days: scan days ``(n_scans,)``, strictly increasing; the first is baseline
+    :param min_sd_days: minimum interval from baseline for SD to count (days, >= 0)
+    :return: ``int8`` code per patient (a NumPy scalar for one patient)
+    """
+    scans = _time_grid("scan_days", scan_days)
+    cat = _codes("category", category)
+    if cat.ndim not in (1, 2) or cat.shape[-1] != scans.size:
+        raise ValueError(
+            f"category: must have shape (n_scans,) or (n_patients, n_scans) with "
+            f"n_scans = {scans.size}, got {cat.shape}"
+        )
+    single = cat.ndim == 1
+    cat = np.atleast_2d(cat)
+    min_sd = _number("min_sd_days", min_sd_days, low=0.0)
+
+    is_pd = cat == Response.PD
+    counted = (np.cumsum(is_pd, axis=1) - is_pd) == 0  # up to and including first PD
+    late = (scans - scans[0]) >= min_sd - 1e-9
+
+    def seen(mask: np.ndarray) -> np.ndarray:
+        return np.any(mask & counted, axis=1)
+
+    bor = np.full(cat.shape[0], Response.NE, dtype=np.int8)
+    bor[seen(is_pd)] = Response.PD
+    bor[seen((cat <= Response.SD) & late)] = Response.SD
+    bor[seen(cat == Response.PR)] = Response.PR
+    bor[seen(cat == Response.CR)] = Response.CR
+    return _squeeze(bor, single)
+
+
+def objective_response(best_response: Any) -> Any:
+    """True where the best overall response is CR or PR.
+
+    :param best_response: :class:`Response` codes (any shape)
+    :return: bool array of the same shape (a bool for scalar input)
+    """
+    bor = _codes("best_response", best_response)
+    out = (bor == Response.CR) | (bor == Response.PR)
+    return bool(out) if out.ndim == 0 else out
+
+
+def response_names(codes: Any) -> np.ndarray:
+    """The names (``"CR"``, …) of :class:`Response` codes, same shape.
+
+    :param codes: response codes (any shape)
+    """
+    return np.asarray(RESPONSE_NAMES)[_codes("codes", codes)]
+
+
+# --- survival ---------------------------------------------------------------------
+def death_day(
+    cells: Any,
+    t_days: Any,
+    *,
+    lethal_cells: float = DEFAULT_LETHAL_CELLS,
+    death: Any = None,
+) -> Any:
+    """Day of death per patient, ``inf`` if alive at ``t_days[-1]``.
+
+    Death is the first crossing of ``cells >= lethal_cells``, interpolated
+    linearly in ln(cells) between the output times around it (at ``t_days[0]`` if
+    already lethal; at the later time if the earlier count is 0), or the first
+    output time at which ``death`` is set, whichever is first.
+
+    :param cells: tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``, finite, >= 0
+    :param t_days: output times (days), strictly increasing
+    :param lethal_cells: lethal tumour burden (cells, > 0)
+    :param death: optional death flags of the same shape (e.g. any grade == 5)
+    :return: float per patient (a float for one patient)
+    """
+    t = _time_grid("t_days", t_days)
+    c, single = _series("cells", cells, t.size)
+    lethal = _number("lethal_cells", lethal_cells, low=0.0, low_open=True)
+    rows = np.arange(c.shape[0])
+
+    over = c >= lethal
+    crossed = over.any(axis=1)
+    k = np.argmax(over, axis=1)
+    interp = crossed & (k > 0)  # crossing between output times k-1 and k
+    k0 = np.maximum(k - 1, 0)
+    c0, c1 = c[rows, k0], c[rows, k]
+    ok = interp & (c0 > 0)  # then c0 < lethal <= c1
+    lo = np.log(np.where(ok, c0, 1.0))
+    hi = np.log(np.where(ok, c1, np.e))
+    frac = np.where(ok, (np.log(lethal) - lo) / np.where(ok, hi - lo, 1.0), 1.0)
+    crossing = np.where(interp, t[k0] + frac * (t[k] - t[k0]), t[0])
+    day = np.where(crossed, crossing, np.inf)
+
+    if death is not None:
+        flag = _flags("death", death, c.shape)
+        j = np.argmax(flag, axis=1)
+        day = np.minimum(day, np.where(flag.any(axis=1), t[j], np.inf))
+    return float(day[0]) if single else day
+
+
+def overall_survival(
+    cells: Any,
+    t_days: Any,
+    *,
+    lethal_cells: float = DEFAULT_LETHAL_CELLS,
+    death: Any = None,
+) -> Survival:
+    """Overall survival: death (see :func:`death_day`), censored at ``t_days[-1]``.
+
+    :param cells: tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``, finite, >= 0
+    :param t_days: output times (days), strictly increasing
+    :param lethal_cells: lethal tumour burden (cells, > 0)
+    :param death: optional death flags of the same shape (e.g. any grade == 5)
+    :return: :class:`Survival` (time in days on the trajectory clock)
+    """
+    t = _time_grid("t_days", t_days)
+    day = np.asarray(death_day(cells, t, lethal_cells=lethal_cells, death=death))
+    event = np.isfinite(day)
+    time = np.where(event, day, t[-1])
+    if time.ndim == 0:
+        return Survival(np.float64(time), np.bool_(event))
+    return Survival(time, event)
+
+
+def progression_free_survival(responses: RecistResult, overall: Survival) -> Survival:
+    """PFS: first PD scan or death, whichever first; else censored at the last scan.
+
+    :param responses: RECIST result (:func:`recist_responses`) of the cohort
+    :param overall: overall survival (:func:`overall_survival`) of the same patients
+    :return: :class:`Survival` (time in days on the trajectory clock)
+    """
+    if not isinstance(responses, RecistResult):
+        raise ValueError(f"responses: expected a RecistResult, got {type(responses).__name__}")
+    if not isinstance(overall, Survival):
+        raise ValueError(f"overall: expected a Survival, got {type(overall).__name__}")
+    prog = np.asarray(responses.progression_day, dtype=np.float64)
+    os_time = np.asarray(overall.time_days, dtype=np.float64)
+    os_event = np.asarray(overall.event)
+    if prog.shape != os_time.shape or os_event.shape != os_time.shape:
+        raise ValueError(
+            f"overall: must have one entry per patient of responses, shape {prog.shape}, "
+            f"got {os_time.shape}"
+        )
+    if os_event.dtype != np.bool_:
+        raise ValueError("overall: event must be boolean")
+    dies = np.where(os_event, os_time, np.inf)
+    first = np.minimum(prog, dies)
+    event = np.isfinite(first)
+    time = np.where(event, first, np.asarray(responses.last_assessment_day))
+    if time.ndim == 0:
+        return Survival(np.float64(time), np.bool_(event))
+    return Survival(time, event)
+
+
+def _survival_arrays(name: str, time_days: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
+    t = _float_array(f"{name}.time_days", time_days)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"{name}.time_days: must be a non-empty 1-D array, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{name}.time_days: must be finite")
+    e = _flags(f"{name}.event", event, (1, t.size))[0]
+    return t, e
+
+
+def kaplan_meier(time_days: Any, event: Any) -> KaplanMeier:
+    """Kaplan–Meier product-limit estimate ``S(t) = Π (1 − d_j / n_j)``.
+
+    ``n_j`` counts everyone with time >= ``t_j`` (censorings tied with an event
+    time are still at risk then).
+
+    :param time_days: event or censoring times, ``(n,)``, finite
+    :param event: True for an event, False for censored, ``(n,)``
+    :return: :class:`KaplanMeier` at the distinct event times
+    """
+    t, e = _survival_arrays("survival", time_days, event)
+    times = np.unique(t[e])
+    at_risk = t.size - np.searchsorted(np.sort(t), times, side="left")
+    events = np.searchsorted(np.sort(t[e]), times, side="right") - np.searchsorted(
+        np.sort(t[e]), times, side="left"
+    )
+    survival = np.cumprod(1.0 - events / at_risk)
+    return KaplanMeier(times, survival, at_risk.astype(np.int64), events.astype(np.int64))
+
+
+def median_survival_days(time_days: Any, event: Any) -> float:
+    """Kaplan–Meier median: smallest time with ``S(t) <= 0.5``; ``inf`` if not reached.
+
+    :param time_days: event or censoring times, ``(n,)``, finite
+    :param event: True for an event, False for censored, ``(n,)``
+    """
+    km = kaplan_meier(time_days, event)
+    below = np.nonzero(km.survival <= 0.5 + 1e-12)[0]
+    return float(km.time_days[below[0]]) if below.size else float("inf")
+
+
+# --- toxicity ---------------------------------------------------------------------
+def worst_grade(grades: Mapping[str, Any]) -> dict[str, Any]:
+    """Worst (highest) grade over time per category and patient.
+
+    :param grades: category name → grades 0..5, ``(n_times,)`` or ``(n_patients, n_times)``
+    :return: category name → ``int8`` worst grade per patient (a NumPy scalar for 1-D)
+    """
+    if not isinstance(grades, Mapping):
+        raise ValueError(f"grades: expected a mapping name -> array, got {type(grades).__name__}")
+    out: dict[str, Any] = {}
+    for name, value in grades.items():
+        g = _grades(f"grades[{name!r}]", value)
+        out[name] = g.max(axis=-1)
+    return out
+
+
+def grade3plus_rate(
+    worst_grades: Mapping[str, Any], *, include_any: bool = True
+) -> dict[str, float]:
+    """Fraction of patients whose worst grade is >= 3, per category.
+
+    :param worst_grades: category name → worst grade per patient (``(n_patients,)``,
+        integers 0..5), e.g. from :func:`worst_grade`
+    :param include_any: also report ``"any"``: worst grade >= 3 in some category
+    :return: category name → rate in [0, 1]
+    """
+    if not isinstance(worst_grades, Mapping):
+        raise ValueError(
+            f"worst_grades: expected a mapping name -> array, got {type(worst_grades).__name__}"
+        )
+    if include_any and "any" in worst_grades:
+        raise ValueError("worst_grades: the category name 'any' is reserved when include_any=True")
+    rates: dict[str, float] = {}
+    hit: np.ndarray | None = None
+    for name, value in worst_grades.items():
+        g = np.atleast_1d(np.asarray(value))
+        if g.ndim != 1 or g.size == 0:
+            raise ValueError(f"worst_grades[{name!r}]: must be a non-empty (n_patients,) array")
+        g = _grades(f"worst_grades[{name!r}]", g)
+        if hit is not None and g.shape != hit.shape:
+            raise ValueError(
+                f"worst_grades[{name!r}]: every category needs the same patients, "
+                f"shape {hit.shape}, got {g.shape}"
+            )
+        hit = (g >= 3) if hit is None else hit | (g >= 3)
+        rates[name] = float(np.mean(g >= 3))
+    if include_any and hit is not None:
+        rates["any"] = float(np.mean(hit))
+    return rates
+
+
+# --- whole cohort -------------------------------------------------------------------
+def patient_readouts(
+    cells: Any,
+    t_days: Any,
+    scan_days: Any,
+    *,
+    grades: Mapping[str, Any] | None = None,
+    cells_per_cm3: float = DEFAULT_CELLS_PER_CM3,
+    lethal_cells: float = DEFAULT_LETHAL_CELLS,
+    cr_threshold_mm: float = DEFAULT_CR_THRESHOLD_MM,
+    min_sd_days: float = DEFAULT_MIN_SD_DAYS,
+) -> PatientReadouts:
+    """Every readout of a cohort run, wired consistently.
+
+    Death = lethal burden or any grade 5 (``grades`` must then be on ``t_days``);
+    scans after death are NE.
+
+    :param cells: total tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``
+    :param t_days: output times (days), strictly increasing
+    :param scan_days: scan days within the output times; the first is baseline
+    :param grades: optional category name → toxicity grades, same shape as ``cells``
+    :param cells_per_cm3: cell density for the diameter (cells per cm³, > 0)
+    :param lethal_cells: lethal tumour burden (cells, > 0)
+    :param cr_threshold_mm: RECIST disappearance / measurability threshold (mm, >= 0)
+    :param min_sd_days: minimum interval from baseline for SD as best response (days)
+    :return: :class:`PatientReadouts`
+    """
+    t = _time_grid("t_days", t_days)
+    c, single = _series("cells", cells, t.size)
+    worst: dict[str, Any] = {}
+    flag = None
+    if grades is not None:
+        worst = worst_grade(grades)
+        flag = np.zeros(c.shape, dtype=bool)
+        for name, value in grades.items():
+            g = np.atleast_2d(np.asarray(value))
+            if g.shape != c.shape:
+                raise ValueError(
+                    f"grades[{name!r}]: must have the shape of cells {c.shape}, got {g.shape}"
+                )
+            flag |= g >= MAX_GRADE
+    dead = np.atleast_1d(death_day(c, t, lethal_cells=lethal_cells, death=flag))
+    overall = overall_survival(c, t, lethal_cells=lethal_cells, death=flag)
+    diameter = tumour_diameter_mm(c, cells_per_cm3)
+    recist = recist_responses(
+        diameter, scan_days, t, cr_threshold_mm=cr_threshold_mm, death_day=dead
+    )
+    bor = best_overall_response(recist.category, recist.scan_days, min_sd_days=min_sd_days)
+    pfs = progression_free_survival(recist, overall)
+    if single:
+        recist = RecistResult(
+            recist.category[0],
+            recist.scan_days,
+            recist.diameter_mm[0],
+            recist.measurable[0],
+            recist.progression_day[0],
+            recist.last_assessment_day[0],
+        )
+        return PatientReadouts(
+            diameter[0],
+            recist,
+            bor[0],
+            Survival(pfs.time_days[0], pfs.event[0]),
+            Survival(overall.time_days[0], overall.event[0]),
+            worst,
+        )
+    return PatientReadouts(diameter, recist, bor, pfs, overall, worst)
+
+
+def summarise(
+    best_response: Any,
+    pfs: Survival,
+    os: Survival,
+    worst_grades: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Trial-style summary of a cohort.
+
+    :param best_response: best overall response code per patient ``(n_patients,)``
+    :param pfs: progression-free survival of the same patients
+    :param os: overall survival of the same patients
+    :param worst_grades: optional category name → worst grade per patient
+    :return: dict with ``n_patients``, ``objective_response_rate`` (CR + PR),
+        ``complete_response_rate``, ``disease_control_rate`` (CR + PR + SD), each
+        over all patients; ``median_pfs_days`` and ``median_os_days`` (Kaplan–Meier,
+        ``inf`` if not reached); ``grade3plus_rate`` (category → rate, plus ``"any"``)
+    """
+    bor = np.atleast_1d(_codes("best_response", best_response))
+    if bor.ndim != 1 or bor.size == 0:
+        raise ValueError(f"best_response: must be a non-empty (n_patients,) array, got {bor.shape}")
+    n = bor.size
+    for name, surv in (("pfs", pfs), ("os", os)):
+        if not isinstance(surv, Survival):
+            raise ValueError(f"{name}: expected a Survival, got {type(surv).__name__}")
+        if np.shape(surv.time_days) != (n,):
+            raise ValueError(
+                f"{name}: must hold one time per patient ({n}), "
+                f"got shape {np.shape(surv.time_days)}"
+            )
+    out: dict[str, Any] = {
+        "n_patients": n,
+        "objective_response_rate": float(np.mean(objective_response(bor))),
+        "complete_response_rate": float(np.mean(bor == Response.CR)),
+        "disease_control_rate": float(np.mean(bor <= Response.SD)),
+        "median_pfs_days": median_survival_days(*_survival_arrays("pfs", *pfs)),
+        "median_os_days": median_survival_days(*_survival_arrays("os", *os)),
+    }
+    if worst_grades is not None:
+        for name, value in worst_grades.items():
+            if np.shape(value) != (n,):
+                raise ValueError(
+                    f"worst_grades[{name!r}]: must hold one grade per patient ({n}), "
+                    f"got shape {np.shape(value)}"
+                )
+        out["grade3plus_rate"] = grade3plus_rate(worst_grades)
+    return out
+
+
+__all__ = [
+    "DAYS_PER_MONTH",
+    "DEFAULT_CELLS_PER_CM3",
+    "DEFAULT_CR_THRESHOLD_MM",
+    "DEFAULT_LETHAL_CELLS",
+    "DEFAULT_MIN_SD_DAYS",
+    "MAX_GRADE",
+    "RESPONSE_NAMES",
+    "KaplanMeier",
+    "PatientReadouts",
+    "RecistResult",
+    "Response",
+    "Survival",
+    "best_overall_response",
+    "death_day",
+    "grade3plus_rate",
+    "kaplan_meier",
+    "median_survival_days",
+    "objective_response",
+    "overall_survival",
+    "patient_readouts",
+    "progression_free_survival",
+    "recist_responses",
+    "response_names",
+    "summarise",
+    "tumour_diameter_mm",
+    "worst_grade",
+]
