@@ -36,22 +36,26 @@ def kirschner_panetta1998(t, y, p, u):
 
 def depillis2006(t, y, p, u):
     T, N, L, C, M, I = y
-    if L <= 0:
-        D = 0.0
-    elif T <= 0:
-        D = p["d"]
-    else:
-        x = (L / T) ** p["l"]
-        D = p["d"] * x / (p["s"] + x)
+    # D = d·(L/T)^l/(s + (L/T)^l), in the overflow-free form d/(1 + s·(T/L)^l)
+    # (an implicit solver may undershoot a tiny T below 0: the power needs T >= 0)
+    D = 0.0 if L <= 0 else p["d"] / (1 + p["s"] * (max(T, 0.0) / L) ** p["l"])
     kill = 1 - math.exp(-M)
     DT = D * T
     return [
         p["a"] * T * (1 - p["b"] * T) - p["c"] * N * T - DT - p["KT"] * kill * T,
-        p["e"] * C - p["f"] * N + p["g"] * N * T**2 / (p["h"] + T**2) - p["p"] * N * T
+        p["e"] * C
+        - p["f"] * N
+        + p["g"] * N * T**2 / (p["h"] + T**2)
+        - p["p"] * N * T
         - p["KN"] * kill * N,
-        -p["m"] * L + p["j"] * L * DT**2 / (p["k"] + DT**2) - p["q"] * L * T
-        + (p["r1"] * N + p["r2"] * C) * T - p["u"] * N * L**2 - p["KL"] * kill * L
-        + p["pI"] * L * I / (p["gI"] + I) + u["til"],
+        -p["m"] * L
+        + p["j"] * L * DT**2 / (p["k"] + DT**2)
+        - p["q"] * L * T
+        + (p["r1"] * N + p["r2"] * C) * T
+        - p["u"] * N * L**2
+        - p["KL"] * kill * L
+        + p["pI"] * L * I / (p["gI"] + I)
+        + u["til"],
         p["alpha"] - p["beta"] * C - p["KC"] * kill * C,
         -p["gamma"] * M + u["chemo"],
         -p["muI"] * I + u["il2"],
@@ -87,8 +91,7 @@ def friberg2002(t, y, p, u):
     edrug = p["slope"] * cp
     ktr = 4 / p["MTT"]
     return [
-        -(p["k10"] + p["k12"] + p["k13"]) * A1 + p["k21"] * A2 + p["k31"] * A3
-        + u["docetaxel"],
+        -(p["k10"] + p["k12"] + p["k13"]) * A1 + p["k21"] * A2 + p["k31"] * A3 + u["docetaxel"],
         p["k12"] * A1 - p["k21"] * A2,
         p["k13"] * A1 - p["k31"] * A3,
         ktr * Prol * (1 - edrug) * (p["Circ0"] / Circ) ** p["gamma"] - ktr * Prol,

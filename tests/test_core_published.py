@@ -87,8 +87,11 @@ def test_kp_aci_clearance_threshold():
     for factor in (0.9, 1.1):
         s1 = factor * s1_star
         traj = oncogym.simulate(
-            "kirschner_panetta1998", 2000, y0={"E": s1 / p["mu2"], "T": 1e3, "IL": 0.0},
-            schedule=[("aci", 0.0, s1 * 2000, 2000.0)], dt=10,
+            "kirschner_panetta1998",
+            2000,
+            y0={"E": s1 / p["mu2"], "T": 1e3, "IL": 0.0},
+            schedule=[("aci", 0.0, s1 * 2000, 2000.0)],
+            dt=10,
         )
         out[factor] = traj["T"]
     assert out[1.1][-1] == 0.0  # cleared (below one cell)
@@ -112,8 +115,13 @@ KP_TABLE = [
 def test_kp_antigenicity_table(c, first_day, late_range, period):
     """MODELS §2 outcome table from (E, T, IL) = (1, 1, 1), no extinction floor."""
     traj = oncogym.simulate(
-        "kirschner_panetta1998", 3000, params={"c": c}, dt=0.25, extinction=False,
-        rtol=1e-10, atol=1e-30,
+        "kirschner_panetta1998",
+        3000,
+        params={"c": c},
+        dt=0.25,
+        extinction=False,
+        rtol=1e-10,
+        atol=1e-30,
     )
     T, t = traj["T"], traj.t
     below = (T < 1) & (t > 1)
@@ -152,8 +160,11 @@ def test_kp_il2_alone_unbounded_effectors_above_threshold():
     for factor in (0.8, 2.0):
         s2 = factor * s2_star
         traj = oncogym.simulate(
-            "kirschner_panetta1998", 300, y0={"E": 1e3, "T": 0.0, "IL": 0.0},
-            schedule=[("il2", 0.0, s2 * 300, 300.0)], dt=10,
+            "kirschner_panetta1998",
+            300,
+            y0={"E": 1e3, "T": 0.0, "IL": 0.0},
+            schedule=[("il2", 0.0, s2 * 300, 300.0)],
+            dt=10,
         )
         il = s2 / p["mu3"]
         predicted = p["p1"] * il / (p["g1"] + il) - p["mu2"]
@@ -169,8 +180,14 @@ def test_kp_il2_alone_unbounded_effectors_above_threshold():
 def test_depillis_tumour_free_equilibrium(name):
     m = oncogym.models.get(name)
     p = m.default_params()
-    expected = {"T": 0.0, "N": p["e"] * p["alpha"] / (p["f"] * p["beta"]), "L": 0.0,
-                "C": p["alpha"] / p["beta"], "M": 0.0, "I": 0.0}
+    expected = {
+        "T": 0.0,
+        "N": p["e"] * p["alpha"] / (p["f"] * p["beta"]),
+        "L": 0.0,
+        "C": p["alpha"] / p["beta"],
+        "M": 0.0,
+        "I": 0.0,
+    }
     assert expected["N"] == pytest.approx(3.155e5, rel=1e-3)
     assert expected["C"] == pytest.approx(6.25e10)
     assert m.default_state() | {"T": 0.0} == pytest.approx(expected)
@@ -187,8 +204,12 @@ def test_depillis_combination_clears_where_monotherapies_fail():
     """The paper's conclusion: chemo-immunotherapy eliminates a tumour that neither
     chemotherapy nor immunotherapy (TIL + IL-2) eliminates, patient 9."""
     final = {}
-    for arm, sched in {"none": [], "chemo": CHEMO, "immuno": IMMUNO,
-                       "combo": CHEMO + IMMUNO}.items():
+    for arm, sched in {
+        "none": [],
+        "chemo": CHEMO,
+        "immuno": IMMUNO,
+        "combo": CHEMO + IMMUNO,
+    }.items():
         final[arm] = oncogym.simulate("depillis2006", 150, y0=WEAK, schedule=sched)["T"][-1]
     assert final["combo"] == 0.0
     for arm in ("none", "chemo", "immuno"):
@@ -293,13 +314,13 @@ def test_kimmel_lymphodepletion_depth_matters():
 def test_friberg_nadir_near_one_week():
     """Docetaxel 100 mg/m² (≈ 180 mg) as a 1-h infusion: ANC nadir at day 7–9, grade 4
     (< 1.0e9/L), recovery to baseline by day 21."""
-    traj = oncogym.simulate("friberg2002", 28, schedule=[("docetaxel", 0.0, 180.0, 1 / 24)],
-                            dt=0.1)
+    traj = oncogym.simulate("friberg2002", 28, schedule=[("docetaxel", 0.0, 180.0, 1 / 24)], dt=0.1)
     anc = traj["Circ"]
     nadir_day = traj.t[np.argmin(anc)]
     assert 6.5 <= nadir_day <= 9.5
     assert anc.min() < 1.0e9
     assert anc[traj.t == 21.0][0] > 0.8 * 5.05e9
-    smaller = oncogym.simulate("friberg2002", 28, schedule=[("docetaxel", 0.0, 75.0, 1 / 24)],
-                               dt=0.1)["Circ"]
+    smaller = oncogym.simulate(
+        "friberg2002", 28, schedule=[("docetaxel", 0.0, 75.0, 1 / 24)], dt=0.1
+    )["Circ"]
     assert smaller.min() > anc.min()  # dose-dependent depth

@@ -14,10 +14,35 @@ references that die between processes).
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numba as nb
 from numba import types
+
+
+def _configure_cache() -> None:
+    """Key Numba's on-disk cache by a hash of the whole package's source.
+
+    Numba invalidates a cached kernel only when *its own* file changes, not when a
+    kernel it calls from another module does (the oncoimmune model calls de Pillis's
+    and the radiotherapy kernels).  Keying the cache folder by the source of every
+    module makes any edit recompile everything, so a stale kernel can never run.
+    A user-set ``NUMBA_CACHE_DIR`` is respected.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    nb.config.CACHE_DIR = str(base / "oncogym" / f"numba-{digest.hexdigest()[:16]}")
+
+
+_configure_cache()
 
 _OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 

@@ -3,7 +3,7 @@
 J Theor Biol 238:841–862.  MODELS.md §3b (equations checked against three
 independent implementations):
 
-    D     = d·(L/T)^l / (s + (L/T)^l)            (= d·L^l/(s·T^l + L^l))
+    D     = d·(L/T)^l / (s + (L/T)^l)            (= d/(1 + s·(T/L)^l))
     dT/dt = a·T(1 − bT) − c·N·T − D·T − K_T·(1 − e^{−M})·T
     dN/dt = e·C − f·N + g·N·T²/(h + T²) − p·N·T − K_N·(1 − e^{−M})·N
     dL/dt = −m·L + j·L·(D·T)²/(k + (D·T)²) − q·L·T + (r1·N + r2·C)·T − u·N·L²
@@ -25,20 +25,50 @@ from oncogym._jit import jit
 from oncogym.models.base import Model, Param, State, Therapy
 
 T, N, L, C, M, I = range(6)
-(A, B, CC, D, LL, S, E, F, G, H, J, K, MM, Q, PP, R1, R2, U,
- KT, KN, KL, KC, ALPHA, BETA, GAMMA, PI, GI, MUI) = range(28)
+(
+    A,
+    B,
+    CC,
+    D,
+    LL,
+    S,
+    E,
+    F,
+    G,
+    H,
+    J,
+    K,
+    MM,
+    Q,
+    PP,
+    R1,
+    R2,
+    U,
+    KT,
+    KN,
+    KL,
+    KC,
+    ALPHA,
+    BETA,
+    GAMMA,
+    PI,
+    GI,
+    MUI,
+) = range(28)
 CHEMO, IL2, TIL = 0, 1, 2
 
 
 @jit
 def cd8_kill_fraction(d, l, s, lymph, tumour):
-    """D = d·L^l/(s·T^l + L^l): ratio-dependent CD8 kill (0 when L = 0, d when T = 0)."""
+    """D = d·(L/T)^l/(s + (L/T)^l), computed as d/(1 + s·(T/L)^l).
+
+    The second form is the same function but cannot overflow when one population is
+    many logs below the other (T → 1e-150 without an extinction floor): it gives
+    0 when L = 0 and d when T = 0.
+    """
     if lymph <= 0.0:
         return 0.0
-    if tumour <= 0.0:
-        return d
-    ratio_l = (lymph / tumour) ** l
-    return d * ratio_l / (s + ratio_l)
+    return d / (1.0 + s * (tumour / lymph) ** l)
 
 
 @jit
@@ -93,8 +123,11 @@ _STATES = (
     State("N", "cells", "natural killer (NK) cells"),
     State("L", "cells", "tumour-specific CD8+ T cells"),
     State("C", "cells", "circulating lymphocytes"),
-    State("M", "mg/L", "chemotherapy drug in blood", atol=1e-12),
-    State("I", "IU/L", "IL-2 in blood", atol=1e-6),
+    # absolute tolerances at levels with no effect (kill 1 − e^{−M} ≈ 1e-8/day;
+    # p_I·I/(g_I + I) ≈ 1e-10/day): tracking smaller values of a decayed drug only
+    # costs steps
+    State("M", "mg/L", "chemotherapy drug in blood", atol=1e-8),
+    State("I", "IU/L", "IL-2 in blood", atol=1e-2),
 )
 
 _THERAPIES = (
@@ -147,8 +180,7 @@ def _homeostatic(p10: bool, tumour: float) -> dict[str, float]:
     """Tumour-free equilibrium (0, e·α/(f·β), 0, α/β, 0, 0) plus a tumour inoculum."""
     alpha, beta = (5.0e8, 8.0e-3) if p10 else (7.5e8, 1.2e-2)
     c_star = alpha / beta
-    return {"T": tumour, "N": 2.08e-7 * c_star / 4.12e-2, "L": 0.0, "C": c_star, "M": 0.0,
-            "I": 0.0}
+    return {"T": tumour, "N": 2.08e-7 * c_star / 4.12e-2, "L": 0.0, "C": c_star, "M": 0.0, "I": 0.0}
 
 
 _NOTES_P9 = (
