@@ -9,6 +9,7 @@ from oncogym.models import (
     kimmel2021,
     kirschner_panetta1998,
     kuznetsov1994,
+    oncoimmune,
 )
 from oncogym.models.base import Model, Param, State, Therapy
 
@@ -47,6 +48,7 @@ for _m in (
     cartmath2021.MODEL,
     kimmel2021.MODEL,
     friberg2002.MODEL,
+    oncoimmune.MODEL,
 ):
     register(_m)
 

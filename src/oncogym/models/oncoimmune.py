@@ -1,0 +1,569 @@
+"""``oncoimmune`` — the composite tumour–immune model of DESIGN.md §3.
+
+de Pillis, Gu & Radunskaya 2006 (patient 9; MODELS.md §3b) extended with
+immunoediting, antigen presentation, checkpoints, immunosuppression, a humoral
+arm, CAR-T cells, clinical pharmacokinetics and toxicity states.  Notation:
+T = T⁺ + T⁻; ``drug`` = 1 − e^{−δ·M}; ψ the immunosuppression factor; F the PD-1
+factor; κ the CTLA-4 priming factor; η the CD4-help factor; x the CAR antigen
+contact; RO receptor occupancies.  One line per mechanism (form — source):
+
+* tumour growth, shared capacity: a·T⁺(1 − b·T), a·f⁻·T⁻(1 − b·T) — §3b [V-code], §9e
+* antigen loss: μ_loss·a·T⁺ moves T⁺ → T⁻ — §9e [M]
+* NK kill of both clones: c·ψ·N·T± — §3b [V-code]; ψ from §3d/§9a
+* CTL kill of T⁺ only: D·T⁺, D = d·F·ψ·(L/T⁺)^l/(s + (L/T⁺)^l) — §3a/§3b [V-code]
+* PD-1/PD-L1: F = 1/(1 + Q/K_TQ), Q = pdl1·(1 − RO_pd1) — §4a [V-code] (RO form §4a note)
+* immunosuppression: ψ = e^{−δ_R·R}/(1 + γ_S·S) — de Pillis 2013 §3d, Arciero 2004 §9a [V-code]
+* CTLA-4: κ = 1 + E_ctla4·RO_ctla4 on priming; Treg depletion k_dep·RO_ctla4·R — §4c [M]
+* CD4 help: η = h_min + (1 − h_min)·H/(K_H + H) on CTL priming — DESIGN §3 (chosen form)
+* NK: e·C − f·N + g·ψ·N·T²/(h + T²) − p·N·T − K_N·drug·N — §3b [V-code]
+* CTL: −m·L + j·L·(D·T⁺)²/(k + (D·T⁺)²) − q·L·T + ψ·(r1·N + r2·η·κ·C)·T⁺ + a_c·η·κ·ψ·DC
+  − u·N·L² − K_L·drug·L + p_I·F·L·I/(g_I + I) − k_RL·R·L — §3b [V-code], §5a Kronik
+* lymphocytes, drug, IL-2: α − β·C − K_C·drug·C; −γ·M; −μ_I·I — §3b [V-code]
+* dead-cell antigen (ICD) pool: all kills of T⁺ + shed·T⁺ (+ RT: rt_icd × RT-killed T⁺)
+  − μ_Ag·Ag — §4e, §7b
+* antigen-presenting cells: Dm → DC (α1·k_m) → Dr (k_cr), DC from Ag: σ_DC·Ag/(K_Ag + Ag)
+  — Kronik 2010 §5a [V-code]; Ag term §4e (chosen)
+* helper T cells: a_h·κ·ψ·DC − μ_H·H — chosen (DESIGN §3)
+* Tregs: σ_R + a_r·Dr + σ_RS·γ_S·S/(1 + γ_S·S) + p_R·R·I/(g_I + I) − μ_R·R − k_dep·RO·R
+  — §3d [V-code], §5a [V-code], §4c [M]
+* TGF-β/IL-10 (S): p_ST·T/(K_ST + T) + p_SM·M2 − μ_S·S — §9a/§9c forms [V-code]
+* M2 macrophages: σ_M2·T/(K_M2 + T) − μ_M2·M2 — §9c [V-code] (chosen recruitment)
+* antibodies (humoral arm): p_Ab·H/(K_H + H)·Ag/(K_Ag + Ag) − μ_Ab·Ab; antibody-dependent
+  kill of T⁺ (NK ADCC, macrophage ADCP, complement lumped): k_adcc·ψ·Ab/(K_Ab + Ab)·T⁺
+  — chosen (DESIGN §3)
+* CAR-T (effector E, memory M): dE = (π·x·λ + φ − ρ − α_ex·x)·E + θ·x·M,
+  dM = ε·E − θ·x·M − μ·M, x = T⁺/(g_T + T⁺), λ = 1 + b_LD·max(0, 1 − C·β/α);
+  kill of T⁺: γ_B·E/(k_B + E)·T⁺ — CARTmath §6b [V-code], León-Triana §6d [V-code],
+  Kimmel §6a [V-text]
+* checkpoint antibodies: one compartment, −ln2/t½·A; RO = (A/V)/((A/V) + K_D) — §4d [M]
+* chemotherapy: M += dose·BSA/V; kill K_X·(1 − e^{−δ·M}) of T±, N, L, C, H, R, CAR — §3b/§3c
+* neutrophils: Friberg transit chain, E_drug = slope·M, feedback (ANC0/ANC)^γ — §8c [V-code]
+* lymphodepletion: log-kill ld_kill per course day of C, N, L, H, R, CAR-T and ld_marrow of
+  marrow progenitors (a bolus of n days, or the same log-kill spread over an infusion window)
+  — chosen (§6e doses)
+* radiotherapy fraction d: T± ×= e^{−αd−βd²}; C, N, L, H, R, CAR-T ×= e^{−α_L·f_blood·d};
+  BED_late += f_tissue·d·(1 + f_tissue·d/3) — §7a/§7b [M]
+* irAE hazard: k_irae·(RO_pd1 + w·RO_ctla4)·κ·(H + L)/(H + L + K_irae) — §4d/§11 (chosen)
+* CRS (IL-6-like): crs_prod·(CAR kill rate) − crs_clear·IL6 — §6e [M] (chosen values)
+
+Therapies (clinical units): ``chemo`` (mg/m²), ``il2`` (IU/kg), ``til`` (cells),
+``anti_pd1`` (mg), ``anti_ctla4`` (mg/kg), ``vaccine`` (antigen-loaded APCs, cells),
+``car_t`` (CAR⁺ cells/kg), ``lymphodepletion`` (course days), ``radiotherapy`` (Gy per
+fraction; instantaneous only).
+
+Nested reduction: ``MODEL.parameter_set("depillis2006")`` switches every extension
+off and makes the chemo and IL-2 dose conversions 1 (doses in mg/L and IU/L as in
+de Pillis); with T⁻(0) = 0 the states T⁺, N, L, C, M, I then follow
+``depillis2006`` exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+from oncogym._jit import jit
+from oncogym.models import depillis2006
+from oncogym.models.base import Model, Param, State, Therapy
+
+# Kernels shared with other modules (one definition of the de Pillis D term and of LQ).
+# Numba's on-disk cache does not see edits to them: clear __pycache__ after changing them.
+from oncogym.models.depillis2006 import cd8_kill_fraction
+from oncogym.radiotherapy import lq_bed, lq_log_survival
+
+# --- states -------------------------------------------------------------------------------
+(TP, TN, NK, CD8, LYM, DRUG, IL2, AG, DM, DC, DR, TH, TREG, SUP, M2, AB, CAR_E, CAR_M,
+ PD1_A, CTLA4_A, PROL, TR1, TR2, TR3, ANC, IRAE, IL6, BED_LATE) = range(28)  # fmt: skip
+
+# --- parameters: de Pillis 2006 (same order as depillis2006) then the extensions -----------
+(A, B, CC, D, LL, S, E, F, G, H, J, K, MM, Q, PP, R1, R2, U,
+ KT, KN, KL, KC, ALPHA, BETA, GAMMA, PI, GI, MUI,
+ MU_LOSS, TN_FIT,
+ PDL1, K_TQ, DELTA_R, GAMMA_S, K_RL, CTLA4_EMAX, CTLA4_DEP,
+ K_M, ALPHA1, K_CR, MU_D, A_C, A_R, SIGMA_DC, K_AG, MU_AG, AG_SHED,
+ A_H, MU_H, K_H, H_MIN,
+ SIGMA_R, SIGMA_RS, P_R, MU_R,
+ P_ST, K_ST, P_SM, MU_S, SIGMA_M2, K_M2, MU_M2,
+ P_AB, MU_AB, K_AB, K_ADCC,
+ CAR_EXPAND, CAR_GT, CAR_PHI, CAR_RHO, CAR_EPS, CAR_MU, CAR_THETA, CAR_EXHAUST,
+ CAR_KILL, CAR_K, CAR_LD_BOOST,
+ PD1_THALF, PD1_V, PD1_KD, CTLA4_THALF, CTLA4_V, CTLA4_KD,
+ WEIGHT, BSA, CHEMO_V, CHEMO_DELTA, IL2_V, LD_KILL, LD_MARROW,
+ RT_ALPHA, RT_AB, RT_ALPHA_L, RT_BLOOD, RT_ICD, RT_TISSUE, RT_AB_LATE,
+ FR_MTT, FR_GAMMA, ANC0, FR_SLOPE,
+ ALC_V, IRAE_RATE, IRAE_W, IRAE_K, CRS_PROD, CRS_CLEAR) = range(107)  # fmt: skip
+
+# --- therapies ------------------------------------------------------------------------------
+(TX_CHEMO, TX_IL2, TX_TIL, TX_PD1, TX_CTLA4, TX_VACCINE, TX_CART, TX_LD,
+ TX_RT) = range(9)  # fmt: skip
+
+_LN2 = math.log(2.0)
+
+
+@jit
+def _occupancy(amount, volume, kd):
+    """Receptor occupancy C/(C + K_D) of an antibody with ``amount`` mg in ``volume`` L."""
+    if amount <= 0.0:
+        return 0.0
+    conc = amount / volume
+    return conc / (conc + kd)
+
+
+@jit
+def _saturation(x, half):
+    """x/(half + x), 0 for x <= 0 (no 0/0 when ``half`` is 0)."""
+    if x <= 0.0:
+        return 0.0
+    return x / (half + x)
+
+
+@jit
+def rhs(t, y, p, u, dydt):
+    tp = y[TP]
+    tn = y[TN]
+    tt = tp + tn
+    nk = y[NK]
+    cd8 = y[CD8]
+    lym = y[LYM]
+    drug_m = y[DRUG]
+    il2 = y[IL2]
+    th = y[TH]
+    treg = y[TREG]
+    ce = y[CAR_E]
+    cm = y[CAR_M]
+
+    # checkpoints, suppression, help
+    ro_pd1 = _occupancy(y[PD1_A], p[PD1_V], p[PD1_KD])
+    ro_ctla4 = _occupancy(y[CTLA4_A], p[CTLA4_V], p[CTLA4_KD])
+    q_pd = p[PDL1] * (1.0 - ro_pd1)
+    f_pd1 = 1.0 / (1.0 + q_pd / p[K_TQ]) if q_pd > 0.0 else 1.0
+    s_act = p[GAMMA_S] * y[SUP]
+    psi = math.exp(-p[DELTA_R] * treg) / (1.0 + s_act)
+    kappa = 1.0 + p[CTLA4_EMAX] * ro_ctla4
+    eta = p[H_MIN] + (1.0 - p[H_MIN]) * _saturation(th, p[K_H])
+    drug = -math.expm1(-p[CHEMO_DELTA] * drug_m)  # 1 − e^{−δM}
+    ld_rate = p[LD_KILL] * u[TX_LD]
+
+    # kills of T⁺ (cells/day)
+    ctl_kill = cd8_kill_fraction(p[D] * f_pd1 * psi, p[LL], p[S], cd8, tp) * tp
+    nk_rate = p[CC] * psi * nk
+    chemo_t = p[KT] * drug
+    car_kill = p[CAR_KILL] * _saturation(ce, p[CAR_K]) * tp
+    adcc_kill = p[K_ADCC] * psi * _saturation(y[AB], p[K_AB]) * tp
+    kill_p = nk_rate * tp + ctl_kill + chemo_t * tp + car_kill + adcc_kill
+
+    logistic = 1.0 - p[B] * tt
+    dydt[TP] = p[A] * tp * logistic - p[MU_LOSS] * p[A] * tp - kill_p
+    dydt[TN] = (
+        p[A] * p[TN_FIT] * tn * logistic + p[MU_LOSS] * p[A] * tp - nk_rate * tn - chemo_t * tn
+    )
+    dydt[NK] = (
+        p[E] * lym
+        - p[F] * nk
+        + p[G] * psi * nk * tt * tt / (p[H] + tt * tt)
+        - p[PP] * nk * tt
+        - p[KN] * drug * nk
+        - ld_rate * nk
+    )
+    priming = kappa * eta * psi
+    dydt[CD8] = (
+        -p[MM] * cd8
+        + p[J] * cd8 * ctl_kill * ctl_kill / (p[K] + ctl_kill * ctl_kill)
+        - p[Q] * cd8 * tt
+        + (p[R1] * psi * nk + p[R2] * priming * lym) * tp
+        + p[A_C] * priming * y[DC]
+        - p[U] * nk * cd8 * cd8
+        - p[KL] * drug * cd8
+        + p[PI] * f_pd1 * cd8 * il2 / (p[GI] + il2)
+        - p[K_RL] * treg * cd8
+        - ld_rate * cd8
+        + u[TX_TIL]
+    )
+    dydt[LYM] = p[ALPHA] - p[BETA] * lym - p[KC] * drug * lym - ld_rate * lym
+    dydt[DRUG] = -p[GAMMA] * drug_m + u[TX_CHEMO] * p[BSA] / p[CHEMO_V]
+    dydt[IL2] = -p[MUI] * il2 + u[TX_IL2] * p[WEIGHT] / p[IL2_V]
+
+    # antigen presentation (Kronik 2010) and help
+    ag_sat = _saturation(y[AG], p[K_AG])
+    dydt[AG] = kill_p + p[AG_SHED] * tp - p[MU_AG] * y[AG]
+    dydt[DM] = -p[K_M] * y[DM] + u[TX_VACCINE]
+    dydt[DC] = p[ALPHA1] * p[K_M] * y[DM] + p[SIGMA_DC] * ag_sat - p[K_CR] * y[DC]
+    dydt[DR] = p[K_CR] * y[DC] - p[MU_D] * y[DR]
+    dydt[TH] = p[A_H] * kappa * psi * y[DC] - p[MU_H] * th - p[KL] * drug * th - ld_rate * th
+
+    # immunosuppression
+    dydt[TREG] = (
+        p[SIGMA_R]
+        + p[A_R] * y[DR]
+        + p[SIGMA_RS] * s_act / (1.0 + s_act)
+        + p[P_R] * treg * il2 / (p[GI] + il2)
+        - p[MU_R] * treg
+        - p[CTLA4_DEP] * ro_ctla4 * treg
+        - p[KL] * drug * treg
+        - ld_rate * treg
+    )
+    dydt[SUP] = p[P_ST] * _saturation(tt, p[K_ST]) + p[P_SM] * y[M2] - p[MU_S] * y[SUP]
+    dydt[M2] = p[SIGMA_M2] * _saturation(tt, p[K_M2]) - p[MU_M2] * y[M2]
+
+    # humoral arm
+    dydt[AB] = p[P_AB] * _saturation(th, p[K_H]) * ag_sat - p[MU_AB] * y[AB]
+
+    # CAR-T (CARTmath effector/memory, saturating antigen contact)
+    x = _saturation(tp, p[CAR_GT])
+    space = 0.0
+    if p[BETA] > 0.0 and p[ALPHA] > 0.0:
+        space = max(0.0, 1.0 - lym * p[BETA] / p[ALPHA])
+    boost = 1.0 + p[CAR_LD_BOOST] * space
+    t_loss = p[KL] * drug + ld_rate
+    dydt[CAR_E] = (
+        (p[CAR_EXPAND] * x * boost + p[CAR_PHI] - p[CAR_RHO] - p[CAR_EXHAUST] * x - t_loss) * ce
+        + p[CAR_THETA] * x * cm
+        + u[TX_CART] * p[WEIGHT]
+    )
+    dydt[CAR_M] = p[CAR_EPS] * ce - (p[CAR_THETA] * x + p[CAR_MU] + t_loss) * cm
+
+    # antibody pharmacokinetics
+    dydt[PD1_A] = -_LN2 / p[PD1_THALF] * y[PD1_A] + u[TX_PD1]
+    dydt[CTLA4_A] = -_LN2 / p[CTLA4_THALF] * y[CTLA4_A] + u[TX_CTLA4] * p[WEIGHT]
+
+    # neutrophils (Friberg 2002)
+    ktr = 4.0 / p[FR_MTT]
+    feedback = (p[ANC0] / max(y[ANC], 1.0)) ** p[FR_GAMMA]
+    prol = y[PROL]
+    dydt[PROL] = (
+        ktr * prol * ((1.0 - p[FR_SLOPE] * drug_m) * feedback - 1.0)
+        - p[LD_MARROW] * u[TX_LD] * prol
+    )
+    dydt[TR1] = ktr * (prol - y[TR1])
+    dydt[TR2] = ktr * (y[TR1] - y[TR2])
+    dydt[TR3] = ktr * (y[TR2] - y[TR3])
+    dydt[ANC] = ktr * (y[TR3] - y[ANC])
+
+    # toxicity signals
+    act = _saturation(th + cd8, p[IRAE_K])
+    dydt[IRAE] = p[IRAE_RATE] * (ro_pd1 + p[IRAE_W] * ro_ctla4) * kappa * act
+    dydt[IL6] = p[CRS_PROD] * car_kill - p[CRS_CLEAR] * y[IL6]
+    dydt[BED_LATE] = 0.0
+
+
+@jit
+def _scale_lymphocytes(y, factor):
+    """Multiply every lymphocyte population (C, N, L, H, R, CAR-T) by ``factor``."""
+    y[LYM] *= factor
+    y[NK] *= factor
+    y[CD8] *= factor
+    y[TH] *= factor
+    y[TREG] *= factor
+    y[CAR_E] *= factor
+    y[CAR_M] *= factor
+
+
+@jit
+def dose(k, amount, y, p):
+    if k == TX_CHEMO:
+        y[DRUG] += amount * p[BSA] / p[CHEMO_V]
+    elif k == TX_IL2:
+        y[IL2] += amount * p[WEIGHT] / p[IL2_V]
+    elif k == TX_TIL:
+        y[CD8] += amount
+    elif k == TX_PD1:
+        y[PD1_A] += amount
+    elif k == TX_CTLA4:
+        y[CTLA4_A] += amount * p[WEIGHT]
+    elif k == TX_VACCINE:
+        y[DM] += amount
+    elif k == TX_CART:
+        y[CAR_E] += amount * p[WEIGHT]
+    elif k == TX_LD:
+        _scale_lymphocytes(y, math.exp(-p[LD_KILL] * amount))
+        y[PROL] *= math.exp(-p[LD_MARROW] * amount)
+    elif k == TX_RT:
+        log_sf = lq_log_survival(amount, p[RT_ALPHA], p[RT_AB])
+        killed = -math.expm1(log_sf) * y[TP]
+        sf = math.exp(log_sf)
+        y[TP] *= sf
+        y[TN] *= sf
+        y[AG] += p[RT_ICD] * killed
+        _scale_lymphocytes(y, math.exp(-p[RT_ALPHA_L] * p[RT_BLOOD] * amount))
+        y[BED_LATE] += lq_bed(p[RT_TISSUE] * amount, p[RT_AB_LATE])
+
+
+# --- metadata -------------------------------------------------------------------------------
+_CART = "MODELS.md §6b CARTmath HDLM-2 [V-code]"
+_CAL = "value chosen (calibrated in experiments/calibration)"
+
+
+def _chosen(form: str) -> str:
+    return f"form: {form}; {_CAL}"
+
+
+_EXT_PARAMS = (
+    # immunoediting
+    Param("mu_loss", 1e-5, "-", "antigen-loss probability per division (T⁺ → T⁻)",
+          "MODELS.md §9e (1e-6–1e-4 per division) [M]"),
+    Param("tn_fitness", 1.0, "-", "growth rate of T⁻ relative to T⁺",
+          "MODELS.md §9e/§6d template: same growth as T⁺ [M]; scenario-specific"),
+    # checkpoints and suppression
+    Param("pdl1", 1.0, "a.u.", "PD-1–PD-L1 engagement Q without anti-PD-1",
+          _chosen("MODELS.md §4a Q [V-code], reduced by (1 − RO_pd1)")),
+    Param("K_TQ", 0.5, "a.u.", "PD-1 inhibition constant in F(Q) = 1/(1 + Q/K_TQ)",
+          _chosen("MODELS.md §4a F(Q) [V-code]")),
+    Param("delta_R", 5e-6, "1/cell", "Treg suppression of NK/CTL kill and recruitment e^{−δ·R}",
+          _chosen("MODELS.md §3d de Pillis 2013 (δ_T = 1.59e-9 per cell/L) [V-code]")),
+    Param("gamma_S", 0.5, "1/a.u.", "TGF-β/IL-10 suppression 1/(1 + γ_S·S)",
+          _chosen("MODELS.md §9a Arciero 2004 1/(1 + γS) [V-code]")),
+    Param("k_RL", 6e-7, "1/(cell·day)", "Treg inactivation of CTL k_r·R·L",
+          "MODELS.md §5a Kronik 2010 k_r [V-code]"),
+    Param("ctla4_emax", 1.0, "-", "priming boost at full anti-CTLA-4 occupancy (1 + E·RO)",
+          _chosen("MODELS.md §4c practical recommendation [M]")),
+    Param("ctla4_deplete", 0.3, "1/day", "Treg depletion at full anti-CTLA-4 occupancy",
+          _chosen("MODELS.md §4c k·RO·R [M]")),
+    # antigen presentation (Kronik 2010) and CD4 help
+    Param("k_m", 0.027, "1/day", "migration/maturation of antigen-loaded APCs",
+          "MODELS.md §5a Kronik 2010 [V-code]"),
+    Param("alpha1", 0.03, "-", "fraction of migrating APCs becoming functional mature DCs",
+          "MODELS.md §5a Kronik 2010 [V-code]"),
+    Param("k_cr", 0.027, "1/day", "mature → regulatory DC conversion",
+          "MODELS.md §5a Kronik 2010 [V-code]"),
+    Param("mu_d", 0.014, "1/day", "regulatory DC death", "MODELS.md §5a Kronik 2010 [V-code]"),
+    Param("a_c", 0.3, "cells/(cell·day)", "CTL priming per mature DC",
+          _chosen("MODELS.md §5a Kronik a_c·D_c (a_c = 0.03 there) [V-code]")),
+    Param("a_r", 0.003, "cells/(cell·day)", "Treg induction per regulatory DC",
+          "MODELS.md §5a Kronik 2010 [V-code]"),
+    Param("sigma_DC", 1e4, "cells/day", "DC maturation by dead-cell antigen (maximum)",
+          _chosen("MODELS.md §4e/§7b cell death drives DC maturation [V-text]")),
+    Param("K_Ag", 1e7, "cells", "half-saturation of antigen-driven DC maturation",
+          _chosen("MODELS.md §4e saturating form [V-text]")),
+    Param("mu_Ag", 0.1725, "1/day", "clearance of dead-cell antigen",
+          "MODELS.md §4e Kosinsky 2018 μ [V-text]"),
+    Param("ag_shed", 0.01, "1/day", "antigen released by T⁺ turnover (spontaneous death)",
+          _chosen("MODELS.md §4e Kosinsky d0 = 0.01/day spontaneous death [V-text]")),
+    Param("a_h", 0.03, "cells/(cell·day)", "CD4 helper priming per mature DC",
+          _chosen("Kronik a_c·D_c form, MODELS.md §5a [V-code]")),
+    Param("mu_H", 0.1, "1/day", "activated helper T-cell turnover",
+          _chosen("first-order death [M]")),
+    Param("K_H", 1e4, "cells", "helper cells for half-maximal help",
+          _chosen("saturating help factor (DESIGN §3) [M]")),
+    Param("h_min", 0.3, "-", "relative CTL priming without CD4 help",
+          _chosen("help factor h_min + (1 − h_min)·H/(K_H + H) [M]")),
+    # Tregs, cytokines, macrophages
+    Param("sigma_R", 770.0, "cells/day", "baseline Treg source (R* = σ_R/μ_R = 2e4)",
+          _chosen("MODELS.md §3d source form [V-code]")),
+    Param("sigma_RS", 2e3, "cells/day", "TGF-β-driven Treg induction (maximum)",
+          _chosen("MODELS.md §9b/§9c Treg activation [V-code]")),
+    Param("p_R", 0.03598, "1/day", "IL-2-driven Treg expansion p_R·R·I/(g_I + I)",
+          "MODELS.md §3d de Pillis 2013 [V-code]"),
+    Param("mu_R", 0.03851, "1/day", "Treg turnover", "MODELS.md §3d de Pillis 2013 u [V-code]"),
+    Param("p_ST", 10.0, "a.u./day", "TGF-β/IL-10 production by tumour (maximum)",
+          _chosen("MODELS.md §9a Arciero p4·T²/(τ²+T²), here T/(K + T) [V-code]")),
+    Param("K_ST", 1e9, "cells", "tumour size for half-maximal cytokine production",
+          _chosen("MODELS.md §9a [V-code]")),
+    Param("p_SM", 1e-5, "a.u./(cell·day)", "TGF-β/IL-10 production per M2 macrophage",
+          _chosen("MODELS.md §9c Ganguli β_M2 (IL-10 by M2) [V-code]")),
+    Param("mu_S", 10.0, "1/day", "TGF-β/IL-10 clearance", "MODELS.md §9a Arciero μ3 [V-code]"),
+    Param("sigma_M2", 5e4, "cells/day", "tumour-driven M2 recruitment (maximum)",
+          _chosen("MODELS.md §9c Ganguli tumour-driven activation [V-code]")),
+    Param("K_M2", 1e9, "cells", "tumour size for half-maximal M2 recruitment",
+          _chosen("MODELS.md §9c [V-code]")),
+    Param("mu_M2", 0.05, "1/day", "M2 death", "MODELS.md §9c Ganguli δ_M2 [V-code]"),
+    # humoral arm
+    Param("p_Ab", 0.05, "a.u./day", "tumour-specific antibody production (maximum)",
+          _chosen("helped B-cell response (DESIGN §3) [M]")),
+    Param("mu_Ab", 0.033, "1/day", "antibody clearance (IgG t½ ≈ 21 days)", "IgG half-life [M]"),
+    Param("K_Ab", 1.0, "a.u.", "antibody level for half-maximal ADCC",
+          _chosen("saturating opsonisation [M]")),
+    Param("k_adcc", 0.05, "1/day", "maximal antibody-dependent kill of T⁺ (modest)",
+          _chosen("ADCC/ADCP/complement lumped (DESIGN §3) [M]")),
+    # CAR-T
+    Param("car_expand", 0.9, "1/day", "antigen-driven CAR-T expansion π·x·E",
+          "MODELS.md §6d León-Triana 2021 ρ_C [V-code]"),
+    Param("car_gT", 1e10, "cells", "T⁺ for half-maximal CAR antigen contact x",
+          "MODELS.md §6d León-Triana 2021 g_T [V-code]"),
+    Param("car_phi", 0.265, "1/day", "effector expansion φ", _CART),
+    Param("car_rho", 0.35, "1/day", "effector death ρ", _CART),
+    Param("car_eps", 0.003, "1/day", "memory formation ε",
+          _chosen("MODELS.md §6b CARTmath ε·C_T [V-code] (0.15 in mice); set for ZUMA-1 "
+                  "CAR-T persistence, §6a [V-text]")),
+    Param("car_mu", 5e-3, "1/day", "memory death μ", _CART),
+    Param("car_theta", 0.5, "1/day", "memory → effector reactivation at full antigen contact",
+          _chosen("MODELS.md §6b CARTmath θ·T·C_M, contact saturated [V-code]")),
+    Param("car_exhaust", 0.1, "1/day", "effector exhaustion at full antigen contact",
+          _chosen("MODELS.md §6b CARTmath α·T·C_T, contact saturated [V-code]")),
+    Param("car_kill", 1.15, "1/day", "maximal CAR-T kill of T⁺ γ_B·E/(k_B + E)",
+          "MODELS.md §6a Kimmel 2021 γ_B [V-text]"),
+    Param("car_K", 2.024e9, "cells", "CAR-T cells for half-maximal kill",
+          "MODELS.md §6a Kimmel 2021 k_B [V-text]"),
+    Param("car_ld_boost", 0.3, "-", "extra CAR-T expansion when lymphocytes are depleted",
+          _chosen("MODELS.md §6a Kimmel: lymphodepletion frees homeostatic space [V-text]")),
+    # pharmacokinetics and dose conversions
+    Param("pd1_half_life_d", 25.0, "day", "anti-PD-1 half-life (nivolumab-like)",
+          "MODELS.md §4d/§12 label values [M]"),
+    Param("pd1_volume_l", 6.0, "L", "anti-PD-1 volume of distribution",
+          "MODELS.md §4d/§12 V_ss ≈ 6–7 L [M]"),
+    Param("pd1_kd_mg_l", 1.0, "mg/L", "anti-PD-1 concentration for 50 % occupancy (effective)",
+          _chosen("RO = C/(C + K_D), MODELS.md §4a/§4d; ≥ 90 % RO at trough of 200 mg q3w [M]")),
+    Param("ctla4_half_life_d", 15.0, "day", "anti-CTLA-4 half-life (ipilimumab-like)",
+          "MODELS.md §4d/§12 label values [M]"),
+    Param("ctla4_volume_l", 7.0, "L", "anti-CTLA-4 volume of distribution",
+          "MODELS.md §12 V_ss ≈ 6–7 L [M]"),
+    Param("ctla4_kd_mg_l", 3.0, "mg/L", "anti-CTLA-4 concentration for 50 % occupancy",
+          _chosen("RO = C/(C + K_D), MODELS.md §4d [M]")),
+    Param("body_weight_kg", 70.0, "kg", "body weight (per-kg doses)", "standard adult [M]"),
+    Param("bsa_m2", 1.8, "m²", "body-surface area (per-m² doses)", "standard adult [M]"),
+    Param("chemo_volume_l", 50.0, "L", "chemotherapy volume: M += dose·BSA/V",
+          _chosen("MODELS.md §8a one-compartment PK [V-code]")),
+    Param("chemo_delta", 0.4, "L/mg", "chemo potency δ in 1 − e^{−δM}",
+          _chosen("MODELS.md §3c de Pillis 2009 (δ = 1.8328 in its units) [V-code]")),
+    Param("il2_volume_l", 5.0, "L", "IL-2 distribution volume: I += dose·weight/V",
+          _chosen("blood volume ≈ 5 L [M]")),
+    Param("ld_kill", 1.2, "1/course-day", "lymphocyte log-kill per flu/cy course day",
+          _chosen("MODELS.md §6e flu 30 + cy 500 mg/m² days −5…−3 [M]")),
+    Param("ld_marrow", 0.5, "1/course-day", "marrow progenitor log-kill per lymphodepletion day",
+          _chosen("MODELS.md §6e [M]")),
+    # radiotherapy
+    Param("rt_alpha", 0.3, "1/Gy", "tumour LQ α", "MODELS.md §7a typical 0.2–0.4 [M]"),
+    Param("rt_alpha_beta", 10.0, "Gy", "tumour α/β", "MODELS.md §7a [M]"),
+    Param("rt_alpha_lymph", 0.5, "1/Gy", "circulating-lymphocyte radiosensitivity α_L",
+          "MODELS.md §7b [M]"),
+    Param("rt_blood_frac", 0.1, "-", "effective blood dose / prescription dose",
+          "MODELS.md §7b (5–20 %) [M]"),
+    Param("rt_icd", 1.0, "-", "antigen released per radiation-killed T⁺ cell (ICD gain)",
+          _chosen("MODELS.md §7b Rauf 2025 amplification A [V-code]")),
+    Param("rt_tissue_frac", 1.0, "-", "late-responding tissue dose / prescription dose",
+          _chosen("MODELS.md §7a [M]; lower it for SBRT-like fields")),
+    Param("rt_alpha_beta_late", 3.0, "Gy", "late-responding normal tissue α/β",
+          "MODELS.md §7a [M]"),
+    # neutrophils (Friberg 2002, docetaxel system parameters)
+    Param("fr_mtt_d", 88.7 / 24.0, "day", "mean transit time (88.7 h)",
+          "MODELS.md §8c Friberg 2002 [V-code]"),
+    Param("fr_gamma", 0.161, "-", "feedback exponent", "MODELS.md §8c Friberg 2002 [V-code]"),
+    Param("anc0_per_l", 5.05e9, "cells/L", "baseline ANC", "MODELS.md §8c Friberg 2002 [V-code]"),
+    Param("fr_slope", 0.5, "L/mg", "drug effect on progenitors E = slope·M",
+          _chosen("MODELS.md §8c linear E_drug [V-code]")),
+    # toxicity signals
+    Param("alc_volume_l", 31.25, "L", "ALC = C / V (maps C* = 6.25e10 to 2.0e9/L)",
+          _chosen("MODELS.md §3b C* [D]; de Pillis 2009 2.25e9 cells/L [V-code]")),
+    Param("irae_rate", 0.005, "1/day", "irAE hazard at full occupancy and activation",
+          _chosen("MODELS.md §4d/§11 hazard ∝ RO × activation [M]")),
+    Param("irae_w_ctla4", 1.5, "-", "weight of anti-CTLA-4 occupancy in the irAE hazard",
+          _chosen("MODELS.md §4d (higher irAE rate with ipilimumab) [M]")),
+    Param("irae_K", 1e6, "cells", "activated T cells (H + L) for half-maximal irAE hazard",
+          _chosen("MODELS.md §11 [M]")),
+    Param("crs_prod", 1e-8, "(pg/mL)/cell", "IL-6-like signal per CAR-T-killed cell",
+          _chosen("MODELS.md §6e IL-6 ∝ CAR-T killing rate [M]")),
+    Param("crs_clear", 1.0, "1/day", "clearance of the IL-6-like signal",
+          _chosen("MODELS.md §6e [M]")),
+)  # fmt: skip
+
+_PARAMS = tuple(depillis2006.MODEL.params) + _EXT_PARAMS
+
+# Absolute tolerances are set to what is meaningful for each quantity (1e-3 tumour cells,
+# 1e-2 other cells, 1e-8 mg/L of drug): much tighter values (de Pillis's 1e-12 mg/L for M)
+# sit below the round-off that RODAS4's linear algebra leaks from states of size 1e9–1e11,
+# and the step size then collapses in the stiff (large-tumour) regime.
+_TUMOUR = 1e-3
+_CELLS = 1e-2
+_STATES = (
+    State("Tp", "cells", "antigen-positive tumour cells T⁺", floor=1.0, atol=_TUMOUR),
+    State("Tn", "cells", "antigen-low tumour cells T⁻", floor=1.0, atol=_TUMOUR),
+    State("N", "cells", "natural killer (NK) cells", atol=_CELLS),
+    State("L", "cells", "tumour-specific CD8+ T cells (CTL)", atol=_CELLS),
+    State("C", "cells", "circulating lymphocytes", atol=_CELLS),
+    State("M", "mg/L", "chemotherapy drug in blood", atol=1e-8),
+    State("I", "IU/L", "IL-2 in blood", atol=1e-3),
+    State("Ag", "cells", "dead-cell tumour antigen / immunogenic-cell-death pool", atol=_CELLS),
+    State("Dm", "cells", "antigen-loaded APCs migrating to lymph nodes (vaccine)", floor=1.0,
+          atol=_CELLS),
+    State("DC", "cells", "functional mature dendritic cells", atol=_CELLS),
+    State("Dr", "cells", "regulatory (tolerogenic) dendritic cells", atol=_CELLS),
+    State("H", "cells", "activated CD4+ helper T cells", atol=_CELLS),
+    State("R", "cells", "regulatory T cells (Tregs)", atol=_CELLS),
+    State("S", "a.u.", "suppressive cytokines (TGF-β/IL-10, lumped)", atol=1e-8),
+    State("M2", "cells", "M2 tumour-associated macrophages", atol=_CELLS),
+    State("Ab", "a.u.", "tumour-specific antibody titre", atol=1e-8),
+    State("CARe", "cells", "effector CAR-T cells", floor=1.0, atol=_CELLS),
+    State("CARm", "cells", "memory CAR-T cells", floor=1.0, atol=_CELLS),
+    State("A_pd1", "mg", "anti-PD-1 antibody in the body", atol=1e-6),
+    State("A_ctla4", "mg", "anti-CTLA-4 antibody in the body", atol=1e-6),
+    State("Prol", "cells/L", "proliferating marrow progenitors (ANC-equivalent)", atol=1.0),
+    State("Tr1", "cells/L", "maturing neutrophils, transit 1", atol=1.0),
+    State("Tr2", "cells/L", "maturing neutrophils, transit 2", atol=1.0),
+    State("Tr3", "cells/L", "maturing neutrophils, transit 3", atol=1.0),
+    State("ANC", "cells/L", "absolute neutrophil count", atol=1.0),
+    State("irAE", "-", "cumulative hazard of immune-related adverse events", atol=1e-8),
+    State("IL6", "pg/mL", "IL-6-like cytokine-release signal", atol=1e-6),
+    State("BED_late", "Gy3", "accumulated late-tissue BED (α/β = 3)", atol=1e-8),
+)  # fmt: skip
+
+_THERAPIES = (
+    Therapy("chemo", "mg/m²", "cytotoxic chemotherapy (one-compartment PK, M += dose·BSA/V)"),
+    Therapy("il2", "IU/kg", "IL-2 (I += dose·weight/V_IL2)"),
+    Therapy("til", "cells", "tumour-infiltrating lymphocytes (adoptive CD8+ transfer)"),
+    Therapy("anti_pd1", "mg", "anti-PD-1 antibody (nivolumab/pembrolizumab-like)"),
+    Therapy("anti_ctla4", "mg/kg", "anti-CTLA-4 antibody (ipilimumab-like)"),
+    Therapy("vaccine", "cells", "antigen-loaded APCs (sipuleucel-T-like; ≥ 5e7 per infusion)"),
+    Therapy("car_t", "cells/kg", "CAR⁺ T cells into the effector pool"),
+    Therapy("lymphodepletion", "course days",
+            "fludarabine/cyclophosphamide-like conditioning; 1 = one day of flu 30 + cy 500 "
+            "mg/m²"),
+    Therapy("radiotherapy", "Gy", "one external-beam fraction (instantaneous)", infusion=False),
+)  # fmt: skip
+
+_DEPILLIS_REDUCTION = {
+    "mu_loss": 0.0,
+    "pdl1": 0.0,
+    "delta_R": 0.0,
+    "gamma_S": 0.0,
+    "k_RL": 0.0,
+    "ctla4_emax": 0.0,
+    "a_c": 0.0,
+    "h_min": 1.0,
+    "k_adcc": 0.0,
+    "car_kill": 0.0,
+    "bsa_m2": 1.0,
+    "chemo_volume_l": 1.0,
+    "chemo_delta": 1.0,
+    "body_weight_kg": 1.0,
+    "il2_volume_l": 1.0,
+}
+"""Switches every extension off (T⁺, N, L, C, M, I then follow de Pillis 2006 patient 9):
+no antigen loss, F = ψ = κ = η = 1, no DC priming, no Treg inactivation, no ADCC or CAR
+kill; chemo doses in mg/L and IL-2 doses in IU/L (conversion factors 1)."""
+
+
+def _initial_state() -> dict[str, float]:
+    """Tumour-free homeostasis (de Pillis C*, N*; R* = σ_R/μ_R; ANC0) plus 1e6 T⁺ cells."""
+    dp = depillis2006.MODEL.default_state()
+    ext = {q.name: q.value for q in _EXT_PARAMS}
+    state = dict.fromkeys((s.name for s in _STATES), 0.0)
+    state.update({"Tp": dp["T"], "N": dp["N"], "C": dp["C"]})
+    state["R"] = ext["sigma_R"] / ext["mu_R"]
+    for name in ("Prol", "Tr1", "Tr2", "Tr3", "ANC"):
+        state[name] = ext["anc0_per_l"]
+    return state
+
+
+MODEL = Model(
+    name="oncoimmune",
+    title="oncoimmune: de Pillis 2006 extended with immunoediting, checkpoints, "
+    "immunosuppression, vaccines, CAR-T, chemo- and radiotherapy and toxicity",
+    reference="Composite of MODELS.md §3b (de Pillis 2006, patient 9), §3d, §4a, §4c, §4d, "
+    "§5a, §6a, §6b, §6d, §7, §8c, §9; see the module docstring of oncogym.models.oncoimmune.",
+    states=_STATES,
+    params=_PARAMS,
+    therapies=_THERAPIES,
+    rhs=rhs,
+    dose=dose,
+    initial_state=_initial_state(),
+    parameter_sets={"depillis2006": _DEPILLIS_REDUCTION},
+    notes="Default state: tumour-free homeostasis (C* = α/β, N* = e·C*/f, R* = σ_R/μ_R, "
+    "marrow at ANC0) plus 1e6 antigen-positive tumour cells; all other states 0.  With the "
+    "default parameters this patient is cleared, while T⁺(0) above about 7e5 escapes to the "
+    "carrying capacity 1/b (anti-PD-1 raises that threshold to about 2.6e6): de Pillis "
+    "patient 9 is bistable and controls only small tumours, so scenarios re-fit growth, "
+    "capacity and the CTL terms.  T⁻ arises from T⁺ at μ_loss·a·T⁺; while that inflow is "
+    "below about one cell per integration step the extinction floor removes it again (a "
+    "crude stand-in for the stochastic establishment of a clone), so give T⁻(0) explicitly "
+    "where the antigen-negative clone matters.  parameter_set('depillis2006') switches every "
+    "extension off (nested reduction to de Pillis 2006 patient 9, doses in mg/L and IU/L).  "
+    "Toxicity grades: oncogym.toxicity.toxicity_grades.",
+)
