@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from reference_models import solve_reference
 
 import oncogym
+from reference_models import solve_reference
 
 CHEMO_CYCLES = [("chemo", 10.0 * i, 5.0, 1.0) for i in range(6)]
 IL2_PULSES = [("il2", 8.0 + i, 5e6, 1.0) for i in range(6)]

@@ -21,10 +21,12 @@ def lq_log_survival(dose_gy, alpha, alpha_beta):
     """ln SF of one acute fraction: −(α·d + (α/(α/β))·d²) (kernel, no checks)."""
     return -(alpha * dose_gy + (alpha / alpha_beta) * dose_gy * dose_gy)
 
+
 @jit
 def lq_bed(dose_gy, alpha_beta):
     """BED of one fraction of ``dose_gy`` (kernel, no checks)."""
     return dose_gy * (1.0 + dose_gy / alpha_beta)
+
 
 def _check(name: str, value, *, positive: bool = False) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
@@ -36,8 +38,10 @@ def _check(name: str, value, *, positive: bool = False) -> np.ndarray:
         raise ValueError(f"{name}: must be >= 0, got {value!r}")
     return arr
 
+
 def _out(x: np.ndarray):
     return float(x) if x.ndim == 0 else x
+
 
 def surviving_fraction(dose_gy, alpha, alpha_beta, n_fractions=1):
     """Surviving fraction after ``n_fractions`` fractions of ``dose_gy`` Gy each.
@@ -53,6 +57,7 @@ def surviving_fraction(dose_gy, alpha, alpha_beta, n_fractions=1):
     n = _check("n_fractions", n_fractions)
     return _out(np.exp(-n * (a * d + (a / ab) * d * d)))
 
+
 def bed(dose_gy, n_fractions, alpha_beta):
     """Biologically effective dose (Gy_{α/β}) of ``n_fractions`` × ``dose_gy``."""
     d = _check("dose_gy", dose_gy)
@@ -60,10 +65,12 @@ def bed(dose_gy, n_fractions, alpha_beta):
     ab = _check("alpha_beta", alpha_beta, positive=True)
     return _out(n * d * (1.0 + d / ab))
 
+
 def eqd2(dose_gy, n_fractions, alpha_beta):
     """Equivalent dose in 2-Gy fractions (Gy) of ``n_fractions`` × ``dose_gy``."""
     ab = _check("alpha_beta", alpha_beta, positive=True)
     return _out(np.asarray(bed(dose_gy, n_fractions, alpha_beta)) / (1.0 + 2.0 / ab))
+
 
 def tumour_control_probability(n_clonogens, surviving):
     """Poisson TCP = exp(−N0·SF)."""
@@ -73,6 +80,7 @@ def tumour_control_probability(n_clonogens, surviving):
         raise ValueError(f"surviving: must be in [0, 1], got {surviving!r}")
     return _out(np.exp(-n0 * sf))
 
+
 __all__ = [
     "bed",
     "eqd2",
@@ -81,4 +89,3 @@ __all__ = [
     "surviving_fraction",
     "tumour_control_probability",
 ]
-

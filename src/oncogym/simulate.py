@@ -161,8 +161,10 @@ def _compile_schedule(
                 entry.get("amount"),
                 entry.get("duration_days", 0.0),
             )
-        if isinstance(entry, (str, bytes)) or not isinstance(entry, Sequence) or not (
-            3 <= len(entry) <= 4
+        if (
+            isinstance(entry, (str, bytes))
+            or not isinstance(entry, Sequence)
+            or not (3 <= len(entry) <= 4)
         ):
             raise ValueError(
                 f"{where}: expected (therapy, start_day, amount, duration_days), got {entry!r}"
@@ -285,10 +287,29 @@ def simulate(
     stats = np.zeros(integrate.N_STATS, dtype=np.int64)
     u = np.zeros(max(len(m.therapies), 1), dtype=np.float64)
     status = integrate.simulate_one(
-        seg, m.rhs_pointer, m.dose_pointer, y, p, t_out,
-        ev_t, ev_k, ev_a, len(events),
-        inf_t0, inf_t1, inf_k, inf_r, len(infusions),
-        u, r, a, _floor(m, extinction), int(max_steps), out, work, stats,
+        seg,
+        m.rhs_pointer,
+        m.dose_pointer,
+        y,
+        p,
+        t_out,
+        ev_t,
+        ev_k,
+        ev_a,
+        len(events),
+        inf_t0,
+        inf_t1,
+        inf_k,
+        inf_r,
+        len(infusions),
+        u,
+        r,
+        a,
+        _floor(m, extinction),
+        int(max_steps),
+        out,
+        work,
+        stats,
     )
     traj = Trajectory(
         t=t_out,
@@ -323,9 +344,7 @@ def _rows(
             raise ValueError(f"{kind}: every value must be finite and >= 0")
         return np.ascontiguousarray(arr), arr.shape[0]
     if isinstance(values, Mapping):
-        lengths = {
-            len(np.atleast_1d(v)) for v in values.values() if np.ndim(v) > 0
-        }
+        lengths = {len(np.atleast_1d(v)) for v in values.values() if np.ndim(v) > 0}
         if len(lengths) > 1:
             raise ValueError(f"{kind}: per-patient arrays have different lengths {sorted(lengths)}")
         b = lengths.pop() if lengths else (n or 1)
@@ -395,8 +414,11 @@ def simulate_batch(
         and len(schedules) > 0
         and all(
             s is None
-            or (isinstance(s, Sequence) and not isinstance(s, (str, bytes))
-                and all(not isinstance(e, (str, bytes)) for e in s))
+            or (
+                isinstance(s, Sequence)
+                and not isinstance(s, (str, bytes))
+                and all(not isinstance(e, (str, bytes)) for e in s)
+            )
             for s in schedules
         )
     )
@@ -455,18 +477,37 @@ def simulate_batch(
     STATUS = np.zeros(B, dtype=np.int64)
     U = np.zeros((B, max(len(m.therapies), 1)))
     integrate.simulate_batch_kernel(
-        seg, m.rhs_pointer, m.dose_pointer, Y0, P, t_out,
-        EV_T, EV_K, EV_A, N_EV, INF_T0, INF_T1, INF_K, INF_R, N_INF,
-        U, r, a, _floor(m, extinction), int(max_steps), OUT, WORK, STATS, STATUS,
+        seg,
+        m.rhs_pointer,
+        m.dose_pointer,
+        Y0,
+        P,
+        t_out,
+        EV_T,
+        EV_K,
+        EV_A,
+        N_EV,
+        INF_T0,
+        INF_T1,
+        INF_K,
+        INF_R,
+        N_INF,
+        U,
+        r,
+        a,
+        _floor(m, extinction),
+        int(max_steps),
+        OUT,
+        WORK,
+        STATS,
+        STATUS,
     )
     traj = BatchTrajectory(
         t=t_out, y=OUT, state_names=m.state_names, model=m.name, status=STATUS, stats=STATS
     )
     if check and np.any(STATUS != integrate.OK):
         bad = np.flatnonzero(STATUS != integrate.OK)
-        detail = ", ".join(
-            f"{i}: {integrate.STATUS_NAMES[int(STATUS[i])]}" for i in bad[:10]
-        )
+        detail = ", ".join(f"{i}: {integrate.STATUS_NAMES[int(STATUS[i])]}" for i in bad[:10])
         raise SimulationError(
             f"simulate_batch({m.name!r}): integrator failed for {len(bad)} patient(s) ({detail})"
         )

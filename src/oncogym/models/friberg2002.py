@@ -93,8 +93,16 @@ MODEL = Model(
     therapies=(Therapy("docetaxel", "mg", "docetaxel into the central compartment"),),
     rhs=rhs,
     dose=dose,
-    initial_state={"A1": 0.0, "A2": 0.0, "A3": 0.0, "Prol": _C0, "Tr1": _C0, "Tr2": _C0,
-                   "Tr3": _C0, "Circ": _C0},
+    initial_state={
+        "A1": 0.0,
+        "A2": 0.0,
+        "A3": 0.0,
+        "Prol": _C0,
+        "Tr1": _C0,
+        "Tr2": _C0,
+        "Tr3": _C0,
+        "Circ": _C0,
+    },
     notes="Baseline steady state Prol = Tr1..3 = Circ = Circ0.  Note the marrow states only "
     "start at Circ0 when the parameter Circ0 is left at its default: pass y0 with a new "
     "baseline.",

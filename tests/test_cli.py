@@ -1,0 +1,68 @@
+"""The ``oncogym`` command: examples run end to end, bad arguments give one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from oncogym.agents.cli import EXAMPLES, app
+
+runner = CliRunner()
+
+
+def test_list_shows_models_and_examples():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for name in ("depillis2006", "kirschner_panetta1998", "friberg2002", *EXAMPLES):
+        assert name in result.output
+
+
+def test_default_simulate_is_the_de_pillis_combination():
+    result = runner.invoke(app, ["simulate", "--rows", "3"])
+    assert result.exit_code == 0, result.output
+    assert "combination" in result.output and "depillis2006: T (cells)" in result.output
+    # the combination arm clears the tumour by day 75, the others do not
+    t_table = result.output.split("depillis2006: T (cells)")[1].split("depillis2006: L")[0]
+    last_row = next(line for line in t_table.splitlines() if line.strip().startswith("│ 150"))
+    cells = [c.strip() for c in last_row.strip("│ ").split("│")]
+    assert cells[-1] == "0" and all(float(c) > 5e8 for c in cells[1:-1])
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_every_example_runs(example, tmp_path):
+    png = tmp_path / "plot.png"
+    result = runner.invoke(app, ["simulate", "--example", example, "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.stat().st_size > 1000
+
+
+def test_custom_schedule_and_overrides():
+    result = runner.invoke(
+        app,
+        ["simulate", "depillis2006", "--days", "30", "--dose", "chemo:0:5:1",
+         "--param", "d=2.0", "--y0", "T=2e7"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2e+07" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate", "--example", "nope"], "--example: unknown example 'nope'; allowed:"),
+        (["simulate", "nope"], "model: unknown model 'nope'; allowed:"),
+        (["simulate", "depillis2006", "-d", "pembro:0:1"], "unknown therapy 'pembro'"),
+        (["simulate", "depillis2006", "-d", "chemo:0"], "--dose: expected THERAPY:START_DAY"),
+        (["simulate", "depillis2006", "-d", "chemo:0:x"], "must be numbers"),
+        (["simulate", "depillis2006", "-p", "d"], "--param: expected NAME=VALUE"),
+        (["simulate", "depillis2006", "-p", "zz=1"], "params: unknown name 'zz'"),
+        (["simulate", "depillis2006", "--days", "-5"], "days: must be > 0"),
+        (["simulate", "depillis2006", "-d", "chemo:0:-1"], "amount: must be >= 0"),
+    ],
+)
+def test_bad_arguments_one_line_error(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().startswith("error:")
