@@ -34,6 +34,13 @@ def test_kuznetsov_equilibria_and_bistability():
     saddle's stable manifold end at the dormant or at the escaped state."""
     dormant, saddle, escape = _kuznetsov_equilibria()
     assert 8.0e6 < dormant < 8.4e6 and 2.5e8 < saddle < 2.9e8 and 4.4e8 < escape < 4.6e8
+    # the saddle is the starting point (x, y) = (0.7616, 268.798) × 1e6 cells of the
+    # Université Lyon 1 course code "immunogeneic_tumor_growth" (dimensionless model with
+    # 4-digit parameters: agreement to rounding)
+    p = oncogym.models.get("kuznetsov1994").default_params()
+    saddle_e = p["a"] * (1 - p["b"] * saddle) / p["n"]
+    assert saddle == pytest.approx(268.798e6, rel=5e-3)
+    assert saddle_e == pytest.approx(0.7616e6, rel=5e-3)
     e0 = 1.3e4 / 0.0412  # effector baseline s/d
     inocula = np.array([1e2, 1e4, 1e6, 1e7, 3e7, 1e8, 2e8, 3e8])
     batch = oncogym.simulate_batch("kuznetsov1994", 3000, y0={"E": e0, "T": inocula}, dt=50)
