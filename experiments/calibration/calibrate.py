@@ -1,0 +1,450 @@
+"""Calibrate the six oncogym scenarios against published trials and write the report.
+
+For each scenario (``src/oncogym/scenario_data/<name>.yaml``) this script
+
+1. starts from the hand-written distributions (the ``.fitted.yaml`` file is ignored, so a
+   rerun reproduces the same fit);
+2. fits the scenario's free knobs (``calibration.knobs`` in its YAML: a handful of
+   distribution medians/CVs) by Nelder–Mead in the normalised knob box (log scale where
+   the knob says so) on a fixed *training* cohort (``Cohort.train(scenario, n_fit, 0)``),
+   so the objective is deterministic (common random numbers: every evaluation draws the
+   same standard normals);
+3. writes the fitted values to ``src/oncogym/scenario_data/<name>.fitted.yaml``, which
+   :func:`oncogym.scenarios.load_scenario` merges over the hand-written file;
+4. re-runs every arm on the named *test* cohort (``Cohort.test(scenario, n)``, 1,000
+   patients by default, disjoint from the training cohort) and writes
+   ``experiments/calibration/REPORT.md``: simulated against published figures, the
+   ordering of arms, extra readouts, seeds, cohort sizes and wall times.
+
+The loss is the sum over targets of ((simulated − published) / tolerance)² for
+``within`` targets and (distance outside the band / tolerance)² for ``at_least`` /
+``at_most`` targets, plus 4 for every published ordering of arms that is not kept.
+Each arm is one batched :meth:`oncogym.scenarios.Cohort.run` call (one parallel
+``simulate_batch`` over all patients).
+
+Run from the repository root::
+
+    python experiments/calibration/calibrate.py                 # fit all six, then report
+    python experiments/calibration/calibrate.py --no-fit        # report the committed fit
+    python experiments/calibration/calibrate.py --scenarios melanoma nsclc --maxfev 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import yaml
+from scipy.optimize import minimize
+
+import oncogym
+from oncogym import calibration, clinical, scenarios
+
+HERE = Path(__file__).resolve().parent
+REPORT = HERE / "REPORT.md"
+RTOL = 1e-6
+"""Integrator tolerance of every cohort run (the trial readouts move by far less than the
+cohort's sampling error between 1e-6 and 1e-8)."""
+ORDER_PENALTY = 4.0
+DEFAULT_FIT_PATIENTS = 300
+
+
+@dataclass
+class Args:
+    """Command-line options (see ``--help``)."""
+
+    scenarios: list[str]
+    fit_patients: int | None
+    patients: int
+    maxfev: int
+    fit: bool
+    report: Path
+
+
+# --- knobs ---------------------------------------------------------------------------------
+def knob_value(knob: scenarios.Knob, u: float) -> float:
+    """Knob value at normalised position ``u`` in [0, 1].
+
+    :param knob: the knob
+    :param u: position in its box
+    """
+    u = min(max(u, 0.0), 1.0)
+    if knob.log:
+        return float(math.exp(math.log(knob.low) + u * (math.log(knob.high) - math.log(knob.low))))
+    return float(knob.low + u * (knob.high - knob.low))
+
+
+def knob_position(knob: scenarios.Knob, value: float) -> float:
+    """Normalised position of ``value`` in the knob's box (clipped to [0, 1]).
+
+    :param knob: the knob
+    :param value: a knob value
+    """
+    if knob.log:
+        u = (math.log(value) - math.log(knob.low)) / (math.log(knob.high) - math.log(knob.low))
+    else:
+        u = (value - knob.low) / (knob.high - knob.low)
+    return min(max(u, 0.0), 1.0)
+
+
+def current_value(data: dict[str, Any], path: str) -> float:
+    """The value at ``params.<name>.<median|cv>`` / ``initial.…`` in scenario data.
+
+    :param data: scenario data (merged YAML)
+    :param path: the knob path
+    """
+    group, key, attr = path.split(".")
+    entry = data[group][key]
+    if isinstance(entry, (int, float)):
+        return float(entry) if attr == "median" else 0.0
+    return float(entry.get(attr, 0.0))
+
+
+def with_knobs(data: dict[str, Any], values: dict[str, float]) -> dict[str, Any]:
+    """A copy of scenario data with knob values set.
+
+    :param data: scenario data
+    :param values: knob path -> value
+    """
+    out = copy.deepcopy(data)
+    for path, v in values.items():
+        group, key, attr = path.split(".")
+        entry = out[group][key]
+        if isinstance(entry, (int, float)):
+            entry = {"median": float(entry)}
+        entry = dict(entry)
+        entry[attr] = float(v)
+        out[group][key] = entry
+    return out
+
+
+# --- evaluation -------------------------------------------------------------------------------
+def run_arms(sc: scenarios.Scenario, cohort: scenarios.Cohort) -> dict[str, calibration.ArmSummary]:
+    """Run every arm the scenario's targets need, one batched call each.
+
+    :param sc: the scenario
+    :param cohort: its cohort
+    """
+    return {
+        arm: calibration.run_arm(cohort, arm, rtol=RTOL) for arm in calibration.scenario_arms(sc)
+    }
+
+
+def loss(checks: Sequence[calibration.TargetCheck]) -> float:
+    """The calibration loss of a set of target checks (module docstring).
+
+    :param checks: targets with simulated values
+    """
+    total = 0.0
+    for c in checks:
+        t = c.target
+        if not math.isfinite(c.simulated):
+            total += 100.0
+        elif t.kind == "within":
+            total += ((c.simulated - t.value) / t.tolerance) ** 2
+        else:
+            total += (c.error / t.tolerance) ** 2
+    total += ORDER_PENALTY * sum(not ok for _, ok in calibration.ordering_checks(checks))
+    return total
+
+
+def fit(name: str, args: Args, log: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit one scenario's knobs on its training cohort.
+
+    :param name: scenario name
+    :param args: options
+    :param log: a print-like function
+    :return: fitted knob values and fit information
+    """
+    data = scenarios.scenario_data(name, fitted=False)
+    sc0 = scenarios.validate_scenario(data, where=name)
+    knobs = sc0.calibration.knobs
+    n_fit = args.fit_patients or sc0.calibration.fit_patients or DEFAULT_FIT_PATIENTS
+    u0 = np.array([knob_position(k, current_value(data, k.path)) for k in knobs])
+    cache: dict[tuple[float, ...], float] = {}
+    best: dict[str, Any] = {"loss": math.inf, "u": u0}
+    t0 = time.perf_counter()
+
+    def objective(u: np.ndarray) -> float:
+        key = tuple(np.round(np.clip(u, 0.0, 1.0), 6))
+        if key in cache:
+            return cache[key]
+        values = {k.path: knob_value(k, float(x)) for k, x in zip(knobs, u, strict=True)}
+        sc = scenarios.validate_scenario(with_knobs(data, values), where=name)
+        cohort = scenarios.Cohort.train(sc, n_fit, 0)
+        try:
+            checks = calibration.check_targets(sc.targets, run_arms(sc, cohort))
+            out = loss(checks)
+        except oncogym.SimulationError as exc:  # a knob setting the integrator cannot handle
+            log(f"  [{name}] integration failed at {values}: {exc}")
+            out = 1e6
+        out += 100.0 * float(np.sum(np.clip(u - 1.0, 0.0, None) + np.clip(-u, 0.0, None)))
+        cache[key] = out
+        if out < best["loss"]:
+            best.update(loss=out, u=np.clip(u, 0.0, 1.0).copy())
+            shown = ", ".join(f"{p.split('.', 1)[1]}={v:.4g}" for p, v in values.items())
+            log(f"  [{name}] eval {len(cache):3d} loss {out:8.3f}  {shown}")
+        return out
+
+    start = objective(u0)
+    if knobs and args.maxfev > 0:
+        simplex = [u0] + [np.clip(u0 + 0.15 * np.eye(len(knobs))[i] * (1 if u0[i] < 0.85 else -1),
+                                  0.0, 1.0) for i in range(len(knobs))]  # fmt: skip
+        minimize(
+            objective,
+            u0,
+            method="Nelder-Mead",
+            options={"maxfev": args.maxfev, "initial_simplex": np.array(simplex),
+                     "xatol": 1e-3, "fatol": 1e-3},
+        )  # fmt: skip
+    values = {k.path: knob_value(k, float(x)) for k, x in zip(knobs, best["u"], strict=True)}
+    info = {
+        "fit_patients": n_fit,
+        "fit_cohort": "Cohort.train(scenario, fit_patients, k=0)",
+        "start_loss": round(start, 4),
+        "loss": round(best["loss"], 4),
+        "evaluations": len(cache),
+        "wall_s": time.perf_counter() - t0,
+    }
+    return values, info
+
+
+def write_fitted(name: str, values: dict[str, float], info: dict[str, Any]) -> Path:
+    """Write ``<name>.fitted.yaml`` (fitted knob values plus how they were obtained).
+
+    :param name: scenario name
+    :param values: knob path -> value
+    :param info: fit information
+    """
+    out: dict[str, Any] = {
+        "calibration_info": {k: v for k, v in info.items() if k != "wall_s"}
+        | {"fit_wall_s": round(info["wall_s"], 1), "script": "experiments/calibration/calibrate.py"}
+    }
+    for path, v in values.items():
+        group, key, attr = path.split(".")
+        out.setdefault(group, {}).setdefault(key, {})[attr] = float(f"{v:.6g}")
+    path = scenarios.SCENARIO_DIR / f"{name}.fitted.yaml"
+    header = (
+        f"# Calibrated values of scenario {name!r}, written by experiments/calibration/"
+        "calibrate.py.\n# Do not edit by hand: rerun the script.  Merged over "
+        f"{name}.yaml by oncogym.scenarios.load_scenario.\n"
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(header + yaml.safe_dump(out, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# --- report ---------------------------------------------------------------------------------
+def _fmt(metric: str, v: float) -> str:
+    if not math.isfinite(v):
+        return "not reached" if v == math.inf else "n/a"
+    if metric.endswith("months"):
+        return f"{v:.1f} mo"
+    if metric.endswith("ratio"):
+        return f"{v:.2f}"
+    return f"{100 * v:.1f} %"
+
+
+def _tol(t: scenarios.CalibrationTarget) -> str:
+    if t.metric.endswith("months"):
+        tol = f"{t.tolerance:.1f} mo"
+    elif t.metric.endswith("ratio"):
+        tol = f"{t.tolerance:.2f}"
+    else:
+        tol = f"{100 * t.tolerance:.0f} pts"
+    sign = {"within": "±", "at_least": "≥ value −", "at_most": "≤ value +"}[t.kind]
+    return f"{sign} {tol}"
+
+
+def arm_lines(arms: dict[str, calibration.ArmSummary]) -> list[str]:
+    """A Markdown table of the usual readouts of every arm.
+
+    :param arms: summaries by arm
+    """
+    lines = [
+        "| arm | ORR | CR | PD as best | median PFS | median OS | grade 3–4 (any) | grade 5 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm, s in arms.items():
+        bor = s.best_response
+        worst = np.max(np.stack(list(s.worst_grades.values())), axis=0)
+        mp = clinical.median_survival_days(*s.pfs) / clinical.DAYS_PER_MONTH
+        mo = clinical.median_survival_days(*s.os) / clinical.DAYS_PER_MONTH
+        lines.append(
+            f"| {arm} | {100 * np.mean(clinical.objective_response(bor)):.1f} % | "
+            f"{100 * np.mean(bor == clinical.Response.CR):.1f} % | "
+            f"{100 * np.mean(bor == clinical.Response.PD):.1f} % | {_fmt('months', mp)} | "
+            f"{_fmt('months', mo)} | {100 * np.mean((worst >= 3) & (worst <= 4)):.1f} % | "
+            f"{100 * np.mean(worst == 5):.1f} % |"
+        )
+    return lines
+
+
+def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
+    """Run the fitted scenario on the test cohort; its report section.
+
+    :param name: scenario name
+    :param args: options
+    :return: Markdown lines, whether every target and ordering is met, wall seconds
+    """
+    t0 = time.perf_counter()
+    sc = scenarios.load_scenario(name)
+    cohort = scenarios.Cohort.test(sc, args.patients)
+    arms = run_arms(sc, cohort)
+    wall = time.perf_counter() - t0
+    checks = calibration.check_targets(sc.targets, arms)
+    orders = calibration.ordering_checks(checks)
+    lines = [
+        f"## {sc.title} (`{name}`)",
+        "",
+        f"Test cohort: `Cohort.test({name!r}, {args.patients})`; {len(arms)} arms in "
+        f"{wall:.1f} s wall time (one batched call per arm, {sc.horizon_days:.0f} days).",
+        "",
+        "| target | arm | published | simulated | tolerance | met | source |",
+        "|---|---|---:|---:|---|:-:|---|",
+    ]
+    for c in checks:
+        t = c.target
+        what = t.metric + (f" ({t.category})" if t.category not in (None, "any") else "")
+        what += f" by day {t.by_day:.0f}" if t.by_day else ""
+        what += f" vs {t.versus}" if t.versus else ""
+        lines.append(
+            f"| {what} | {t.arm} | {_fmt(t.metric, t.value)} | {_fmt(t.metric, c.simulated)} | "
+            f"{_tol(t)} | {'yes' if c.met else '**no**'} | {t.source} |"
+        )
+    if orders:
+        lines += ["", "Published ordering of arms:", ""]
+        lines += [f"* {d}: {'kept' if ok else '**not kept**'}" for d, ok in orders]
+    lines += ["", "All arms (readouts not targeted are shown for context):", ""]
+    lines += arm_lines(arms)
+    knobs = sc.calibration.knobs
+    if knobs:
+        data = scenarios.scenario_data(name)
+        lines += ["", f"Fitted knobs ({sc.calibration.note.strip()}):", ""]
+        lines += ["| knob | fitted | box |", "|---|---:|---|"]
+        lines += [
+            f"| `{k.path}` | {current_value(data, k.path):.4g} | [{k.low:g}, {k.high:g}]"
+            f"{' log' if k.log else ''} |"
+            for k in knobs
+        ]
+    all_met = all(c.met for c in checks) and all(ok for _, ok in orders)
+    lines.append("")
+    return lines, all_met, wall
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=scenarios.available_scenarios(),
+        help="scenarios to fit (the report always evaluates all of them)",
+    )
+    ap.add_argument(
+        "--fit-patients",
+        type=int,
+        default=None,
+        help=f"training cohort size (default: the scenario's calibration.fit_patients, else "
+        f"{DEFAULT_FIT_PATIENTS})",
+    )
+    ap.add_argument("--patients", type=int, default=1000, help="test cohort size (report)")
+    ap.add_argument("--maxfev", type=int, default=80, help="Nelder-Mead evaluations per scenario")
+    ap.add_argument("--no-fit", dest="fit", action="store_false", help="only evaluate and report")
+    ap.add_argument("--report", type=Path, default=REPORT)
+    ns = ap.parse_args(argv)
+    args = Args(ns.scenarios, ns.fit_patients, ns.patients, ns.maxfev, ns.fit, ns.report)
+    for name in args.scenarios:
+        if name not in scenarios.available_scenarios():
+            ap.error(f"--scenarios: unknown {name!r}; allowed: {scenarios.available_scenarios()}")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    t_all = time.perf_counter()
+    fit_info: dict[str, dict[str, Any]] = {}
+    if args.fit:
+        for name in args.scenarios:
+            log(f"fitting {name} ...")
+            values, info = fit(name, args, log)
+            write_fitted(name, values, info)
+            fit_info[name] = info
+            log(f"  [{name}] done: loss {info['start_loss']} -> {info['loss']} in "
+                f"{info['evaluations']} evaluations, {info['wall_s']:.0f} s")  # fmt: skip
+    scenarios._load_cached.cache_clear()
+
+    sections: list[str] = []
+    summary = ["| scenario | all targets and orderings met | fit cohort | fit loss (start → end) | "
+               "fit evaluations | fit wall time | test-cohort wall time |",
+               "|---|:-:|---:|---|---:|---:|---:|"]  # fmt: skip
+    for name in scenarios.available_scenarios():  # the report always covers every scenario
+        log(f"evaluating {name} on the test cohort ...")
+        lines, ok, wall = evaluate(name, args)
+        sections += lines
+        info = fit_info.get(name)
+        if info is None:
+            fitted = scenarios.SCENARIO_DIR / f"{name}.fitted.yaml"
+            stored = yaml.safe_load(fitted.read_text()) if fitted.exists() else {}
+            info = (stored or {}).get("calibration_info", {})
+        fit_s = info.get("wall_s", info.get("fit_wall_s"))
+        wall_fit = "–" if fit_s is None else f"{fit_s:.0f} s"
+        summary.append(
+            f"| {name} | {'yes' if ok else '**no**'} | {info.get('fit_patients', '–')} | "
+            f"{info.get('start_loss', '–')} → "
+            f"{info.get('loss', '–')} | {info.get('evaluations', '–')} | {wall_fit} | "
+            f"{wall:.1f} s |"
+        )
+    total = time.perf_counter() - t_all
+    cmd = "python experiments/calibration/calibrate.py" + (
+        "" if argv is None else " " + " ".join(argv)
+    )
+    if argv is None and len(sys.argv) > 1:
+        cmd = "python experiments/calibration/calibrate.py " + " ".join(sys.argv[1:])
+    header = [
+        "# Calibration report",
+        "",
+        "Written by `experiments/calibration/calibrate.py`; every number below comes from "
+        "running it.",
+        "",
+        f"* command: `{cmd}`",
+        "* fit: Nelder–Mead over each scenario's knobs on its training cohort "
+        "`Cohort.train(scenario, n_fit, 0)` (seed "
+        f"`SeedSequence({scenarios.ROOT_SEED}, spawn_key=(1, 0))`; n_fit in the table); "
+        f"refitted in this run ({args.maxfev} evaluations at most): "
+        f"{', '.join(fit_info) or 'none (`--no-fit`: the committed fit is evaluated)'}; "
+        "the others keep their committed fit (`<name>.fitted.yaml`, made by an earlier run "
+        "of this script, see its `calibration_info`)",
+        f"* report: the test cohort `Cohort.test(scenario, {args.patients})` (seed "
+        f"`SeedSequence({scenarios.ROOT_SEED}, spawn_key=(0,))`), disjoint from the "
+        "training cohort",
+        f"* integrator: `simulate_batch`, rtol {RTOL:g}, daily output; total wall time "
+        f"{total:.0f} s on {os.cpu_count()} CPUs (numba {numba.__version__}, "
+        f"{numba.get_num_threads()} threads, Python {platform.python_version()}, "
+        f"oncogym {oncogym.__version__})",
+        "* rates are over all patients; grade 3–4 = worst grade 3 or 4 in any toxicity "
+        "category; tolerances as in the issue (±8 points for rates)",
+        "",
+        *summary,
+        "",
+    ]
+    text = "\n".join(header + sections) + "\n"
+    tmp = args.report.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, args.report)
+    log(f"wrote {args.report} ({total:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

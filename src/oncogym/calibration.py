@@ -1,0 +1,280 @@
+"""Trial-style metrics of protocol arms on a cohort, and their check against published targets.
+
+Used by ``experiments/calibration/calibrate.py`` (the fit and its report) and by the slow
+calibration test.  One arm = one :meth:`oncogym.scenarios.Cohort.run` (a single
+``simulate_batch`` call) reduced at once to per-patient readouts, so a 1,000-patient
+two-year arm never keeps more than one trajectory array in memory.
+
+Metric definitions (``CalibrationTarget.metric``):
+
+* ``orr`` / ``cr_rate`` — best overall response CR or PR / CR (RECIST 1.1 on the
+  scenario's scans, :mod:`oncogym.clinical`), all patients as denominator; with
+  ``by_day`` only scans up to that day count.
+* ``remission_rate`` — CR at some scan up to ``by_day`` (leukaemia: burden below the
+  scenario's CR threshold, i.e. "overall remission within 3 months" for ``by_day: 91``).
+* ``grade3_4_rate`` — worst grade 3 or 4 (not 5) in ``category`` (``any``: in some
+  category, the worst over categories being 3 or 4); ``any_grade_rate`` — worst grade ≥ 1.
+* ``median_pfs_months`` / ``median_os_months`` — Kaplan–Meier medians in months of
+  365.25/12 days (``inf`` if not reached).
+* ``pfs_median_ratio`` / ``os_median_ratio`` — the arm's median over the ``versus`` arm's.
+* ``os_hazard_ratio`` — log-rank (observed/expected) estimate of the hazard ratio of the
+  arm against ``versus``: HR = (O_a/E_a)/(O_v/E_v).
+* ``antigen_negative_relapse_share`` — among responders (CR/PR) who later progress, the
+  share whose tumour is mostly antigen-negative (T⁻ > T⁺) at the progression scan.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from oncogym import clinical
+from oncogym.scenarios import CalibrationTarget, Cohort, Scenario
+
+_GRADE_CATEGORIES = ("neutropenia", "lymphopenia", "irae", "crs", "radiation_late")
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """Per-patient readouts of one arm, small enough to keep for every arm of a fit."""
+
+    arm: str
+    n: int
+    scan_days: np.ndarray
+    """Scan days (n_scans,)."""
+    category: np.ndarray
+    """RECIST code per patient and scan (n, n_scans)."""
+    best_response: np.ndarray
+    """Best overall response over all scans (n,)."""
+    pfs: clinical.Survival
+    os: clinical.Survival
+    worst_grades: dict[str, np.ndarray]
+    """Worst grade per category and patient."""
+    antigen_negative_at_progression: np.ndarray
+    """T⁻ > T⁺ at the first PD scan (False where no PD) (n,)."""
+    failed: int = 0
+    """Patients whose integration failed (excluded from nothing: a failure raises)."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def summarise_arm(cohort: Cohort, arm: str, traj: Any) -> ArmSummary:
+    """Reduce a cohort run to an :class:`ArmSummary`.
+
+    :param cohort: the cohort that was run
+    :param arm: the protocol name (a label)
+    :param traj: the :class:`~oncogym.simulate.BatchTrajectory` of ``cohort.run``
+    """
+    ro = cohort.readouts(traj)
+    scans = ro.recist.scan_days
+    cat = ro.recist.category
+    # antigen status at the first PD scan
+    is_pd = cat == clinical.Response.PD
+    has_pd = is_pd.any(axis=1)
+    first = np.argmax(is_pd, axis=1)
+    t = traj.t
+    k = np.clip(np.searchsorted(t, scans[first]), 0, t.size - 1)
+    rows = np.arange(cohort.n)
+    tp = traj["Tp"][rows, k]
+    tn = traj["Tn"][rows, k]
+    neg = has_pd & (tn > tp)
+    return ArmSummary(
+        arm=arm,
+        n=cohort.n,
+        scan_days=scans,
+        category=cat,
+        best_response=ro.best_response,
+        pfs=ro.pfs,
+        os=ro.os,
+        worst_grades=ro.worst_grades,
+        antigen_negative_at_progression=neg,
+    )
+
+
+def run_arm(cohort: Cohort, arm: str, **kwargs: Any) -> ArmSummary:
+    """Run protocol ``arm`` on ``cohort`` (one batched call) and summarise it.
+
+    :param cohort: the cohort
+    :param arm: a protocol name of the cohort's scenario
+    :param kwargs: passed to :meth:`Cohort.run` (``rtol``, ``dt``, …)
+    """
+    traj = cohort.run(arm, **kwargs)
+    return summarise_arm(cohort, arm, traj)
+
+
+def _best_by_day(s: ArmSummary, by_day: float | None) -> np.ndarray:
+    if by_day is None:
+        return s.best_response
+    keep = s.scan_days <= by_day + 1e-9
+    return clinical.best_overall_response(s.category[:, keep], s.scan_days[keep])
+
+
+def _worst_any(s: ArmSummary) -> np.ndarray:
+    return np.max(np.stack([s.worst_grades[c] for c in _GRADE_CATEGORIES]), axis=0)
+
+
+def logrank_hazard_ratio(a: clinical.Survival, b: clinical.Survival) -> float:
+    """Hazard ratio of ``a`` against ``b`` by the log-rank O/E estimate.
+
+    :param a: survival of the experimental arm
+    :param b: survival of the reference arm
+    """
+    t = np.concatenate([a.time_days, b.time_days])
+    e = np.concatenate([a.event, b.event]).astype(bool)
+    g = np.concatenate([np.ones(len(a.time_days), bool), np.zeros(len(b.time_days), bool)])
+    times = np.unique(t[e])
+    if times.size == 0:
+        return float("nan")
+    o_a = e_a = o_b = e_b = 0.0
+    for tt in times:
+        at_risk = t >= tt
+        n = at_risk.sum()
+        n_a = (at_risk & g).sum()
+        d = (e & (t == tt)).sum()
+        d_a = (e & (t == tt) & g).sum()
+        o_a += d_a
+        o_b += d - d_a
+        e_a += d * n_a / n
+        e_b += d * (n - n_a) / n
+    if e_a == 0 or e_b == 0 or o_b == 0:
+        return float("nan")
+    return float((o_a / e_a) / (o_b / e_b))
+
+
+def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
+    """The simulated value of ``target``'s metric.
+
+    :param target: the target (metric, arm, and its options)
+    :param arms: summaries by arm name (must contain ``target.arm`` and ``target.versus``)
+    """
+    s = arms[target.arm]
+    m = target.metric
+    if m in ("orr", "cr_rate"):
+        bor = _best_by_day(s, target.by_day)
+        if m == "orr":
+            return float(np.mean(clinical.objective_response(bor)))
+        return float(np.mean(bor == clinical.Response.CR))
+    if m == "remission_rate":
+        keep = s.scan_days <= (target.by_day or math.inf) + 1e-9
+        return float(np.mean(np.any(s.category[:, keep] == clinical.Response.CR, axis=1)))
+    if m in ("grade3_4_rate", "any_grade_rate"):
+        cat = target.category or "any"
+        worst = _worst_any(s) if cat == "any" else s.worst_grades[cat]
+        if m == "any_grade_rate":
+            return float(np.mean(worst >= 1))
+        return float(np.mean((worst >= 3) & (worst <= 4)))
+    if m == "median_pfs_months":
+        return clinical.median_survival_days(*s.pfs) / clinical.DAYS_PER_MONTH
+    if m == "median_os_months":
+        return clinical.median_survival_days(*s.os) / clinical.DAYS_PER_MONTH
+    if m in ("pfs_median_ratio", "os_median_ratio"):
+        v = arms[str(target.versus)]
+        which = "pfs" if m.startswith("pfs") else "os"
+        num = clinical.median_survival_days(*getattr(s, which))
+        den = clinical.median_survival_days(*getattr(v, which))
+        return float(num / den) if den > 0 else float("nan")
+    if m == "os_hazard_ratio":
+        return logrank_hazard_ratio(s.os, arms[str(target.versus)].os)
+    if m == "antigen_negative_relapse_share":
+        responders = clinical.objective_response(s.best_response)
+        relapsed = responders & np.any(s.category == clinical.Response.PD, axis=1)
+        if not relapsed.any():
+            return float("nan")
+        return float(np.mean(s.antigen_negative_at_progression[relapsed]))
+    raise ValueError(f"metric: unknown metric {m!r}")
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target, its simulated value and whether it is met."""
+
+    target: CalibrationTarget
+    simulated: float
+    met: bool
+
+    @property
+    def error(self) -> float:
+        """Signed distance outside the tolerance band (0 when met)."""
+        t = self.target
+        v = self.simulated
+        if not math.isfinite(v):
+            return math.inf
+        lo = t.value - t.tolerance if t.kind in ("within", "at_least") else -math.inf
+        hi = t.value + t.tolerance if t.kind in ("within", "at_most") else math.inf
+        return 0.0 if lo <= v <= hi else (v - hi if v > hi else v - lo)
+
+
+def check_targets(
+    targets: Iterable[CalibrationTarget], arms: Mapping[str, ArmSummary], *, widen: float = 1.0
+) -> list[TargetCheck]:
+    """Every target with its simulated value; ``widen`` multiplies the tolerances.
+
+    :param targets: the scenario's targets
+    :param arms: summaries by arm name
+    :param widen: tolerance factor (e.g. 1.5 for a smaller cohort)
+    """
+    out = []
+    for t in targets:
+        v = metric(t, arms)
+        tt = t.model_copy(update={"tolerance": t.tolerance * widen})
+        check = TargetCheck(tt, v, True)
+        out.append(TargetCheck(tt, v, check.error == 0.0))
+    return out
+
+
+def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
+    """Published ordering of arms per metric: for each metric (and category) with targets
+    on several arms, the simulated values must rank the arms as the published ones do.
+
+    :param checks: the result of :func:`check_targets`
+    :return: ``(description, kept)`` per metric group with at least two arms
+    """
+    groups: dict[tuple[str, str | None, float | None], list[TargetCheck]] = {}
+    for c in checks:
+        t = c.target
+        if t.metric.endswith("ratio") or t.kind != "within":
+            continue
+        groups.setdefault((t.metric, t.category, t.by_day), []).append(c)
+    out = []
+    for (m, cat, _), cs in groups.items():
+        if len({c.target.arm for c in cs}) < 2:
+            continue
+        pub = sorted(cs, key=lambda c: c.target.value)
+        sim_ok = all(
+            a.simulated < b.simulated
+            for a, b in itertools.pairwise(pub)
+            if a.target.value < b.target.value
+        )
+        label = " < ".join(c.target.arm for c in pub)
+        out.append((f"{m}{'' if cat in (None, 'any') else f' ({cat})'}: {label}", sim_ok))
+    return out
+
+
+def scenario_arms(scenario: Scenario) -> list[str]:
+    """The arms a scenario's targets need (``calibration.arms`` plus every target arm).
+
+    :param scenario: the scenario
+    """
+    arms = list(scenario.calibration.arms)
+    for t in scenario.targets:
+        for a in (t.arm, t.versus):
+            if a is not None and a not in arms:
+                arms.append(a)
+    return arms
+
+
+__all__ = [
+    "ArmSummary",
+    "TargetCheck",
+    "check_targets",
+    "logrank_hazard_ratio",
+    "metric",
+    "ordering_checks",
+    "run_arm",
+    "scenario_arms",
+    "summarise_arm",
+]

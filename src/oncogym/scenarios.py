@@ -1,0 +1,910 @@
+"""Indications as data: virtual-patient distributions, therapy menus, protocols, targets.
+
+DESIGN.md §4.  A :class:`Scenario` is one indication (melanoma, NSCLC, renal cell
+carcinoma, prostate cancer, B-cell ALL, large B-cell lymphoma) on the ``oncoimmune``
+model.  It is read from YAML files in ``oncogym/scenario_data/`` and validated by the
+pydantic models below (every model forbids unknown keys; a bad file raises
+``ValueError`` naming the field and what is allowed).
+
+**Files.**  ``<name>.yaml`` is the hand-written scenario.  It may name a shared base
+file with ``inherits: _solid`` (``_solid.yaml``); ``<name>.fitted.yaml``, written by
+``experiments/calibration/calibrate.py``, holds the calibrated values.  The loader
+deep-merges base ← scenario ← fitted (mappings merge key by key, anything else is
+replaced), then validates.  Hand-written comments and sources thus survive every
+recalibration, and the fitted values are one small, diffable file per scenario.
+
+**Virtual patients.**  Each entry of ``params`` (model parameters) and ``initial``
+(initial states) is a log-normal distribution given by its median and coefficient of
+variation (``cv = 0``: a fixed value; a plain number in YAML means that), optionally
+clipped to ``[low, high]``.  ``correlations`` correlate the underlying normals
+(log scale).  :func:`sample_patients` draws one standard-normal matrix of shape
+(n, k) from the caller's generator, so a cohort of n patients is the first n rows of
+any larger cohort with the same seed.  States not given in ``initial`` start at
+tumour-free homeostasis *for that patient's parameters* (C = α/β, N = e·C/f,
+R = σ_R/μ_R, marrow at ANC0) with the tumour micro-environment already established
+(M2 and TGF-β/IL-10 at their quasi-steady state for the initial tumour).
+
+**Seeds.**  ``Cohort(scenario, n, seed)`` is reproducible for an integer or a
+:class:`numpy.random.SeedSequence` seed.  The named evaluation cohort
+``Cohort.test(scenario)`` uses ``SeedSequence(ROOT_SEED, spawn_key=(0,))`` and training
+cohort k uses ``SeedSequence(ROOT_SEED, spawn_key=(1, k))`` (:func:`training_seed`).
+Different spawn keys give independent streams, and no integer seed (spawn key ``()``)
+reproduces either, so training never sees the test patients.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from oncogym import clinical, models
+from oncogym.simulate import BatchTrajectory, simulate_batch
+from oncogym.toxicity import toxicity_grades
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenario_data"
+"""Where the scenario YAML files live (package data)."""
+
+ROOT_SEED = 20_261_127
+"""Entropy of every named cohort seed (see :func:`evaluation_seed`, :func:`training_seed`)."""
+TEST_SPAWN_KEY = (0,)
+"""Spawn key of the named test cohorts."""
+TRAIN_SPAWN_KEY = 1
+"""First element of the spawn key of training cohort k: ``(1, k)``."""
+DEFAULT_TEST_PATIENTS = 1000
+"""Size of ``Cohort.test`` unless told otherwise."""
+
+
+def evaluation_seed() -> np.random.SeedSequence:
+    """The seed of the named test cohorts: ``SeedSequence(ROOT_SEED, spawn_key=(0,))``."""
+    return np.random.SeedSequence(ROOT_SEED, spawn_key=TEST_SPAWN_KEY)
+
+
+def training_seed(k: int) -> np.random.SeedSequence:
+    """The seed of training cohort ``k`` (k ≥ 0): ``SeedSequence(ROOT_SEED, spawn_key=(1, k))``.
+
+    :param k: index of the training cohort (a non-negative integer)
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k: must be a non-negative integer, got {k!r}")
+    return np.random.SeedSequence(ROOT_SEED, spawn_key=(TRAIN_SPAWN_KEY, int(k)))
+
+
+TEST_COHORT_SEED = evaluation_seed()
+"""The test-cohort seed (a fresh copy: :func:`evaluation_seed`)."""
+
+_CONFIG = ConfigDict(extra="forbid", frozen=False)
+
+
+# --- distributions ------------------------------------------------------------------------
+class ParamDistribution(BaseModel):
+    """Log-normal distribution of one parameter or initial state across patients.
+
+    ``X = median · exp(σ·Z)`` with ``σ = sqrt(ln(1 + cv²))`` (so ``cv`` is the
+    coefficient of variation of X), clipped to ``[low, high]`` where given.  A plain
+    number in YAML is a fixed value (``cv = 0``).
+    """
+
+    model_config = _CONFIG
+
+    median: float = Field(ge=0.0, allow_inf_nan=False, description="median (the model's unit)")
+    cv: float = Field(
+        0.0, ge=0.0, le=10.0, allow_inf_nan=False, description="coefficient of variation"
+    )
+    low: float | None = Field(None, ge=0.0, allow_inf_nan=False, description="lower clip")
+    high: float | None = Field(None, ge=0.0, allow_inf_nan=False, description="upper clip")
+    source: str = Field("", description="where the value comes from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number_is_fixed(cls, data: Any) -> Any:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"median": data}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamDistribution:
+        if self.cv > 0 and self.median <= 0:
+            raise ValueError("median: must be > 0 when cv > 0 (log-normal)")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low: must be <= high ({self.high}), got {self.low}")
+        return self
+
+    @property
+    def sigma(self) -> float:
+        """Standard deviation of ln X."""
+        return math.sqrt(math.log1p(self.cv**2))
+
+    def transform(self, z: np.ndarray) -> np.ndarray:
+        """Values for standard-normal draws ``z``.
+
+        :param z: standard-normal draws (any shape)
+        """
+        x = self.median * np.exp(self.sigma * np.asarray(z, dtype=np.float64))
+        if self.low is not None or self.high is not None:
+            x = np.clip(x, self.low, self.high)
+        return x
+
+
+class Correlation(BaseModel):
+    """Correlation ``rho`` of ln X_a and ln X_b (names from ``params`` or ``initial``)."""
+
+    model_config = _CONFIG
+
+    a: str
+    b: str
+    rho: float = Field(gt=-1.0, lt=1.0, allow_inf_nan=False)
+
+
+# --- protocols ---------------------------------------------------------------------------
+class ProtocolDose(BaseModel):
+    """One line of a protocol: a dose, optionally repeated.
+
+    ``amount`` is in the model's therapy unit (``anti_pd1`` mg, ``anti_ctla4`` mg/kg,
+    ``chemo`` mg/m², ``car_t`` cells/kg, ``radiotherapy`` Gy per fraction, …), or per
+    kg of body weight when ``per_kg`` is true (e.g. nivolumab 3 mg/kg).  With
+    ``every_days`` the dose repeats at ``day, day + every_days, …`` for ``count``
+    doses, until ``until_day`` (exclusive) or to the horizon.  ``weekdays_only``
+    skips days 5 and 6 of every week (radiotherapy fractions Monday–Friday).
+    """
+
+    model_config = _CONFIG
+
+    therapy: str
+    day: float = Field(ge=0.0, allow_inf_nan=False)
+    amount: float = Field(ge=0.0, allow_inf_nan=False)
+    duration_days: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    every_days: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    count: int | None = Field(None, ge=1)
+    until_day: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    per_kg: bool = False
+    weekdays_only: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> ProtocolDose:
+        if self.every_days is None and (self.count not in (None, 1) or self.until_day is not None):
+            raise ValueError("every_days: needed when count > 1 or until_day is given")
+        if self.until_day is not None and self.until_day < self.day:
+            raise ValueError(f"until_day: must be >= day ({self.day}), got {self.until_day}")
+        if self.every_days is not None and self.duration_days > self.every_days:
+            raise ValueError(
+                f"duration_days: must be <= every_days ({self.every_days}), "
+                f"got {self.duration_days}"
+            )
+        return self
+
+    def days(self, horizon_days: float) -> list[float]:
+        """Start days of this line up to (excluding) ``horizon_days``.
+
+        :param horizon_days: the end of the simulation (days)
+        """
+        if self.every_days is None:
+            out = [self.day]
+        else:
+            end = horizon_days if self.until_day is None else min(self.until_day, horizon_days)
+            n_max = self.count if self.count is not None else math.inf
+            out = []
+            k = 0
+            while k < n_max:
+                d = self.day + k * self.every_days
+                if d >= end - 1e-9:
+                    break
+                k += 1
+                if self.weekdays_only and math.floor(d + 1e-9) % 7 >= 5:
+                    n_max += 1  # a skipped weekend day does not count
+                    continue
+                out.append(d)
+        return [d for d in out if d < horizon_days - 1e-9]
+
+
+class Protocol(BaseModel):
+    """A standard-of-care arm as data; ``schedule`` expands it for ``simulate``."""
+
+    model_config = _CONFIG
+
+    name: str
+    description: str
+    source: str
+    doses: list[ProtocolDose] = Field(default_factory=list)
+
+    def schedule(
+        self, horizon_days: float, *, weight_kg: float | None = None
+    ) -> list[tuple[str, float, float, float]]:
+        """The expanded schedule ``(therapy, start_day, amount, duration_days)``, sorted.
+
+        Amounts are in the model's therapy units; per-kg lines are multiplied by
+        ``weight_kg`` (default: the model's ``body_weight_kg``, 70 kg).  Doses on or
+        after ``horizon_days`` are dropped.
+
+        :param horizon_days: simulated days (> 0)
+        :param weight_kg: body weight for per-kg lines (kg, > 0)
+        """
+        if not (isinstance(horizon_days, (int, float)) and math.isfinite(horizon_days)) or (
+            horizon_days <= 0
+        ):
+            raise ValueError(f"horizon_days: must be a finite number > 0, got {horizon_days!r}")
+        if weight_kg is None:
+            weight_kg = _default_weight()
+        if not (isinstance(weight_kg, (int, float)) and math.isfinite(weight_kg)) or weight_kg <= 0:
+            raise ValueError(f"weight_kg: must be a finite number > 0, got {weight_kg!r}")
+        out = []
+        for line in self.doses:
+            amount = line.amount * (weight_kg if line.per_kg else 1.0)
+            out += [(line.therapy, float(d), float(amount), line.duration_days)
+                    for d in line.days(horizon_days)]  # fmt: skip
+        out.sort(key=lambda e: (e[1], e[0]))
+        return out
+
+    @property
+    def has_per_kg(self) -> bool:
+        """True if some line is dosed per kg (then the schedule depends on weight)."""
+        return any(line.per_kg for line in self.doses)
+
+
+# --- targets and calibration knobs ------------------------------------------------------------
+Metric = Literal[
+    "orr",
+    "cr_rate",
+    "remission_rate",
+    "grade3_4_rate",
+    "any_grade_rate",
+    "median_pfs_months",
+    "median_os_months",
+    "pfs_median_ratio",
+    "os_median_ratio",
+    "os_hazard_ratio",
+    "antigen_negative_relapse_share",
+]
+
+
+class CalibrationTarget(BaseModel):
+    """A published figure a standard-of-care arm should reproduce.
+
+    ``kind`` says how it is judged: ``within`` (|simulated − value| ≤ tolerance),
+    ``at_least`` (simulated ≥ value − tolerance) or ``at_most`` (≤ value + tolerance).
+    Rates are fractions (0.437, not 43.7).  ``category`` names the toxicity category
+    (``any`` = worst over all categories) for grade rates; ``versus`` the comparison
+    arm for ratios; ``by_day`` limits response assessment to scans up to that day.
+    """
+
+    model_config = _CONFIG
+
+    metric: Metric
+    arm: str
+    value: float = Field(allow_inf_nan=False)
+    tolerance: float = Field(ge=0.0, allow_inf_nan=False)
+    source: str
+    kind: Literal["within", "at_least", "at_most"] = "within"
+    category: str | None = None
+    versus: str | None = None
+    by_day: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    note: str = ""
+
+
+class Knob(BaseModel):
+    """A free calibration parameter: a path such as ``params.pdl1.cv`` and its range."""
+
+    model_config = _CONFIG
+
+    path: str = Field(pattern=r"^(params|initial)\.[A-Za-z0-9_]+\.(median|cv)$")
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+    log: bool = True
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Knob:
+        if not self.low < self.high:
+            raise ValueError(f"low: must be < high ({self.high}), got {self.low}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"low: must be > 0 for a log-scaled knob, got {self.low}")
+        return self
+
+
+class Calibration(BaseModel):
+    """Which distribution parameters the calibration script fits (``knobs``)."""
+
+    model_config = _CONFIG
+
+    knobs: list[Knob] = Field(default_factory=list)
+    arms: list[str] = Field(default_factory=list, description="arms simulated when fitting")
+    fit_patients: int | None = Field(
+        None, ge=10, description="training-cohort size for the fit (default: the script's)"
+    )
+    note: str = ""
+
+
+# --- the scenario ------------------------------------------------------------------------
+class Scenario(BaseModel):
+    """One indication: patients, therapy menu and constraints, protocols, targets."""
+
+    model_config = _CONFIG
+
+    name: str
+    title: str
+    description: str = ""
+    model: str = "oncoimmune"
+    therapies: list[str] = Field(min_length=1)
+    dose_levels: dict[str, list[float]]
+    min_interval_days: dict[str, float] = Field(default_factory=dict)
+    max_cumulative: dict[str, float] = Field(default_factory=dict)
+    max_administrations: dict[str, int] = Field(default_factory=dict)
+    scan_interval_days: float = Field(gt=0.0, allow_inf_nan=False)
+    first_scan_day: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    scan_days: list[float] = Field(default_factory=list, description="extra scan days")
+    cr_threshold_mm: float = Field(clinical.DEFAULT_CR_THRESHOLD_MM, ge=0.0, allow_inf_nan=False)
+    lethal_cells: float = Field(gt=0.0, allow_inf_nan=False)
+    horizon_days: float = Field(730.0, gt=0.0, allow_inf_nan=False)
+    params: dict[str, ParamDistribution] = Field(default_factory=dict)
+    correlations: list[Correlation] = Field(default_factory=list)
+    initial: dict[str, ParamDistribution] = Field(default_factory=dict)
+    protocols: dict[str, Protocol] = Field(default_factory=dict)
+    targets: list[CalibrationTarget] = Field(default_factory=list)
+    calibration: Calibration = Field(default_factory=Calibration)
+
+    @field_validator("dose_levels")
+    @classmethod
+    def _levels(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        for name, levels in v.items():
+            if not levels or levels[0] != 0.0:
+                raise ValueError(f"{name}: the first dose level must be 0 (no dose), got {levels}")
+            if any(not math.isfinite(x) for x in levels) or any(
+                b <= a for a, b in itertools.pairwise(levels)
+            ):
+                raise ValueError(f"{name}: levels must be finite and increasing, got {levels}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        try:
+            m = models.get(self.model)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        allowed = ", ".join(m.therapy_names)
+        for t in self.therapies:
+            if t not in m.therapy_names:
+                raise ValueError(f"therapies: unknown therapy {t!r}; allowed: {allowed}")
+        mine = ", ".join(self.therapies)
+        for field_ in ("dose_levels", "min_interval_days", "max_cumulative", "max_administrations"):
+            mapping = getattr(self, field_)
+            for t, v in mapping.items():
+                if t not in self.therapies:
+                    raise ValueError(f"{field_}: {t!r} is not one of therapies ({mine})")
+                if field_ != "dose_levels" and (not math.isfinite(v) or v < 0):
+                    raise ValueError(f"{field_}.{t}: must be finite and >= 0, got {v}")
+        missing = [t for t in self.therapies if t not in self.dose_levels]
+        if missing:
+            raise ValueError(f"dose_levels: missing for therapies {missing}")
+        for name in self.params:
+            if name not in m.param_names:
+                raise ValueError(
+                    f"params: unknown parameter {name!r} of model {m.name!r}; "
+                    f"allowed: {', '.join(m.param_names)}"
+                )
+        for name in self.initial:
+            if name not in m.state_names:
+                raise ValueError(
+                    f"initial: unknown state {name!r} of model {m.name!r}; "
+                    f"allowed: {', '.join(m.state_names)}"
+                )
+        names = self.distribution_names
+        for i, c in enumerate(self.correlations):
+            for side in ("a", "b"):
+                if getattr(c, side) not in names:
+                    raise ValueError(
+                        f"correlations[{i}].{side}: {getattr(c, side)!r} is not in params or "
+                        f"initial; allowed: {', '.join(names)}"
+                    )
+            if c.a == c.b:
+                raise ValueError(f"correlations[{i}]: a and b must differ")
+        if self.correlations:
+            try:
+                np.linalg.cholesky(self.correlation_matrix())
+            except np.linalg.LinAlgError:
+                raise ValueError("correlations: the matrix is not positive definite") from None
+        if any(d < 0 or not math.isfinite(d) for d in self.scan_days):
+            raise ValueError(f"scan_days: must be finite and >= 0, got {self.scan_days}")
+        for key, p in self.protocols.items():
+            if p.name != key:
+                raise ValueError(
+                    f"protocols.{key}.name: must equal its key {key!r}, got {p.name!r}"
+                )
+            for i, line in enumerate(p.doses):
+                if line.therapy not in self.therapies:
+                    raise ValueError(
+                        f"protocols.{key}.doses[{i}].therapy: {line.therapy!r} is not one of "
+                        f"therapies ({mine})"
+                    )
+        arms = ", ".join(self.protocols) or "(none)"
+        for i, tg in enumerate(self.targets):
+            for side in ("arm", "versus"):
+                arm = getattr(tg, side)
+                if arm is not None and arm not in self.protocols:
+                    raise ValueError(f"targets[{i}].{side}: unknown arm {arm!r}; allowed: {arms}")
+            if tg.metric.endswith("ratio") and tg.versus is None:
+                raise ValueError(f"targets[{i}].versus: needed for metric {tg.metric!r}")
+            if tg.category is not None and tg.category not in (*_TOX_CATEGORIES, "any"):
+                raise ValueError(
+                    f"targets[{i}].category: unknown {tg.category!r}; allowed: "
+                    f"{', '.join((*_TOX_CATEGORIES, 'any'))}"
+                )
+        for i, k in enumerate(self.calibration.knobs):
+            _, group, key, _attr = ("", *k.path.split("."))
+            if key not in getattr(self, group):
+                raise ValueError(
+                    f"calibration.knobs[{i}].path: {group}.{key} is not a distribution of this "
+                    f"scenario; allowed: {', '.join(getattr(self, group))}"
+                )
+        for arm in self.calibration.arms:
+            if arm not in self.protocols:
+                raise ValueError(f"calibration.arms: unknown arm {arm!r}; allowed: {arms}")
+        return self
+
+    # --- derived ----------------------------------------------------------------------
+    @property
+    def distribution_names(self) -> list[str]:
+        """Names of every distribution, ``params`` first, in file order."""
+        return [*self.params, *self.initial]
+
+    def correlation_matrix(self) -> np.ndarray:
+        """Correlation matrix of the log-scale normals (order: :attr:`distribution_names`)."""
+        names = self.distribution_names
+        r = np.eye(len(names))
+        for c in self.correlations:
+            i, j = names.index(c.a), names.index(c.b)
+            r[i, j] = r[j, i] = c.rho
+        return r
+
+    def scan_schedule(self, days: float | None = None) -> np.ndarray:
+        """Scan days up to ``days`` (default: the horizon).
+
+        Baseline at day 0, then ``first_scan_day`` (default ``scan_interval_days``) and
+        every ``scan_interval_days`` after it, plus the extra ``scan_days``.
+
+        :param days: last day of follow-up
+        """
+        end = self.horizon_days if days is None else float(days)
+        first = self.scan_interval_days if self.first_scan_day is None else self.first_scan_day
+        n = math.floor((end - first) / self.scan_interval_days + 1e-9) if end >= first else -1
+        grid = first + np.arange(n + 1) * self.scan_interval_days
+        extra = np.asarray([d for d in self.scan_days if d <= end], dtype=np.float64)
+        return np.unique(np.concatenate([[0.0], grid, extra]))
+
+    def protocol(self, name: str) -> Protocol:
+        """The protocol called ``name``.
+
+        :param name: a key of :attr:`protocols`
+        """
+        if name not in self.protocols:
+            raise ValueError(
+                f"protocol: unknown protocol {name!r} for scenario {self.name!r}; "
+                f"allowed: {', '.join(self.protocols) or '(none)'}"
+            )
+        return self.protocols[name]
+
+
+_TOX_CATEGORIES = ("neutropenia", "lymphopenia", "irae", "crs", "radiation_late")
+
+
+# --- loading --------------------------------------------------------------------------------
+def available_scenarios() -> list[str]:
+    """Names of the shipped scenarios (``scenario_data/<name>.yaml``), sorted."""
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in SCENARIO_DIR.glob("*.yaml")
+        if not p.name.startswith("_") and not p.name.endswith(".fitted.yaml")
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path.name}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path.name}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in: mappings key by key, anything else replaced.
+
+    A number overriding a mapping (or the reverse) in ``params``/``initial`` is turned
+    into ``{"median": number}`` first, so a fitted median keeps a hand-written ``cv``.
+
+    :param base: the lower layer
+    :param override: the upper layer (wins)
+    """
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, (int, float)) and "median" in old:
+            value = {"median": value}
+        if isinstance(value, Mapping) and isinstance(old, (int, float)):
+            old = {"median": old}
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def scenario_data(name: str, *, fitted: bool = True) -> dict[str, Any]:
+    """The merged, not yet validated data of scenario ``name`` (base ← file ← fitted).
+
+    :param name: a name from :func:`available_scenarios`
+    :param fitted: merge ``<name>.fitted.yaml`` when it exists
+    """
+    names = available_scenarios()
+    if not isinstance(name, str) or name not in names:
+        raise ValueError(f"scenario: unknown scenario {name!r}; allowed: {', '.join(names)}")
+    data = _read_yaml(SCENARIO_DIR / f"{name}.yaml")
+    base = data.pop("inherits", None)
+    if base is not None:
+        path = SCENARIO_DIR / f"{base}.yaml"
+        if not isinstance(base, str) or not base.startswith("_") or not path.exists():
+            bases = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("_*.yaml")))
+            raise ValueError(f"{name}.yaml: inherits: unknown base {base!r}; allowed: {bases}")
+        data = deep_merge(_read_yaml(path), data)
+    fitted_path = SCENARIO_DIR / f"{name}.fitted.yaml"
+    if fitted and fitted_path.exists():
+        fit = _read_yaml(fitted_path)
+        fit.pop("calibration_info", None)
+        data = deep_merge(data, fit)
+    return data
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    """The keys allowed at ``loc`` (the parent of an extra key), for error messages."""
+    cls: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            field = cls.model_fields.get(str(part))
+            if field is None:
+                return ""
+            cls = field.annotation
+        else:
+            origin = typing.get_origin(cls)
+            args = typing.get_args(cls)
+            if origin in (list, dict) and args:
+                cls = args[-1]
+            elif origin in (typing.Union, types.UnionType):
+                cls = next((a for a in args if a is not type(None)), None)
+            else:
+                return ""
+        while typing.get_origin(cls) in (typing.Union, types.UnionType):
+            cls = next(a for a in typing.get_args(cls) if a is not type(None))
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return ", ".join(cls.model_fields)
+    return ""
+
+
+def validate_scenario(data: Mapping[str, Any], *, where: str = "scenario") -> Scenario:
+    """Validate scenario data; errors become one ``ValueError`` naming each field.
+
+    :param data: the scenario as a mapping (e.g. from YAML)
+    :param where: prefix of the error message (the file name)
+    """
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(tuple(err["loc"]))
+                msg = f"unknown key; allowed: {allowed}" if allowed else "unknown key"
+            lines.append(f"{loc}: {msg}")
+        raise ValueError(f"{where}: " + "; ".join(lines)) from None
+
+
+@lru_cache(maxsize=64)
+def _load_cached(name: str, fitted: bool) -> Scenario:
+    return validate_scenario(scenario_data(name, fitted=fitted), where=f"{name}.yaml")
+
+
+def load_scenario(name: str, *, fitted: bool = True) -> Scenario:
+    """Load and validate a shipped scenario (a fresh copy each call).
+
+    :param name: one of :func:`available_scenarios`
+    :param fitted: apply the calibrated values of ``<name>.fitted.yaml``
+    """
+    return _load_cached(name, bool(fitted)).model_copy(deep=True)
+
+
+def _default_weight() -> float:
+    return float(models.get("oncoimmune").default_params()["body_weight_kg"])
+
+
+def _as_scenario(scenario: str | Scenario) -> Scenario:
+    if isinstance(scenario, Scenario):
+        return scenario
+    return load_scenario(scenario)
+
+
+# --- virtual patients -----------------------------------------------------------------------
+def _homeostasis(model: models.Model, P: np.ndarray, Y0: np.ndarray) -> None:
+    """Set C, N, R, marrow and the micro-environment from each patient's parameters."""
+    pn, sn = model.param_names, model.state_names
+    if model.name != "oncoimmune":
+        return
+
+    def col(name: str) -> np.ndarray:
+        return P[:, pn.index(name)]
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c_star = np.where(col("beta") > 0, col("alpha") / col("beta"), Y0[:, sn.index("C")])
+        n_star = np.where(col("f") > 0, col("e") * c_star / col("f"), Y0[:, sn.index("N")])
+        r_star = np.where(col("mu_R") > 0, col("sigma_R") / col("mu_R"), Y0[:, sn.index("R")])
+    Y0[:, sn.index("C")] = c_star
+    Y0[:, sn.index("N")] = n_star
+    Y0[:, sn.index("R")] = r_star
+    for name in ("Prol", "Tr1", "Tr2", "Tr3", "ANC"):
+        Y0[:, sn.index(name)] = col("anc0_per_l")
+
+
+def _microenvironment(model: models.Model, P: np.ndarray, Y0: np.ndarray) -> None:
+    """M2 and S at their quasi-steady state for the initial tumour (oncoimmune only)."""
+    if model.name != "oncoimmune":
+        return
+    pn, sn = model.param_names, model.state_names
+
+    def col(name: str) -> np.ndarray:
+        return P[:, pn.index(name)]
+
+    tt = Y0[:, sn.index("Tp")] + Y0[:, sn.index("Tn")]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m2 = np.where(
+            col("mu_M2") > 0, col("sigma_M2") * tt / (col("K_M2") + tt) / col("mu_M2"), 0.0
+        )
+        s = np.where(
+            col("mu_S") > 0,
+            (col("p_ST") * tt / (col("K_ST") + tt) + col("p_SM") * m2) / col("mu_S"),
+            0.0,
+        )
+    Y0[:, sn.index("M2")] = np.nan_to_num(m2)
+    Y0[:, sn.index("S")] = np.nan_to_num(s)
+
+
+def sample_patients(
+    scenario: str | Scenario, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n`` virtual patients of a scenario.
+
+    All randomness comes from ``rng``: one ``rng.standard_normal((n, k))`` call for the
+    k distributions (params then initial, in file order), correlated through the
+    Cholesky factor of :meth:`Scenario.correlation_matrix`.
+
+    :param scenario: a :class:`Scenario` or a scenario name
+    :param rng: the caller's generator
+    :param n: number of patients (>= 1)
+    :return: ``(P, Y0)``: parameters (n × n_params, ``model.param_names`` order) and
+        initial states (n × n_states, ``model.state_names`` order) for
+        :func:`oncogym.simulate_batch`
+    """
+    sc = _as_scenario(scenario)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: must be a positive integer, got {n!r}")
+    m = models.get(sc.model)
+    names = sc.distribution_names
+    dists = [*sc.params.values(), *sc.initial.values()]
+    z = rng.standard_normal((int(n), len(names)))
+    if sc.correlations:
+        z = z @ np.linalg.cholesky(sc.correlation_matrix()).T
+    P = np.tile(m.params_array(), (int(n), 1))
+    Y0 = np.tile(m.state_array(), (int(n), 1))
+    n_params = len(sc.params)
+    for j, (name, dist) in enumerate(zip(names, dists, strict=True)):
+        values = dist.transform(z[:, j])
+        if j < n_params:
+            P[:, m.param_names.index(name)] = values
+    _homeostasis(m, P, Y0)
+    for j, (name, dist) in enumerate(zip(names, dists, strict=True)):
+        if j >= n_params:
+            Y0[:, m.state_names.index(name)] = dist.transform(z[:, j])
+    env_states = [s for s in ("M2", "S") if s not in sc.initial]
+    if len(env_states) == 2:
+        _microenvironment(m, P, Y0)
+    return P, Y0
+
+
+class Cohort:
+    """A fixed, reproducible set of virtual patients of one scenario.
+
+    :param scenario: a :class:`Scenario` or a scenario name
+    :param n: number of patients (>= 1)
+    :param seed: an integer or a :class:`numpy.random.SeedSequence`
+    """
+
+    def __init__(
+        self, scenario: str | Scenario, n: int, seed: int | np.random.SeedSequence
+    ) -> None:
+        self.scenario: Scenario = _as_scenario(scenario)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: must be a positive integer, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(
+            seed, (int, np.integer, np.random.SeedSequence)
+        ):
+            raise ValueError(f"seed: expected an integer or a SeedSequence, got {seed!r}")
+        if isinstance(seed, (int, np.integer)) and seed < 0:
+            raise ValueError(f"seed: must be >= 0, got {seed}")
+        self.n = int(n)
+        self.seed = seed
+        self.model = models.get(self.scenario.model)
+        rng = np.random.default_rng(seed)
+        self.params, self.y0 = sample_patients(self.scenario, rng, self.n)
+
+    @classmethod
+    def test(cls, scenario: str | Scenario, n: int = DEFAULT_TEST_PATIENTS) -> Cohort:
+        """The named evaluation cohort (seed :func:`evaluation_seed`).
+
+        :param scenario: a :class:`Scenario` or a scenario name
+        :param n: number of patients
+        """
+        return cls(scenario, n, evaluation_seed())
+
+    @classmethod
+    def train(cls, scenario: str | Scenario, n: int, k: int = 0) -> Cohort:
+        """Training cohort ``k`` (seed :func:`training_seed`), disjoint from the test cohort.
+
+        :param scenario: a :class:`Scenario` or a scenario name
+        :param n: number of patients
+        :param k: index of the training cohort
+        """
+        return cls(scenario, n, training_seed(k))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        seed = self.seed
+        if isinstance(seed, np.random.SeedSequence):
+            seed = f"SeedSequence({seed.entropy}, spawn_key={seed.spawn_key})"
+        return f"Cohort({self.scenario.name!r}, n={self.n}, seed={seed})"
+
+    def _index(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -self.n <= i < self.n:
+            raise ValueError(f"i: must be an integer in [0, {self.n}), got {i!r}")
+        return int(i) % self.n
+
+    def patient(self, i: int) -> tuple[dict[str, float], dict[str, float]]:
+        """Parameters and initial state of patient ``i`` as dicts (for :func:`oncogym.simulate`).
+
+        :param i: patient index
+        """
+        k = self._index(i)
+        params = dict(zip(self.model.param_names, self.params[k].tolist(), strict=True))
+        y0 = dict(zip(self.model.state_names, self.y0[k].tolist(), strict=True))
+        return params, y0
+
+    def weights_kg(self) -> np.ndarray:
+        """Body weight of each patient (kg)."""
+        return self.params[:, self.model.param_names.index("body_weight_kg")].copy()
+
+    def schedules(
+        self, protocol: str | Protocol | Sequence[Any], days: float | None = None
+    ) -> list[Any] | list[list[Any]]:
+        """The schedule(s) of ``protocol``: one shared list, or one per patient when the
+        protocol has per-kg lines and weights differ.
+
+        :param protocol: a protocol name, a :class:`Protocol`, or an explicit schedule
+            ``[(therapy, start_day, amount, duration_days), …]``
+        :param days: horizon (default: the scenario's)
+        """
+        horizon = self.scenario.horizon_days if days is None else float(days)
+        if isinstance(protocol, str):
+            protocol = self.scenario.protocol(protocol)
+        if not isinstance(protocol, Protocol):
+            if isinstance(protocol, (Mapping, bytes)) or not isinstance(protocol, Sequence):
+                raise ValueError(
+                    f"protocol: expected a protocol name, a Protocol or a schedule list, got "
+                    f"{protocol!r}"
+                )
+            return list(protocol)
+        weights = self.weights_kg()
+        if protocol.has_per_kg and np.ptp(weights) > 0:
+            return [protocol.schedule(horizon, weight_kg=float(w)) for w in weights]
+        return protocol.schedule(horizon, weight_kg=float(weights[0]))
+
+    def run(
+        self,
+        protocol: str | Protocol | Sequence[Any],
+        days: float | None = None,
+        dt: float = 1.0,
+        **kwargs: Any,
+    ) -> BatchTrajectory:
+        """Simulate every patient under ``protocol`` in one :func:`oncogym.simulate_batch` call.
+
+        :param protocol: a protocol name of the scenario, a :class:`Protocol`, or an
+            explicit schedule ``[(therapy, start_day, amount, duration_days), …]``
+        :param days: horizon (default: the scenario's ``horizon_days``)
+        :param dt: output interval (days)
+        :param kwargs: passed to :func:`oncogym.simulate_batch` (``rtol``, ``check``, …)
+        """
+        horizon = self.scenario.horizon_days if days is None else days
+        return simulate_batch(
+            self.model,
+            horizon,
+            params=self.params,
+            y0=self.y0,
+            schedules=self.schedules(protocol, horizon),
+            dt=dt,
+            **kwargs,
+        )
+
+    def readouts(self, traj: BatchTrajectory) -> clinical.PatientReadouts:
+        """Clinical readouts of a run of this cohort: RECIST at the scenario's scans,
+        best response, PFS and OS (death at ``lethal_cells`` or any grade 5), worst
+        toxicity grade per category.
+
+        :param traj: the result of :meth:`run` (same patients)
+        """
+        if not isinstance(traj, BatchTrajectory) or traj.y.shape[0] != self.n:
+            raise ValueError(
+                f"traj: expected a BatchTrajectory of this cohort's {self.n} patients, got "
+                f"{type(traj).__name__}"
+                + (f" of {traj.y.shape[0]}" if isinstance(traj, BatchTrajectory) else "")
+            )
+        if not np.all(traj.ok):
+            bad = np.flatnonzero(~traj.ok)[:10].tolist()
+            raise ValueError(f"traj: integration failed for patients {bad} (NaN states)")
+        cells = traj["Tp"] + traj["Tn"]
+        alc_v = self.params[:, self.model.param_names.index("alc_volume_l")][:, np.newaxis]
+        grades = toxicity_grades(traj, alc_volume_l=alc_v)
+        return clinical.patient_readouts(
+            cells,
+            traj.t,
+            self.scenario.scan_schedule(float(traj.t[-1])),
+            grades=grades,
+            lethal_cells=self.scenario.lethal_cells,
+            cr_threshold_mm=self.scenario.cr_threshold_mm,
+        )
+
+
+__all__ = [
+    "DEFAULT_TEST_PATIENTS",
+    "ROOT_SEED",
+    "SCENARIO_DIR",
+    "TEST_COHORT_SEED",
+    "TEST_SPAWN_KEY",
+    "TRAIN_SPAWN_KEY",
+    "CalibrationTarget",
+    "Cohort",
+    "Correlation",
+    "Knob",
+    "ParamDistribution",
+    "Protocol",
+    "ProtocolDose",
+    "Scenario",
+    "available_scenarios",
+    "deep_merge",
+    "evaluation_seed",
+    "load_scenario",
+    "sample_patients",
+    "scenario_data",
+    "training_seed",
+    "validate_scenario",
+]
