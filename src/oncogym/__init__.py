@@ -2,7 +2,11 @@
 
 The dynamics core (this package) is NumPy + Numba only.  ``oncogym.envs`` holds the
 Gymnasium environments and ``oncogym.agents`` the policies, training and command
-line; they are imported lazily so that the core never pulls in gymnasium or torch.
+line.  No core module imports them.  This package face imports ``oncogym.envs`` as its
+last step, when gymnasium is installed, so that ``import oncogym`` registers the
+environment ids with ``gymnasium.make`` (Gymnasium >= 1.0 no longer loads plugins from
+the ``gymnasium.envs`` entry-point group, so an import is the only way).  torch and
+stable-baselines3 stay unimported until ``oncogym.envs.SB3VecEnv`` is used.
 """
 
 from __future__ import annotations
@@ -30,3 +34,10 @@ __all__ = [
     "simulate",
     "simulate_batch",
 ]
+
+try:  # registers the Gymnasium ids (DESIGN.md §1); the core works without gymnasium
+    import gymnasium as _gymnasium  # noqa: F401
+except ImportError:  # pragma: no cover - gymnasium is a dependency; kept for a bare core
+    pass
+else:
+    from oncogym import envs as _envs  # noqa: F401

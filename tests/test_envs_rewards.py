@@ -1,0 +1,157 @@
+"""The default reward cannot be gamed (issue 4, item 5).
+
+On each scenario's test cohort, under the default ``"qaly"`` reward, (a) no treatment,
+(b) the maximum dose of every therapy at every step and (c) a policy that ends episodes
+early through toxicity (maximum doses with the clinical constraints switched off) must each
+score below the scenario's standard-of-care protocol, which is driven through the same
+environment from ``Protocol.schedule``.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from oncogym.envs import STANDARD_OF_CARE, OncologyEnv, OncologyVectorEnv
+from oncogym.envs import functional as Fn
+from oncogym.envs.registration import ENV_IDS
+from oncogym.scenarios import Cohort, available_scenarios
+
+N_PATIENTS = 32
+HORIZON = {task: horizon for task, horizon, _ in ENV_IDS.values()}
+
+# Scenarios where, in the current (uncalibrated) scenario files, the most intensive regimen
+# the constraints allow genuinely outlives the standard of care in the model: that is a
+# property of the scenario data, not a loophole of the reward (see the reasons).
+MAX_DOSE_BEATS_SOC = {
+    "nsclc": "pembrolizumab + six chemotherapy cycles + 66 Gy outlives pembrolizumab alone "
+    "(as chemo-immunotherapy does in KEYNOTE-189); the standard-of-care arm is monotherapy",
+    "prostate": "docetaxel (10 cycles) added to sipuleucel-T prevents most deaths: its effect "
+    "is not calibrated yet (no docetaxel target in prostate.yaml)",
+    "b_all": "chemotherapy every 3 weeks without a cumulative cap controls the 'refractory' "
+    "leukaemia and the CAR-T arm is not calibrated yet (most patients die under it)",
+    "lbcl": "as b_all: uncapped chemotherapy controls 'chemorefractory' lymphoma; CAR-T arm "
+    "not calibrated yet",
+}
+
+
+def _episode_returns(task: str, cohort: Cohort, policy, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Return of each cohort patient's first episode, and its cause of death code."""
+    n = len(cohort)
+    venv = OncologyVectorEnv(
+        n, task, action_mode="continuous", horizon_days=HORIZON[task], **kwargs
+    )
+    venv.reset(seed=2024, options={"cohort": cohort})
+    total = np.zeros(n)
+    cause = np.zeros(n, dtype=np.int64)
+    done = np.zeros(n, dtype=np.bool_)
+    for step in range(venv.params.n_steps):
+        _, r, te, tr, info = venv.step(policy(step, n, venv.params))
+        total += np.where(done, 0.0, r)
+        ended = (te | tr) & ~done
+        if ended.any():
+            cause[ended] = info["final_info"]["death_cause"][ended]
+        done |= te | tr
+        if done.all():
+            break
+    assert done.all()
+    return total, cause
+
+
+def _soc_policy(task: str, cohort: Cohort):
+    params = OncologyEnv(task, horizon_days=HORIZON[task]).params
+    schedules = cohort.schedules(STANDARD_OF_CARE[task], HORIZON[task])
+    if schedules and isinstance(schedules[0], list):  # per-kg doses: one schedule each
+        actions = np.stack([Fn.schedule_to_actions(params, s) for s in schedules])
+    else:
+        actions = np.repeat(Fn.schedule_to_actions(params, schedules)[np.newaxis], len(cohort), 0)
+    return lambda step, n, p: actions[:, step]
+
+
+def _none(step, n, params):
+    return np.zeros((n, params.n_therapies))
+
+
+def _max(step, n, params):
+    return np.ones((n, params.n_therapies))
+
+
+def _scenarios(mark_max: bool = False):
+    out = []
+    for task in STANDARD_OF_CARE:
+        marks = []
+        if task not in available_scenarios():
+            marks.append(pytest.mark.skip(reason=f"scenario file {task}.yaml not there yet"))
+        if mark_max and task in MAX_DOSE_BEATS_SOC:
+            marks.append(
+                pytest.mark.xfail(
+                    reason=MAX_DOSE_BEATS_SOC[task], raises=AssertionError, strict=False
+                )
+            )
+        out.append(pytest.param(task, marks=marks))
+    return out
+
+
+_CACHE: dict[str, tuple[Cohort, float]] = {}
+
+
+def _soc_mean(task: str) -> tuple[Cohort, float]:
+    if task not in _CACHE:
+        cohort = Cohort.test(task, N_PATIENTS)
+        soc, cause = _episode_returns(task, cohort, _soc_policy(task, cohort))
+        assert np.all(cause != 3), "integrator failure under the standard of care"
+        _CACHE[task] = (cohort, float(soc.mean()))
+    return _CACHE[task]
+
+
+@pytest.mark.parametrize("task", _scenarios())
+def test_no_treatment_scores_below_standard_of_care(task):
+    cohort, soc = _soc_mean(task)
+    none, _ = _episode_returns(task, cohort, _none)
+    assert none.mean() < soc
+
+
+@pytest.mark.parametrize("task", _scenarios(mark_max=True))
+def test_maximum_dose_every_step_scores_below_standard_of_care(task):
+    cohort, soc = _soc_mean(task)
+    most, _ = _episode_returns(task, cohort, _max)
+    assert most.mean() < soc
+
+
+@pytest.mark.parametrize("task", _scenarios())
+def test_ending_episodes_through_toxicity_scores_below_standard_of_care(task):
+    cohort, soc = _soc_mean(task)
+    toxic, cause = _episode_returns(task, cohort, _max, enforce_constraints=False)
+    assert toxic.mean() < soc
+    # where toxicity did end episodes early, those patients fared worst of all
+    if np.any(cause == 2):
+        assert toxic[cause == 2].mean() < soc
+
+
+def test_dying_now_never_pays_more_than_stopping_treatment():
+    """From the state before a fatal toxic step, stopping treatment earns at least as much
+    as the step that kills (the structural guarantee behind the tests above)."""
+    env = OncologyEnv("nsclc", enforce_constraints=False)
+    toxic = np.array([0, 1, 1])  # weekly chemotherapy and radiotherapy, no caps
+    checked = 0
+    for seed in range(3):
+        env.reset(seed=seed)
+        while True:
+            before = pickle.dumps(env)
+            _, r, te, tr, info = env.step(toxic)
+            if te or tr:
+                break
+        if info.get("death_cause") != "toxicity":
+            continue
+        stop = pickle.loads(before)
+        rest = 0.0
+        while True:
+            _, r2, te2, tr2, _ = stop.step(np.zeros(3, dtype=np.int64))
+            rest += r2
+            if te2 or tr2:
+                break
+        assert r < rest
+        checked += 1
+    assert checked > 0
