@@ -1,0 +1,345 @@
+"""The benchmark: baselines and RL agents on scenarios' test cohorts, as independent units.
+
+A benchmark is a set of **units**: training runs ``(scenario, algorithm, seed)`` and
+evaluations ``(scenario, policy)`` (a baseline, a trained run, or a given agent folder).
+Each unit writes its result atomically (temporary file, then rename) under
+``<out>/<scenario>/``; a rerun skips units whose result exists, so an interrupted sweep
+resumes where it stopped.  Units run serially or in a local process pool
+(``backend="local"``, ``workers``); the report of a scenario is assembled from its
+evaluation units in a fixed order (baselines in :func:`~oncogym.agents.policies.baseline_names`
+order, then agents sorted by name), so the tables do not depend on how units were run.
+
+Layout::
+
+    <out>/<scenario>/runs/<algo>_s<seed>/     training runs (oncogym.agents.train)
+    <out>/<scenario>/units/<policy>.pkl       EvaluationResult per policy
+    <out>/<scenario>/metrics.{csv,md}, patients.csv, km_os.png, km_pfs.png,
+                    swimmer_<policy>.png, trajectories.png
+    <out>/benchmark.json                      the resolved settings and wall times
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oncogym.envs import ENV_IDS, STANDARD_OF_CARE
+from oncogym.envs.task import LITERATURE_TASKS, TASKS
+
+from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, rollout, write_report
+from .policies import baseline_names, make_baseline
+
+BACKENDS = ("local", "ray")
+TASK_ENV_ID = {task: env_id for env_id, (task, _, _) in ENV_IDS.items()}
+"""Scenario/literature task -> registered environment id."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of a benchmark."""
+
+    kind: str  # "train" or "eval"
+    scenario: str
+    policy: str  # baseline name, "<algo>_s<seed>" (trained) or an agent label
+    algo: str | None = None
+    seed: int = 0
+    agent_dir: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.scenario}:{self.policy}"
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything a unit needs (picklable: it travels to worker processes)."""
+
+    out_dir: str
+    n_patients: int = DEFAULT_PATIENTS
+    eval_seed: int = EVAL_SEED
+    timesteps: int | None = None
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    planner: dict[str, Any] = field(default_factory=dict)
+    progress: bool = False
+
+    def scenario_dir(self, scenario: str) -> Path:
+        return Path(self.out_dir) / scenario
+
+    def result_path(self, unit: Unit) -> Path:
+        d = self.scenario_dir(unit.scenario)
+        if unit.kind == "train":
+            return d / "runs" / unit.policy / "model.zip"
+        return d / "units" / f"{unit.policy}.pkl"
+
+    def run_dir(self, unit: Unit) -> Path:
+        return self.scenario_dir(unit.scenario) / "runs" / unit.policy
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_scenarios(scenarios: Sequence[str]) -> list[str]:
+    allowed = (*TASKS, *LITERATURE_TASKS)
+    out = []
+    for s in scenarios:
+        if s not in allowed:
+            raise ValueError(f"scenario: unknown {s!r}; allowed: {', '.join(allowed)}")
+        out.append(s)
+    if not out:
+        raise ValueError("scenario: give at least one")
+    return out
+
+
+def plan_units(
+    scenarios: Sequence[str],
+    *,
+    baselines: Sequence[str] | None = None,
+    algos: Sequence[str] = (),
+    seeds: Sequence[int] = (0,),
+    agents: Sequence[str | Path] = (),
+) -> tuple[list[Unit], list[Unit]]:
+    """The training and evaluation units of a benchmark, in report order.
+
+    :param baselines: baseline names (default: every baseline of each scenario); names a
+        scenario does not have are an error
+    :param algos: algorithms to train (:data:`oncogym.agents.train.ALGOS`), one run per seed
+    :param agents: trained run folders to evaluate as well (label: the folder's name)
+    """
+    train_units: list[Unit] = []
+    eval_units: list[Unit] = []
+    for sc in check_scenarios(scenarios):
+        names = baseline_names(sc)
+        chosen = names if baselines is None else list(baselines)
+        for b in chosen:
+            if b not in names:
+                raise ValueError(
+                    f"policy: unknown baseline {b!r} for {sc}; allowed: {', '.join(names)}"
+                )
+            eval_units.append(Unit("eval", sc, b))
+        trained = []
+        for algo in algos:
+            for seed in seeds:
+                u = Unit("train", sc, f"{algo}_s{int(seed)}", algo=algo, seed=int(seed))
+                train_units.append(u)
+                trained.append(Unit("eval", sc, u.policy, algo=algo, seed=int(seed)))
+        for a in agents:
+            path = Path(a)
+            if not (path / "model.zip").exists():
+                raise ValueError(f"agent: {path} is not a training run folder (no model.zip)")
+            trained.append(Unit("eval", sc, path.name, agent_dir=str(path)))
+        eval_units += sorted(trained, key=lambda u: u.policy)
+    return train_units, eval_units
+
+
+def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
+    """Run one unit (in this process) and write its result; returns the result's path."""
+    path = cfg.result_path(unit)
+    if path.exists():
+        return str(path)
+    if unit.kind == "train":
+        from .train import train
+
+        train(
+            TASK_ENV_ID[unit.scenario],
+            unit.algo,
+            seed=unit.seed,
+            n_timesteps=cfg.timesteps,
+            run_dir=cfg.run_dir(unit),
+            progress_bar=cfg.progress,
+            overrides=cfg.train_overrides or None,
+        )
+        return str(path)
+    if unit.agent_dir is not None or unit.algo is not None:
+        from .train import load_agent
+
+        run_dir = unit.agent_dir or str(cfg.run_dir(unit))
+        policy = load_agent(run_dir)
+        policy.name = unit.policy
+    else:
+        kwargs = dict(cfg.planner) if unit.policy.startswith("mpc_") else {}
+        policy = make_baseline(unit.policy, unit.scenario, seed=cfg.eval_seed, **kwargs)
+    res = rollout(policy, unit.scenario, n_patients=cfg.n_patients, seed=cfg.eval_seed)
+    res.policy = unit.policy
+    atomic_write_bytes(path, pickle.dumps(res))
+    return str(path)
+
+
+def worker_init() -> None:
+    """One thread per worker process: the pool, not the kernels, uses the cores."""
+    import numba
+
+    numba.set_num_threads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def _run_all(
+    units: Sequence[Unit],
+    cfg: BenchmarkConfig,
+    workers: int,
+    on_done: Callable[[Unit, str | None, BaseException | None], None],
+) -> dict[str, BaseException]:
+    failures: dict[str, BaseException] = {}
+    todo = [u for u in units if not cfg.result_path(u).exists()]
+    for u in units:
+        if u not in todo:
+            on_done(u, str(cfg.result_path(u)), None)
+    if workers <= 1:
+        for u in todo:
+            try:
+                on_done(u, run_unit(u, cfg), None)
+            except Exception as exc:  # reported by name below, never silently missing
+                failures[u.key] = exc
+                on_done(u, None, exc)
+        return failures
+    ctx = multiprocessing.get_context("spawn")  # no fork after Numba/torch started threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init) as pool:
+        futs = {pool.submit(run_unit, u, cfg): u for u in todo}
+        for fut in as_completed(futs):
+            u = futs[fut]
+            try:
+                on_done(u, fut.result(), None)
+            except Exception as exc:
+                failures[u.key] = exc
+                on_done(u, None, exc)
+    return failures
+
+
+class BenchmarkError(RuntimeError):
+    """Some units failed; ``failures`` maps each unit's key to its error."""
+
+    def __init__(self, failures: Mapping[str, BaseException]) -> None:
+        self.failures = dict(failures)
+        lines = "; ".join(f"{k}: {type(e).__name__}: {e}" for k, e in self.failures.items())
+        super().__init__(f"{len(self.failures)} unit(s) failed: {lines}")
+
+
+def load_results(cfg: BenchmarkConfig, units: Sequence[Unit]) -> dict[str, list[EvaluationResult]]:
+    """Evaluation results per scenario, in the units' order."""
+    out: dict[str, list[EvaluationResult]] = {}
+    for u in units:
+        with open(cfg.result_path(u), "rb") as fh:
+            out.setdefault(u.scenario, []).append(pickle.load(fh))
+    return out
+
+
+def _training_columns(cfg: BenchmarkConfig, u: Unit) -> dict[str, Any]:
+    run = Path(u.agent_dir) if u.agent_dir else cfg.run_dir(u)
+    meta_path = run / "metadata.json"
+    if not meta_path.exists():
+        return {}
+    meta = json.loads(meta_path.read_text())
+    return {
+        "train_timesteps": meta.get("num_timesteps", meta.get("timesteps")),
+        "train_wall_s": meta.get("wall_s", meta.get("wall_time_s")),
+    }
+
+
+def report(cfg: BenchmarkConfig, eval_units: Sequence[Unit]) -> dict[str, list[dict[str, Any]]]:
+    """Assemble and write each scenario's tables and figures from its evaluation units."""
+    results = load_results(cfg, eval_units)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for sc, res in results.items():
+        names = [r.policy for r in res]
+        ref = STANDARD_OF_CARE.get(sc)
+        ref = ref if ref in names else None
+        extra = {u.policy: _training_columns(cfg, u) for u in eval_units
+                 if u.scenario == sc and (u.algo or u.agent_dir)}  # fmt: skip
+        rows[sc] = write_report(res, cfg.scenario_dir(sc), reference=ref, extra_rows=extra)
+    return rows
+
+
+def run_benchmark(
+    scenarios: Sequence[str],
+    out_dir: str | Path,
+    *,
+    baselines: Sequence[str] | None = None,
+    algos: Sequence[str] = (),
+    seeds: Sequence[int] = (0,),
+    agents: Sequence[str | Path] = (),
+    n_patients: int = DEFAULT_PATIENTS,
+    eval_seed: int = EVAL_SEED,
+    timesteps: int | None = None,
+    train_overrides: Mapping[str, Any] | None = None,
+    planner: Mapping[str, Any] | None = None,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    on_done: Callable[[Unit, str | None, BaseException | None], None] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Plan, run (skipping finished units) and report a benchmark.
+
+    :return: metric rows per scenario (also written under ``out_dir``)
+    :raises BenchmarkError: after every other unit finished, naming each failed unit
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    train_units, eval_units = plan_units(
+        scenarios, baselines=baselines, algos=algos, seeds=seeds, agents=agents
+    )
+    cfg = BenchmarkConfig(
+        out_dir=str(out_dir),
+        n_patients=int(n_patients),
+        eval_seed=int(eval_seed),
+        timesteps=timesteps,
+        train_overrides=dict(train_overrides or {}),
+        planner=dict(planner or {}),
+    )
+    done = on_done or (lambda u, p, e: None)
+    t0 = time.perf_counter()
+    if backend == "ray":
+        from .ray_backend import run_units_ray
+
+        failures = run_units_ray(train_units, cfg, workers=workers, address=address, on_done=done)
+    else:
+        failures = _run_all(train_units, cfg, workers, done)
+    t_train = time.perf_counter() - t0
+    ok_eval = [u for u in eval_units
+               if not (u.algo and f"train:{u.scenario}:{u.policy}" in failures)]  # fmt: skip
+    if backend == "ray":
+        failures.update(run_units_ray(ok_eval, cfg, workers=workers, address=address, on_done=done))
+    else:
+        failures.update(_run_all(ok_eval, cfg, workers, done))
+    finished = [u for u in eval_units if cfg.result_path(u).exists()]
+    rows = report(cfg, finished) if finished else {}
+    manifest = {
+        "scenarios": list(scenarios),
+        "config": asdict(cfg),
+        "units": [asdict(u) for u in (*train_units, *eval_units)],
+        "backend": backend,
+        "workers": workers,
+        "wall_s_train": t_train,
+        "wall_s_total": time.perf_counter() - t0,
+        "failed": {k: f"{type(e).__name__}: {e}" for k, e in failures.items()},
+    }
+    atomic_write_bytes(Path(out_dir) / "benchmark.json", json.dumps(manifest, indent=2).encode())
+    if failures:
+        raise BenchmarkError(failures)
+    return rows

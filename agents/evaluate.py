@@ -1,0 +1,558 @@
+"""Cohort evaluation in the clinic's terms: response, survival, toxicity, return.
+
+A policy (a baseline of :mod:`oncogym.agents.policies`, the planner or a trained SB3
+agent) treats every patient of a named test cohort (:meth:`oncogym.scenarios.Cohort.test`:
+fixed seed, disjoint from the training draws) for one episode, through the environment's
+own transition (:mod:`oncogym.envs.functional`), under the default ``"qaly"`` reward.
+:func:`rollout` returns an :class:`EvaluationResult` (per-patient arrays);
+:func:`summarise` turns it into metrics — objective and complete response rates (95 %
+Wilson intervals), Kaplan–Meier median PFS and OS with 95 % intervals and OS at 12 and 24
+months (lifelines), grade >= 3 toxicity rate per category, mean QALYs and mean return,
+log-rank test and Cox hazard ratio of OS against a reference arm (the standard of care);
+:func:`write_report` writes CSV, Markdown and PNG figures (Kaplan–Meier curves, swimmer
+plots of the schedules given, example trajectories).
+
+Definitions: OS = day of death (lethal burden or grade-5 toxicity), censored at the
+horizon; PFS = first RECIST 1.1 progression on the scan schedule (the environment's own
+readout, from the measured scans) or death, censored at the horizon; best overall
+response = the environment's (confirmed-free) RECIST best response; an integrator failure
+ends that patient's episode and is counted in ``errors`` (censored at that day).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oncogym.clinical import DAYS_PER_MONTH, Response
+from oncogym.envs import OncologyVectorEnv
+from oncogym.envs import _kernels as K
+from oncogym.envs import functional as Fn
+from oncogym.envs.task import TASKS, EnvParams
+
+EVAL_SEED = 2024
+"""Seed of the evaluation's scan noise (and of the patients of literature tasks)."""
+DEFAULT_PATIENTS = 200
+"""Default size of the test cohort."""
+
+
+class CohortRunner:
+    """A cohort stepped for exactly one episode each (no autoreset), on the env's dynamics.
+
+    Exposes what policies may ``attach`` to: ``params``, ``state``, ``num_envs``,
+    ``action_mode``, ``observation_names`` and :meth:`action_masks`, like
+    :class:`~oncogym.envs.OncologyVectorEnv` (which it builds and resets: same validation,
+    same patients, same scan noise for the same seed).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        n_patients: int,
+        *,
+        cohort: Any = None,
+        action_mode: str = "continuous",
+        seed: int = EVAL_SEED,
+        env_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        kwargs = dict(env_kwargs or {})
+        kwargs.pop("reward", None)  # every policy is scored on the default reward
+        kwargs.pop("action_mode", None)
+        self.venv = OncologyVectorEnv(n_patients, task, action_mode=action_mode, **kwargs)
+        options = None if cohort is None else {"cohort": cohort}
+        self.obs, _ = self.venv.reset(seed=seed, options=options)
+        self.params: EnvParams = self.venv.params
+        self.state: Fn.BatchState = self.venv.state
+        self.num_envs = n_patients
+        self.action_mode = action_mode
+        self.observation_names = self.venv.observation_names
+        self.single_action_space = self.venv.single_action_space
+        self.single_observation_space = self.venv.single_observation_space
+
+    def action_masks(self) -> np.ndarray:
+        return self.venv.action_masks()
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``actions`` to every patient; ``(observations, qaly rewards)``."""
+        s = self.state
+        Fn.action_to_request(
+            self.params, actions, self.action_mode, s.REQ,
+            min_dose_fraction=self.venv.min_dose_fraction,
+        )  # fmt: skip
+        Fn.transition(self.params, s, parallel=True, args=self.venv._args)
+        self.obs = s.OBS.copy()
+        return self.obs, Fn.reward(self.params, s, "qaly")
+
+    def done(self) -> np.ndarray:
+        terminated, truncated = Fn.terminal(self.params, self.state)
+        return terminated | truncated
+
+
+@dataclass
+class EvaluationResult:
+    """Per-patient outcome of one policy on one cohort (arrays have one row per patient)."""
+
+    policy: str
+    task: str
+    therapies: tuple[str, ...]
+    tox_categories: tuple[str, ...]
+    decision_days: int
+    horizon_days: float
+    returns: np.ndarray
+    qalys: np.ndarray
+    os_days: np.ndarray
+    death: np.ndarray
+    death_cause: np.ndarray
+    pfs_days: np.ndarray
+    pfs_event: np.ndarray
+    best_response: np.ndarray
+    worst_grade: np.ndarray
+    doses: np.ndarray
+    """Delivered amounts, ``(n, n_steps, n_therapies)`` (clinical units)."""
+    burden: np.ndarray
+    """True tumour cells at each decision day, ``(n, n_steps + 1)`` (NaN after death)."""
+    errors: int
+    wall_s: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.returns.shape[0])
+
+
+def _actions_of(policy: Any, obs: np.ndarray, state: Any, start: np.ndarray) -> tuple[Any, Any]:
+    out = policy.predict(obs, state=state, episode_start=start, deterministic=True)
+    if isinstance(out, tuple) and len(out) == 2:
+        return out
+    return out, None
+
+
+def rollout(
+    policy: Any,
+    task: str,
+    *,
+    n_patients: int = DEFAULT_PATIENTS,
+    cohort: Any = None,
+    seed: int = EVAL_SEED,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """Treat each patient of the test cohort for one episode with ``policy``.
+
+    :param policy: anything with SB3's ``predict`` (and optionally ``attach(env)``,
+        ``action_mode``, ``env_kwargs``, ``name``)
+    :param task: a scenario (test cohort :meth:`Cohort.test(task, n_patients)
+        <oncogym.scenarios.Cohort.test>`) or a literature task (patients drawn with seeds
+        ``seed + i``)
+    :param n_patients: cohort size (ignored when ``cohort`` is given)
+    :param cohort: an explicit :class:`~oncogym.scenarios.Cohort`
+    :param seed: seed of the scan noise
+    :param env_kwargs: environment arguments (default: the policy's ``env_kwargs``)
+    :param progress: called as ``progress(step, n_steps)`` after every step
+    """
+    from oncogym.scenarios import Cohort
+
+    if cohort is None and task in TASKS:
+        cohort = Cohort.test(task, n_patients)
+    n = len(cohort) if cohort is not None else int(n_patients)
+    if n < 1:
+        raise ValueError(f"n_patients: expected a positive integer, got {n_patients!r}")
+    mode = getattr(policy, "action_mode", "continuous")
+    kwargs = dict(getattr(policy, "env_kwargs", None) or {})
+    kwargs.update(env_kwargs or {})
+    t0 = time.perf_counter()
+    runner = CohortRunner(task, n, cohort=cohort, action_mode=mode, seed=seed, env_kwargs=kwargs)
+    if hasattr(policy, "attach"):
+        policy.attach(runner)
+    p, s = runner.params, runner.state
+    n_steps, nt = p.n_steps, p.n_therapies
+    doses = np.zeros((n, n_steps, nt))
+    burden = np.full((n, n_steps + 1), np.nan)
+    burden[:, 0] = s.Y[:, p.tumour_index].sum(axis=1)
+    returns = np.zeros(n)
+    qalys = np.zeros(n)
+    pfs_day = np.full(n, np.nan)
+    obs, state = runner.obs, None
+    start = np.ones(n, dtype=np.bool_)
+    for k in range(n_steps):
+        was_alive = s.alive.copy()
+        actions, state = _actions_of(policy, obs, state, start)
+        start = np.zeros(n, dtype=np.bool_)
+        obs, r = runner.step(np.asarray(actions).reshape(n, -1))
+        returns += r
+        qalys += s.COMP[:, K.C_QALY] - s.COMP[:, K.C_ADMIN_LOSS]
+        doses[:, k] = s.DELIV
+        burden[:, k + 1] = np.where(was_alive, s.Y[:, p.tumour_index].sum(axis=1), np.nan)
+        newly = (s.I[:, K.I_PROGRESSED] == 1) & np.isnan(pfs_day)
+        pfs_day[newly] = s.F[newly, K.F_SCAN_DAY]
+        if progress is not None:
+            progress(k + 1, n_steps)
+        if runner.done().all():
+            break
+    cause = s.I[:, K.I_CAUSE].copy()
+    died = (cause == K.DEATH_TUMOUR) | (cause == K.DEATH_TOXICITY)
+    os_days = np.where(cause != K.DEATH_NONE, s.F[:, K.F_DEATH_DAY], p.horizon_days)
+    os_days = np.minimum(os_days, p.horizon_days)
+    prog = ~np.isnan(pfs_day)
+    pfs_days = np.where(prog, np.minimum(np.nan_to_num(pfs_day, nan=np.inf), os_days), os_days)
+    return EvaluationResult(
+        policy=str(getattr(policy, "name", type(policy).__name__)),
+        task=task,
+        therapies=p.therapies,
+        tox_categories=p.tox_categories,
+        decision_days=p.decision_days,
+        horizon_days=float(p.horizon_days),
+        returns=returns,
+        qalys=qalys,
+        os_days=os_days,
+        death=died,
+        death_cause=np.asarray(Fn.DEATH_CAUSES)[cause],
+        pfs_days=pfs_days,
+        pfs_event=prog | died,
+        best_response=s.I[:, K.I_BEST].copy(),
+        worst_grade=s.WEVER.copy(),
+        doses=doses,
+        burden=burden,
+        errors=int(np.sum(cause == K.DEATH_ERROR)),
+        wall_s=time.perf_counter() - t0,
+        meta={
+            "seed": seed,
+            "n_patients": n,
+            "cohort": repr(cohort) if cohort is not None else None,
+        },
+    )
+
+
+# --- metrics -------------------------------------------------------------------------------
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``k / n``."""
+    if n <= 0:
+        return math.nan, math.nan
+    ph = k / n
+    denom = 1 + z * z / n
+    centre = (ph + z * z / (2 * n)) / denom
+    half = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _survival_at(time_days: np.ndarray, event: np.ndarray, day: float) -> float:
+    from lifelines import KaplanMeierFitter
+
+    kmf = KaplanMeierFitter().fit(time_days, event)
+    return float(kmf.survival_function_at_times(day).iloc[0])
+
+
+def summarise(
+    result: EvaluationResult, reference: EvaluationResult | None = None
+) -> dict[str, Any]:
+    """Metrics of one policy (and its OS comparison with ``reference``).
+
+    Keys: ``policy, n, orr, orr_low, orr_high, cr_rate, cr_low, cr_high,
+    median_pfs_months (+ _low/_high), median_os_months (+ _low/_high), os_12m, os_horizon
+    (KM OS at 12 months and at the horizon),
+    grade3_<category> and grade3_any, mean_qalys, qalys_sem, mean_return, return_sem,
+    tox_deaths, errors, wall_s`` and, with a reference, ``os_logrank_p, os_hr, os_hr_low,
+    os_hr_high, qalys_diff, qalys_diff_low, qalys_diff_high`` (a paired difference: the
+    same patients).  Medians not reached are ``inf``.
+    """
+    from .survival import hazard_ratio, log_rank, median_survival
+
+    n = result.n
+    br = result.best_response
+    n_or = int(np.sum((br == Response.CR) | (br == Response.PR)))
+    n_cr = int(np.sum(br == Response.CR))
+    out: dict[str, Any] = {"policy": result.policy, "task": result.task, "n": n}
+    out["orr"] = n_or / n
+    out["orr_low"], out["orr_high"] = wilson_interval(n_or, n)
+    out["cr_rate"] = n_cr / n
+    out["cr_low"], out["cr_high"] = wilson_interval(n_cr, n)
+    for key, t, e in (
+        ("pfs", result.pfs_days, result.pfs_event),
+        ("os", result.os_days, result.death),
+    ):
+        ms = median_survival(t, e)
+        m, lo, hi = ms.months()
+        out[f"median_{key}_months"], out[f"median_{key}_months_low"] = m, lo
+        out[f"median_{key}_months_high"] = hi
+    day12 = 12 * DAYS_PER_MONTH
+    out["os_12m"] = (
+        _survival_at(result.os_days, result.death, day12)
+        if day12 <= result.horizon_days
+        else math.nan
+    )
+    out["os_horizon"] = _survival_at(result.os_days, result.death, result.horizon_days)
+    hit = np.zeros(n, dtype=np.bool_)
+    for j, cat in enumerate(result.tox_categories):
+        g3 = result.worst_grade[:, j] >= 3
+        out[f"grade3_{cat}"] = float(g3.mean())
+        hit |= g3
+    out["grade3_any"] = float(hit.mean())
+    out["mean_qalys"] = float(result.qalys.mean())
+    out["qalys_sem"] = float(result.qalys.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    out["mean_return"] = float(result.returns.mean())
+    out["return_sem"] = float(result.returns.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    out["tox_deaths"] = int(np.sum(result.death_cause == "toxicity"))
+    out["errors"] = result.errors
+    out["wall_s"] = result.wall_s
+    if reference is not None:
+        if reference.n != n:
+            raise ValueError("reference: must be evaluated on the same cohort")
+        if result is reference or result.policy == reference.policy:
+            nan = math.nan
+            out.update(os_logrank_p=nan, os_hr=1.0, os_hr_low=nan, os_hr_high=nan,
+                       qalys_diff=0.0, qalys_diff_low=nan, qalys_diff_high=nan)  # fmt: skip
+        else:
+            lr = log_rank(result.os_days, result.death, reference.os_days, reference.death)
+            out["os_logrank_p"] = lr.p_value
+            if result.death.any() or reference.death.any():
+                hr = hazard_ratio(result.os_days, result.death, reference.os_days, reference.death)
+            else:
+                hr = (math.nan, math.nan, math.nan)
+            out["os_hr"], out["os_hr_low"], out["os_hr_high"] = hr
+            d = result.qalys - reference.qalys
+            sem = d.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+            out["qalys_diff"] = float(d.mean())
+            out["qalys_diff_low"] = float(d.mean() - 1.959963984540054 * sem)
+            out["qalys_diff_high"] = float(d.mean() + 1.959963984540054 * sem)
+    return out
+
+
+# --- report ----------------------------------------------------------------------------------
+def _fmt_pct(x: float, lo: float | None = None, hi: float | None = None) -> str:
+    if lo is None:
+        return f"{100 * x:.1f}"
+    return f"{100 * x:.1f} ({100 * lo:.0f}–{100 * hi:.0f})"
+
+
+def _fmt_months(m: float, lo: float, hi: float) -> str:
+    def one(v: float) -> str:
+        return "NR" if not np.isfinite(v) else f"{v:.1f}"
+
+    return f"{one(m)} ({one(lo)}–{one(hi)})"
+
+
+def _months(r: Mapping[str, Any], key: str) -> str:
+    k = f"median_{key}_months"
+    return _fmt_months(r[k], r[f"{k}_low"], r[f"{k}_high"])
+
+
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "—"
+    return "<0.001" if p < 1e-3 else f"{p:.3f}"
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The headline table (one row per policy) in Markdown."""
+    head = (
+        "| policy | ORR % (95 % CI) | CR % | median PFS, mo (95 % CI) | median OS, mo (95 % CI) "
+        "| OS at horizon % | grade ≥ 3 % | QALYs (mean ± sem) | Δ QALYs vs SoC (95 % CI) "
+        "| OS log-rank p | OS HR (95 % CI) | return |\n"
+        "|---|---|---:|---|---|---:|---:|---|---|---:|---|---:|\n"
+    )
+    lines = []
+    for r in rows:
+        hr = r.get("os_hr", math.nan)
+        hr_s = (
+            "—"
+            if not np.isfinite(r.get("os_hr_low", math.nan))
+            else (f"{hr:.2f} ({r['os_hr_low']:.2f}–{r['os_hr_high']:.2f})")
+        )
+        dq = r.get("qalys_diff", math.nan)
+        dq_s = (
+            "—"
+            if not np.isfinite(r.get("qalys_diff_low", math.nan))
+            else (f"{dq:+.3f} ({r['qalys_diff_low']:+.3f}, {r['qalys_diff_high']:+.3f})")
+        )
+        os_end = r.get("os_horizon", math.nan)
+        lines.append(
+            f"| {r['policy']} | {_fmt_pct(r['orr'], r['orr_low'], r['orr_high'])} "
+            f"| {_fmt_pct(r['cr_rate'])} "
+            f"| {_months(r, 'pfs')} | {_months(r, 'os')} "
+            f"| {'—' if not np.isfinite(os_end) else f'{100 * os_end:.1f}'} "
+            f"| {_fmt_pct(r['grade3_any'])} "
+            f"| {r['mean_qalys']:.3f} ± {r['qalys_sem']:.3f} | {dq_s} "
+            f"| {_fmt_p(r.get('os_logrank_p', math.nan))} | {hr_s} | {r['mean_return']:.3f} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def toxicity_table(rows: Sequence[Mapping[str, Any]], categories: Sequence[str]) -> str:
+    """Grade >= 3 rate per toxicity category (Markdown)."""
+    head = "| policy | " + " | ".join(categories) + " | any | toxic deaths |\n"
+    head += "|---|" + "---:|" * (len(categories) + 2) + "\n"
+    body = [
+        f"| {r['policy']} | "
+        + " | ".join(f"{100 * r[f'grade3_{c}']:.1f}" for c in categories)
+        + f" | {100 * r['grade3_any']:.1f} | {r['tox_deaths']} |"
+        for r in rows
+    ]
+    return head + "\n".join(body) + "\n"
+
+
+def patients_frame(results: Sequence[EvaluationResult]) -> Any:
+    """One row per (policy, patient): outcomes and doses given (pandas DataFrame)."""
+    import pandas as pd
+
+    from oncogym.clinical import RESPONSE_NAMES
+
+    frames = []
+    for res in results:
+        d = {
+            "policy": res.policy,
+            "patient": np.arange(res.n),
+            "return": res.returns,
+            "qalys": res.qalys,
+            "os_days": res.os_days,
+            "death": res.death.astype(int),
+            "death_cause": res.death_cause,
+            "pfs_days": res.pfs_days,
+            "pfs_event": res.pfs_event.astype(int),
+            "best_response": np.asarray(RESPONSE_NAMES)[res.best_response],
+        }
+        for j, c in enumerate(res.tox_categories):
+            d[f"worst_grade_{c}"] = res.worst_grade[:, j]
+        for j, t in enumerate(res.therapies):
+            d[f"total_{t}"] = res.doses[:, :, j].sum(axis=1)
+            d[f"administrations_{t}"] = (res.doses[:, :, j] > 0).sum(axis=1)
+        frames.append(pd.DataFrame(d))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _plot_km(results: Sequence[EvaluationResult], which: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from lifelines import KaplanMeierFitter
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for res in results:
+        t = (res.os_days if which == "os" else res.pfs_days) / DAYS_PER_MONTH
+        e = res.death if which == "os" else res.pfs_event
+        KaplanMeierFitter(label=res.policy).fit(t, e).plot_survival_function(
+            ax=ax, ci_show=False, show_censors=False
+        )
+    ax.set_xlabel("months")
+    ax.set_ylabel("overall survival" if which == "os" else "progression-free survival")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_swimmer(res: EvaluationResult, path: Path, n_show: int = 30) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = np.arange(min(n_show, res.n))
+    idx = idx[np.argsort(res.os_days[idx])]
+    fig, ax = plt.subplots(figsize=(8, 0.22 * len(idx) + 1.6))
+    colours = plt.get_cmap("tab10")
+    days = np.arange(res.doses.shape[1]) * res.decision_days
+    for row, i in enumerate(idx):
+        ax.barh(row, res.os_days[i], color="0.88", height=0.7)
+        for j in range(len(res.therapies)):
+            given = res.doses[i, :, j] > 0
+            ax.scatter(days[given], np.full(given.sum(), row + (j - len(res.therapies) / 2) * 0.12),
+                       s=7, color=colours(j), marker="|")  # fmt: skip
+        if res.pfs_event[i] and res.pfs_days[i] < res.os_days[i]:
+            ax.scatter(res.pfs_days[i], row, marker=">", color="k", s=14)
+        if res.death[i]:
+            ax.scatter(res.os_days[i], row, marker="x", color="firebrick", s=20)
+    for j, t in enumerate(res.therapies):
+        ax.scatter([], [], color=colours(j), marker="|", label=t)
+    ax.scatter([], [], marker=">", color="k", label="progression")
+    ax.scatter([], [], marker="x", color="firebrick", label="death")
+    ax.set_yticks(range(len(idx)), [str(i) for i in idx], fontsize=6)
+    ax.set_xlabel("day")
+    ax.set_ylabel("patient")
+    ax.set_title(f"{res.task}: schedules given by {res.policy}")
+    ax.legend(fontsize=6, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_trajectories(results: Sequence[EvaluationResult], path: Path, n_show: int = 4) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(results)
+    cols = min(3, k)
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
+    for a, res in zip(axes.ravel(), results, strict=False):
+        days = np.arange(res.burden.shape[1]) * res.decision_days
+        for i in range(min(n_show, res.n)):
+            a.semilogy(days, res.burden[i], lw=1, label=f"patient {i}")
+        a.set_title(res.policy, fontsize=9)
+        a.set_xlabel("day")
+    for a in axes.ravel()[k:]:
+        a.axis("off")
+    axes[0, 0].set_ylabel("tumour cells (true)")
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(
+    results: Sequence[EvaluationResult],
+    out_dir: str | Path,
+    *,
+    reference: str | None = None,
+    title: str | None = None,
+    extra_rows: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``metrics.csv``, ``metrics.md``, ``patients.csv``, ``km_os.png``,
+    ``km_pfs.png``, ``swimmer_<policy>.png`` and ``trajectories.png`` to ``out_dir``.
+
+    :param results: one per policy, all on the same cohort
+    :param reference: the policy the others are compared with (e.g. the standard of care)
+    :param extra_rows: extra columns per policy name (training budget, wall time …)
+    :return: the metric rows
+    """
+    import pandas as pd
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ref = None
+    if reference is not None:
+        found = [r for r in results if r.policy == reference]
+        if not found:
+            names = ", ".join(r.policy for r in results)
+            raise ValueError(f"reference: {reference!r} is not among the policies ({names})")
+        ref = found[0]
+    rows = [summarise(r, ref) for r in results]
+    for row in rows:
+        row.update((extra_rows or {}).get(row["policy"], {}))
+    pd.DataFrame(rows).to_csv(out / "metrics.csv", index=False)
+    patients_frame(results).to_csv(out / "patients.csv", index=False)
+    task = results[0].task
+    heading = title or f"{task}: {results[0].n} test patients"
+    md = [f"# {heading}\n"]
+    if reference is not None:
+        md.append(f"Comparisons (Δ QALYs, log-rank, hazard ratio) against `{reference}`.\n")
+    md.append(markdown_table(rows))
+    md.append("\n## Grade ≥ 3 toxicity, % of patients\n")
+    md.append(toxicity_table(rows, results[0].tox_categories))
+    (out / "metrics.md").write_text("\n".join(md))
+    _plot_km(results, "os", out / "km_os.png", f"{task}: overall survival")
+    _plot_km(results, "pfs", out / "km_pfs.png", f"{task}: progression-free survival")
+    for res in results:
+        _plot_swimmer(res, out / f"swimmer_{res.policy}.png")
+    _plot_trajectories(results, out / "trajectories.png")
+    return rows

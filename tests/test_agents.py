@@ -1,0 +1,294 @@
+"""Baselines, the cohort evaluator and the benchmark runner (issue 5, items 1, 3, 7)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
+from lifelines.utils import median_survival_times
+
+from oncogym.agents import benchmark as B
+from oncogym.agents.evaluate import (
+    CohortRunner,
+    EvaluationResult,
+    rollout,
+    summarise,
+    wilson_interval,
+    write_report,
+)
+from oncogym.agents.policies import (
+    AdaptivePolicy,
+    NoTreatment,
+    ProtocolPolicy,
+    RandomPolicy,
+    baseline_names,
+    make_baseline,
+    protocol_names,
+)
+from oncogym.clinical import Response
+from oncogym.envs import OncologyEnv
+from oncogym.envs.task import TASKS
+from oncogym.scenarios import Cohort, load_scenario
+
+N = 6
+
+
+def _expected_doses(task: str, protocol: str, cohort: Cohort, n_steps: int, dd: int) -> np.ndarray:
+    """Protocol amounts summed per decision interval, from the scenario data (per patient)."""
+    sc = load_scenario(task)
+    therapies = list(sc.therapies)
+    proto = sc.protocols[protocol]
+    out = np.zeros((len(cohort), n_steps, len(therapies)))
+    for i, w in enumerate(cohort.weights_kg()):
+        for therapy, day, amount, _dur in proto.schedule(sc.horizon_days, weight_kg=float(w)):
+            k = int(day // dd)
+            if k < n_steps:
+                out[i, k, therapies.index(therapy)] += amount
+    return out
+
+
+@pytest.mark.parametrize(("task", "protocol"), [(t, p) for t in TASKS for p in protocol_names(t)])
+def test_protocol_baseline_gives_the_protocol_doses_exactly(task, protocol):
+    cohort = Cohort.test(task, N)
+    res = rollout(ProtocolPolicy(protocol), task, cohort=cohort)
+    n_steps = res.doses.shape[1]
+    expected = _expected_doses(task, protocol, cohort, n_steps, res.decision_days)
+    # compare the intervals each patient started alive
+    alive = np.arange(n_steps)[None, :] * res.decision_days < res.os_days[:, None]
+    alive &= ~(
+        res.death[:, None]
+        & (np.arange(n_steps)[None, :] * res.decision_days >= res.os_days[:, None])
+    )
+    np.testing.assert_allclose(res.doses[alive], expected[alive], rtol=1e-12, atol=0)
+    assert expected[alive].sum() > 0
+
+
+def test_no_treatment_gives_nothing_and_matches_untreated_arm():
+    res = rollout(NoTreatment(), "melanoma", n_patients=N)
+    assert not res.doses.any()
+    assert (res.best_response != Response.CR).all() or res.n == 0
+
+
+def test_random_policy_is_reproducible_and_uses_every_level():
+    a = rollout(RandomPolicy(seed=3), "nsclc", n_patients=N)
+    b = rollout(RandomPolicy(seed=3), "nsclc", n_patients=N)
+    c = rollout(RandomPolicy(seed=4), "nsclc", n_patients=N)
+    np.testing.assert_array_equal(a.doses, b.doses)
+    np.testing.assert_array_equal(a.returns, b.returns)
+    assert not np.array_equal(a.doses, c.doses)
+
+
+def test_rollout_is_deterministic_and_matches_the_vector_env():
+    """The evaluator steps the env's own dynamics: same returns as OncologyVectorEnv."""
+    from oncogym.envs import OncologyVectorEnv
+    from oncogym.envs import functional as Fn
+
+    cohort = Cohort.test("rcc", N)
+    r1 = rollout(ProtocolPolicy("nivolumab_ipilimumab"), "rcc", cohort=cohort)
+    r2 = rollout(ProtocolPolicy("nivolumab_ipilimumab"), "rcc", cohort=cohort)
+    np.testing.assert_array_equal(r1.returns, r2.returns)
+    venv = OncologyVectorEnv(N, "rcc", action_mode="continuous")
+    venv.reset(seed=2024, options={"cohort": cohort})
+    sched = cohort.schedules("nivolumab_ipilimumab", venv.params.horizon_days)
+    acts = (
+        np.stack([Fn.schedule_to_actions(venv.params, s) for s in sched])
+        if isinstance(sched[0], list)
+        else np.repeat(Fn.schedule_to_actions(venv.params, sched)[None], N, 0)
+    )
+    total = np.zeros(N)
+    done = np.zeros(N, dtype=bool)
+    for k in range(venv.params.n_steps):
+        _, r, te, tr, _ = venv.step(acts[:, k])
+        total += np.where(done, 0.0, r)
+        done |= te | tr
+        if done.all():
+            break
+    np.testing.assert_allclose(r1.returns, total, rtol=1e-12, atol=1e-15)
+
+
+def test_adaptive_rules_escalate_hold_and_resume():
+    runner = CohortRunner("melanoma", 1, cohort=Cohort.test("melanoma", 1))
+    pol = AdaptivePolicy()
+    pol.attach(runner)
+    names = list(runner.observation_names)
+    i_scan, i_since, i_day = names.index("scan_log10_cells"), names.index("weeks_since_scan"), -1
+    i_irae = names.index("grade_irae")
+    th = runner.params.therapies
+
+    def obs(day, scan, since, irae=0):
+        o = np.zeros(len(names))
+        o[i_scan], o[i_since], o[i_day], o[i_irae] = scan, since, day, irae
+        return o
+
+    a, _ = pol.predict(obs(0, 10.0, 0))  # first line: nivolumab monotherapy
+    assert a[th.index("anti_pd1")] > 0 and a[th.index("anti_ctla4")] == 0
+    pol.predict(obs(7, 10.0, 1))
+    # a scan 20 % larger in diameter (+0.2375 decades of cells, well over 5 mm) = progression
+    a, _ = pol.predict(obs(14, 10.0 + 3 * math.log10(1.25), 0))
+    assert a[th.index("anti_ctla4")] > 0, "second line (nivolumab + ipilimumab) starts"
+    a, _ = pol.predict(obs(21, 10.3, 1, irae=3))
+    assert not a.any(), "grade 3 holds everything"
+    a, _ = pol.predict(obs(28, 10.3, 2, irae=2))
+    assert not a.any(), "still held at grade 2"
+    a, _ = pol.predict(obs(35, 10.3, 3, irae=1))
+    # resumes where the line's clock stopped: its second week (no dose due), not skipped ahead
+    assert pol.clock[0] == 2
+    a, _ = pol.predict(obs(0, 10.0, 0))  # a new episode starts from the first line
+    assert a[th.index("anti_ctla4")] == 0 and pol.line[0] == 0
+
+
+def test_adaptive_needs_clinical_observations():
+    env = OncologyEnv("melanoma", observation="full")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match='observation="clinical"'):
+        AdaptivePolicy().attach(env)
+
+
+def test_baselines_work_on_the_single_env():
+    env = OncologyEnv("melanoma", action_mode="continuous")
+    obs, _ = env.reset(seed=1)
+    for pol in (ProtocolPolicy("nivolumab_ipilimumab"), AdaptivePolicy(), NoTreatment()):
+        pol.attach(env)
+        a, state = pol.predict(obs)
+        assert a.shape == (len(env.unwrapped.therapies),) and state is None
+        assert env.action_space.contains(a.astype(np.float32))
+
+
+def test_make_baseline_errors_name_the_allowed_values():
+    with pytest.raises(ValueError, match="allowed: no_treatment, random"):
+        make_baseline("chemo_forever", "melanoma")
+    pol = ProtocolPolicy("pembrolizumab")
+    with pytest.raises(ValueError, match=r"allowed: .*nivolumab_ipilimumab"):
+        pol.attach(OncologyEnv("melanoma"))
+    assert "mpc_oracle" in baseline_names("depillis2006")
+    assert "adaptive" not in baseline_names("depillis2006")
+
+
+# --- metrics on hand-made outcomes -------------------------------------------------------------
+def _result(name, os_days, death, pfs_days, pfs_event, best, grades, qalys):
+    n = len(os_days)
+    return EvaluationResult(
+        policy=name, task="melanoma", therapies=("a",), tox_categories=("irae", "crs"),
+        decision_days=7, horizon_days=730.0, returns=np.asarray(qalys, float) - 0.1,
+        qalys=np.asarray(qalys, float), os_days=np.asarray(os_days, float),
+        death=np.asarray(death, bool), death_cause=np.where(death, "tumour", "none"),
+        pfs_days=np.asarray(pfs_days, float), pfs_event=np.asarray(pfs_event, bool),
+        best_response=np.asarray(best), worst_grade=np.asarray(grades),
+        doses=np.zeros((n, 2, 1)), burden=np.ones((n, 3)), errors=0, wall_s=1.0,
+    )  # fmt: skip
+
+
+CR, PR, SD, PD = Response.CR, Response.PR, Response.SD, Response.PD
+
+
+def test_summary_metrics_equal_hand_computed_values():
+    res = _result(
+        "x",
+        os_days=[100, 200, 300, 400, 730],
+        death=[1, 1, 0, 1, 0],
+        pfs_days=[50, 100, 150, 400, 730],
+        pfs_event=[1, 1, 1, 1, 0],
+        best=[CR, PR, SD, PD, CR],
+        grades=[[3, 0], [0, 4], [2, 2], [0, 0], [5, 3]],
+        qalys=[0.1, 0.3, 0.5, 0.7, 0.9],
+    )
+    m = summarise(res)
+    assert m["orr"] == pytest.approx(3 / 5) and m["cr_rate"] == pytest.approx(2 / 5)
+    assert (m["orr_low"], m["orr_high"]) == pytest.approx(wilson_interval(3, 5))
+    assert m["grade3_irae"] == pytest.approx(2 / 5) and m["grade3_crs"] == pytest.approx(2 / 5)
+    assert m["grade3_any"] == pytest.approx(3 / 5)
+    assert m["mean_qalys"] == pytest.approx(0.5)
+    assert m["qalys_sem"] == pytest.approx(np.std([0.1, 0.3, 0.5, 0.7, 0.9], ddof=1) / math.sqrt(5))
+    # KM by hand: S = 4/5 after day 100, 3/5 after 200, (censor 300), 3/5 * 1/2 after 400
+    assert m["median_os_months"] == pytest.approx(400 / (365.25 / 12))
+    assert m["os_12m"] == pytest.approx(3 / 5)  # day 365: deaths at 100 and 200 only
+    assert m["os_horizon"] == pytest.approx(0.3)
+    # PFS: events at 50, 100, 150 -> S = 2/5 after 150: median at 150 days
+    assert m["median_pfs_months"] == pytest.approx(150 / (365.25 / 12))
+    km = KaplanMeierFitter().fit(res.os_days, res.death)
+    lo, hi = np.asarray(median_survival_times(km.confidence_interval_)).ravel()[:2]
+    assert m["median_os_months_low"] == pytest.approx(lo / (365.25 / 12))
+    assert (math.isinf(hi) and math.isinf(m["median_os_months_high"])) or m[
+        "median_os_months_high"
+    ] == pytest.approx(hi / (365.25 / 12))
+
+
+def test_wilson_interval_known_value():
+    # 5/10: 0.2366 - 0.7634 (Wilson 1927; e.g. Newcombe 1998 Table I method 3)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_log_rank_and_hazard_ratio_match_lifelines():
+    rng = np.random.default_rng(0)
+    t1, t2 = rng.exponential(300, 40).clip(1, 730), rng.exponential(500, 40).clip(1, 730)
+    e1, e2 = t1 < 730, t2 < 730
+    a = _result("a", t1, e1, t1, e1, [SD] * 40, [[0, 0]] * 40, rng.random(40))
+    b = _result("b", t2, e2, t2, e2, [SD] * 40, [[0, 0]] * 40, rng.random(40))
+    m = summarise(a, reference=b)
+    ref = logrank_test(t1, t2, event_observed_A=e1, event_observed_B=e2)
+    assert m["os_logrank_p"] == pytest.approx(ref.p_value, rel=1e-12)
+    assert m["os_hr"] > 1.0  # shorter survival than the reference
+    d = a.qalys - b.qalys
+    assert m["qalys_diff"] == pytest.approx(d.mean())
+    assert summarise(b, reference=b)["qalys_diff"] == 0.0
+
+
+def test_write_report_writes_tables_and_figures(tmp_path):
+    cohort = Cohort.test("melanoma", N)
+    res = [rollout(make_baseline(n, "melanoma"), "melanoma", cohort=cohort)
+           for n in ("no_treatment", "nivolumab_ipilimumab")]  # fmt: skip
+    rows = write_report(res, tmp_path, reference="nivolumab_ipilimumab")
+    assert [r["policy"] for r in rows] == ["no_treatment", "nivolumab_ipilimumab"]
+    for f in ("metrics.csv", "metrics.md", "patients.csv", "km_os.png", "km_pfs.png",
+              "trajectories.png", "swimmer_no_treatment.png"):  # fmt: skip
+        assert (tmp_path / f).stat().st_size > 0
+    assert "nivolumab_ipilimumab" in (tmp_path / "metrics.md").read_text()
+    with pytest.raises(ValueError, match="reference"):
+        write_report(res, tmp_path, reference="pembrolizumab")
+
+
+# --- benchmark runner ----------------------------------------------------------------------------
+def test_benchmark_runs_units_resumes_and_reports(tmp_path):
+    kw = dict(baselines=["no_treatment", "nivolumab", "adaptive"], n_patients=4)
+    rows = B.run_benchmark(["melanoma"], tmp_path, **kw)
+    assert [r["policy"] for r in rows["melanoma"]] == ["no_treatment", "nivolumab", "adaptive"]
+    unit = tmp_path / "melanoma" / "units" / "nivolumab.pkl"
+    stamp = unit.stat().st_mtime_ns
+    with open(unit, "rb") as fh:
+        assert pickle.load(fh).n == 4
+    again = B.run_benchmark(["melanoma"], tmp_path, **kw)  # resumes: nothing recomputed
+    assert unit.stat().st_mtime_ns == stamp
+    assert again == rows or [r["policy"] for r in again["melanoma"]] == [
+        r["policy"] for r in rows["melanoma"]
+    ]
+    assert (tmp_path / "benchmark.json").exists()
+
+
+def test_benchmark_bad_input_is_named(tmp_path):
+    with pytest.raises(ValueError, match="scenario: unknown 'mars'"):
+        B.run_benchmark(["mars"], tmp_path)
+    with pytest.raises(ValueError, match="backend: unknown 'slurm'; allowed: local, ray"):
+        B.run_benchmark(["melanoma"], tmp_path, backend="slurm")
+    with pytest.raises(ValueError, match="not a training run folder"):
+        B.run_benchmark(["melanoma"], tmp_path, agents=[tmp_path])
+
+
+def test_benchmark_failed_unit_is_reported_by_name(tmp_path, monkeypatch):
+    real = B.run_unit
+
+    def flaky(unit, cfg):
+        if unit.policy == "nivolumab":
+            raise RuntimeError("boom")
+        return real(unit, cfg)
+
+    monkeypatch.setattr(B, "run_unit", flaky)
+    with pytest.raises(B.BenchmarkError, match="eval:melanoma:nivolumab: RuntimeError: boom"):
+        B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment", "nivolumab"],
+                        n_patients=3)  # fmt: skip
+    # the other unit finished and is reported
+    assert (tmp_path / "melanoma" / "units" / "no_treatment.pkl").exists()
