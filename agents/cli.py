@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -152,7 +152,7 @@ def _report_days(days: float, n_rows: int) -> np.ndarray:
 
 @app.command("list")
 def list_models() -> None:
-    """List the registered models and the literature examples."""
+    """List models, literature examples, environments, protocols, baselines and algorithms."""
     table = Table(title="models")
     for col in ("model", "states", "therapies", "reference"):
         table.add_column(col, overflow="fold")
@@ -167,6 +167,36 @@ def list_models() -> None:
     for name, e in EXAMPLES.items():
         ex.add_row(name, e.model, e.description)
     console.print(ex)
+    _list_envs_and_policies()
+
+
+def _list_envs_and_policies() -> None:
+    from oncogym.envs import ENV_IDS, STANDARD_OF_CARE, make_params
+
+    from .policies import baseline_names
+
+    envs = Table(title="environments (gymnasium.make(ID); oncogym evaluate/benchmark -s TASK)")
+    for col in ("id", "task", "therapies: dose levels", "horizon / step"):
+        envs.add_column(col, overflow="fold")
+    policies = []
+    for env_id, (task, horizon, decision) in ENV_IDS.items():
+        p = make_params(task)
+        levels = "\n".join(
+            f"{t}: {'/'.join(f'{x:g}' for x in lv)} {u}"
+            for t, lv, u in zip(p.therapies, p.dose_levels, p.therapy_units, strict=True)
+        )
+        envs.add_row(env_id, task, levels, f"{horizon:g} d / {decision} d")
+        soc = STANDARD_OF_CARE.get(task)
+        names = [f"{b} (SoC)" if b == soc else b for b in baseline_names(task)]
+        policies.append(f"  {task}: {', '.join(names)}")
+    console.print(envs)
+    console.print("baselines (oncogym evaluate NAME -s TASK):\n" + "\n".join(policies),
+                  highlight=False)  # fmt: skip
+    try:
+        from .train import ALGOS
+    except ImportError:  # pragma: no cover - SB3 is a dependency
+        return
+    console.print("algorithms (oncogym train --algo): " + ", ".join(ALGOS), highlight=False)
 
 
 @app.command()
@@ -190,8 +220,19 @@ def simulate(
     ] = None,
     rows: Annotated[int, typer.Option(help="rows of the time table")] = 7,
     plot: Annotated[Path | None, typer.Option(help="write a PNG of the trajectories")] = None,
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", "-s", help="run a scenario protocol instead")
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="with --scenario: the protocol (default: standard of care)")
+    ] = None,
+    patients: Annotated[int, typer.Option(help="with --scenario: test-cohort patients")] = 1,
 ) -> None:
-    """Simulate a model, or a literature example, and print a table."""
+    """Simulate a model or literature example (time table), or a scenario protocol on one
+    patient or a cohort of test patients (outcome table)."""
+    if scenario is not None:
+        _simulate_protocol(scenario, protocol, patients, plot)
+        return
     try:
         if example is None and model is None:
             example = DEFAULT_EXAMPLE
@@ -245,6 +286,46 @@ def simulate(
         console.print(f"wrote {plot}")
 
 
+def _simulate_protocol(
+    scenario: str, protocol: str | None, patients: int, plot: Path | None
+) -> None:
+    from oncogym.clinical import RESPONSE_NAMES
+    from oncogym.envs import STANDARD_OF_CARE
+
+    from .evaluate import _plot_trajectories, rollout, summarise
+    from .policies import ProtocolPolicy
+
+    try:
+        task, _ = _task_of(scenario)
+        if task not in STANDARD_OF_CARE:
+            raise CliError(f"--scenario: {task} has no protocols; scenarios: "
+                           f"{', '.join(STANDARD_OF_CARE)}")  # fmt: skip
+        if patients < 1:
+            raise CliError(f"--patients: must be >= 1, got {patients}")
+        name = protocol or STANDARD_OF_CARE[task]
+        res = rollout(ProtocolPolicy(name), task, n_patients=patients)
+    except (CliError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    table = Table(title=f"{task}: {name} on {res.n} test patient(s)")
+    for col in ("patient", "best response", "PFS d", "OS d", "death", "worst grades", "QALYs"):
+        table.add_column(col, justify="right")
+    for i in range(min(res.n, 20)):
+        grades = ", ".join(f"{c} {g}" for c, g in zip(res.tox_categories, res.worst_grade[i],
+                                                       strict=True) if g)  # fmt: skip
+        table.add_row(
+            str(i), RESPONSE_NAMES[res.best_response[i]], f"{res.pfs_days[i]:.0f}",
+            f"{res.os_days[i]:.0f}", res.death_cause[i], grades or "-", f"{res.qalys[i]:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    if res.n > 1:
+        console.print(_metrics_table([summarise(res)], f"{task}: {name}, cohort summary"))
+    if plot is not None:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        _plot_trajectories([res], plot, n_show=min(res.n, 8))
+        console.print(f"wrote {plot}")
+
+
 def _plot(trajs, states, scale, path: Path, title: str) -> None:
     import matplotlib
 
@@ -265,6 +346,207 @@ def _plot(trajs, states, scale, path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --- policies, training, evaluation, benchmark ---------------------------------------------
+def _split(values: Sequence[str] | None) -> list[str]:
+    """Options given as repeats and/or comma-separated lists."""
+    out: list[str] = []
+    for v in values or []:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+def _int_list(values: Sequence[str] | None, option: str) -> list[int]:
+    try:
+        return [int(x) for x in _split(values)]
+    except ValueError:
+        raise CliError(f"{option}: expected integers, got {', '.join(values or [])}") from None
+
+
+def _task_of(name: str) -> tuple[str, str]:
+    """(task, env id) of a scenario/literature task name or a registered env id."""
+    from oncogym.envs import ENV_IDS
+
+    from .benchmark import TASK_ENV_ID
+
+    if name in ENV_IDS:
+        return ENV_IDS[name][0], name
+    if name in TASK_ENV_ID:
+        return name, TASK_ENV_ID[name]
+    allowed = ", ".join([*TASK_ENV_ID, *ENV_IDS])
+    raise CliError(f"scenario: unknown {name!r}; allowed: {allowed}")
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    )  # fmt: skip
+
+
+def _metrics_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
+    from .evaluate import _fmt_months, _fmt_p
+
+    table = Table(title=title)
+    for col in ("policy", "ORR %", "CR %", "mPFS mo", "mOS mo (95% CI)", "OS end %",
+                "G≥3 %", "QALYs", "Δ QALYs", "log-rank p"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in rows:
+        dq = r.get("qalys_diff", math.nan)
+        table.add_row(
+            r["policy"],
+            f"{100 * r['orr']:.1f}",
+            f"{100 * r['cr_rate']:.1f}",
+            _fmt_months(r["median_pfs_months"], math.nan, math.nan).split(" ")[0],
+            _fmt_months(
+                r["median_os_months"], r["median_os_months_low"], r["median_os_months_high"]
+            ),
+            f"{100 * r['os_horizon']:.1f}",
+            f"{100 * r['grade3_any']:.1f}",
+            f"{r['mean_qalys']:.3f}",
+            "—" if not math.isfinite(dq) else f"{dq:+.3f}",
+            _fmt_p(r.get("os_logrank_p", math.nan)),
+        )
+    return table
+
+
+@app.command("policies")
+def list_policies(
+    scenario: Annotated[str, typer.Argument(help="a scenario or env id")] = "melanoma",
+) -> None:
+    """List the baselines of a scenario (what `evaluate` and `benchmark` accept)."""
+    from .policies import baseline_names
+
+    try:
+        task, _ = _task_of(scenario)
+    except CliError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"{task}: " + ", ".join(baseline_names(task)), highlight=False)
+
+
+@app.command()
+def evaluate(
+    policy: Annotated[str, typer.Argument(help="a baseline name or a training run folder")],
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="scenario or env id")] = (
+        "melanoma"
+    ),
+    patients: Annotated[int, typer.Option(help="test-cohort size")] = 200,
+    seed: Annotated[int, typer.Option(help="evaluation seed (scan noise)")] = 2024,
+    out: Annotated[Path | None, typer.Option(help="write tables and figures here")] = None,
+) -> None:
+    """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort."""
+    from .evaluate import rollout, write_report
+    from .policies import make_baseline
+
+    try:
+        task, _ = _task_of(scenario)
+        if patients < 1:
+            raise CliError(f"--patients: must be >= 1, got {patients}")
+        if Path(policy).is_dir():
+            from .train import load_agent
+
+            pol = load_agent(policy)
+        else:
+            pol = make_baseline(policy, task, seed=seed)
+        with _progress() as prog:
+            bar = prog.add_task(f"{getattr(pol, 'name', policy)} on {task}", total=None)
+            res = rollout(pol, task, n_patients=patients, seed=seed,
+                          progress=lambda k, n: prog.update(bar, completed=k, total=n))  # fmt: skip
+        from .evaluate import summarise
+
+        rows = [summarise(res)]
+        if out is not None:
+            rows = write_report([res], out)
+    except (CliError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    console.print(_metrics_table(rows, f"{task}: {res.n} test patients ({res.wall_s:.1f} s)"))
+    if out is not None:
+        console.print(f"wrote {out}/metrics.md, metrics.csv, patients.csv and figures")
+
+
+@app.command()
+def benchmark(
+    scenario: Annotated[
+        list[str] | None, typer.Option("--scenario", "-s", help="scenario(s), repeatable")
+    ] = None,
+    baselines: Annotated[
+        list[str] | None,
+        typer.Option("--baselines", "-b", help="baseline names (default: all), comma-separated"),
+    ] = None,
+    algo: Annotated[
+        list[str] | None, typer.Option("--train", "-t", help="algorithms to train, e.g. ppo,a2c")
+    ] = None,
+    seeds: Annotated[
+        list[str] | None, typer.Option("--seeds", help="training seeds, e.g. 0,1,2")
+    ] = None,
+    timesteps: Annotated[
+        int | None, typer.Option(help="training timesteps per run (default: the config's)")
+    ] = None,
+    agent: Annotated[
+        list[str] | None, typer.Option("--agent", "-a", help="trained run folders, repeatable")
+    ] = None,
+    patients: Annotated[int, typer.Option(help="test-cohort size")] = 200,
+    seed: Annotated[int, typer.Option(help="evaluation seed (scan noise)")] = 2024,
+    out: Annotated[Path, typer.Option(help="results folder")] = Path("benchmark_results"),
+    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    workers: Annotated[int, typer.Option(help="parallel units (processes / Ray tasks)")] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS or local)")
+    ] = None,
+    planner_samples: Annotated[
+        int | None, typer.Option(help="planner: candidate schedules per iteration")
+    ] = None,
+) -> None:
+    """All baselines plus trained agents on one or more scenarios: tables and figures."""
+    from .benchmark import BenchmarkError, plan_units, run_benchmark
+
+    try:
+        tasks = [_task_of(s)[0] for s in _split(scenario)] or ["melanoma"]
+        chosen = _split(baselines) or None
+        algos = [a.lower() for a in _split(algo)]
+        if algos:
+            from .train import ALGOS
+
+            bad = [a for a in algos if a not in ALGOS]
+            if bad:
+                raise CliError(
+                    f"--train: unknown algorithm {bad[0]!r}; allowed: {', '.join(ALGOS)}"
+                )
+        seed_list = _int_list(seeds, "--seeds") or [0]
+        if patients < 1:
+            raise CliError(f"--patients: must be >= 1, got {patients}")
+        planner = {} if planner_samples is None else {"n_samples": planner_samples}
+        train_units, eval_units = plan_units(
+            tasks, baselines=chosen, algos=algos, seeds=seed_list, agents=_split(agent)
+        )
+        with _progress() as prog:
+            bar = prog.add_task("benchmark units", total=len(train_units) + len(eval_units))
+
+            def done(unit: Any, path: Any, exc: Any) -> None:
+                status = "failed" if exc is not None else "done"
+                prog.console.print(f"{status}: {unit.key}", highlight=False)
+                prog.advance(bar)
+
+            rows = run_benchmark(
+                tasks, out, baselines=chosen, algos=algos, seeds=seed_list,
+                agents=_split(agent), n_patients=patients, eval_seed=seed,
+                timesteps=timesteps, planner=planner, backend=backend, workers=workers,
+                address=address, on_done=done,
+            )  # fmt: skip
+    except BenchmarkError as exc:
+        _fail(str(exc))
+        return
+    except (CliError, ValueError, ImportError) as exc:
+        _fail(str(exc))
+        return
+    for task, task_rows in rows.items():
+        console.print(_metrics_table(task_rows, f"{task}: {patients} test patients"))
+        console.print(f"wrote {out / task}/metrics.md, km_os.png, swimmer_*.png", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -66,3 +66,66 @@ def test_bad_arguments_one_line_error(args, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert result.output.strip().startswith("error:")
+
+
+# --- policies, evaluation, benchmark (issue 5) ----------------------------------------------------
+def test_list_shows_envs_baselines_and_algorithms():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for name in ("oncogym/Melanoma-v0", "nivolumab_ipilimumab (SoC)", "mpc_population", "ppo"):
+        assert name in result.output
+
+
+def test_simulate_a_protocol_on_one_patient_and_a_cohort(tmp_path):
+    png = tmp_path / "t.png"
+    one = runner.invoke(app, ["simulate", "-s", "nsclc", "--protocol", "pembrolizumab"])
+    assert one.exit_code == 0, one.output
+    assert "pembrolizumab on 1 test patient" in one.output
+    many = runner.invoke(app, ["simulate", "-s", "melanoma", "--patients", "4", "--plot", str(png)])
+    assert many.exit_code == 0, many.output
+    assert "cohort summary" in many.output and png.stat().st_size > 1000
+
+
+def test_evaluate_a_baseline_writes_the_report(tmp_path):
+    result = runner.invoke(
+        app,
+        ["evaluate", "adaptive", "-s", "oncogym/RCC-v0", "--patients", "4", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "adaptive" in result.output
+    assert (tmp_path / "metrics.md").exists() and (tmp_path / "km_os.png").exists()
+
+
+def test_benchmark_on_a_tiny_cohort(tmp_path):
+    result = runner.invoke(
+        app,
+        ["benchmark", "-s", "melanoma", "-b", "no_treatment,nivolumab_ipilimumab",
+         "--patients", "3", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "melanoma" / "metrics.md").read_text()
+    assert "no_treatment" in text and "against `nivolumab_ipilimumab`" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "foo"], "policy: unknown baseline 'foo' for melanoma; allowed: no_treatment"),
+        (["evaluate", "random", "-s", "mars"], "scenario: unknown 'mars'; allowed: melanoma"),
+        (["evaluate", "random", "--patients", "0"], "--patients: must be >= 1"),
+        (
+            ["simulate", "-s", "nsclc", "--protocol", "x"],
+            "protocol: 'x' is not a protocol of nsclc",
+        ),
+        (["simulate", "-s", "depillis2006"], "--scenario: depillis2006 has no protocols"),
+        (["benchmark", "-s", "melanoma", "-b", "x"], "policy: unknown baseline 'x' for melanoma"),
+        (["benchmark", "--backend", "slurm"], "backend: unknown 'slurm'; allowed: local, ray"),
+        (["benchmark", "--train", "xgboost"], "--train: unknown algorithm 'xgboost'; allowed:"),
+        (["benchmark", "--seeds", "a"], "--seeds: expected integers"),
+    ],
+)
+def test_agent_commands_bad_arguments_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
