@@ -393,7 +393,7 @@ def _metrics_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for col in ("policy", "ORR %", "CR %", "mPFS mo", "mOS mo (95% CI)", "OS end %",
                 "G≥3 %", "QALYs", "Δ QALYs", "log-rank p"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "policy" else "right")
+        table.add_column(col, justify="left" if col == "policy" else "right", overflow="fold")
     for r in rows:
         dq = r.get("qalys_diff", math.nan)
         table.add_row(

@@ -92,7 +92,8 @@ def test_evaluate_a_baseline_writes_the_report(tmp_path):
         ["evaluate", "adaptive", "-s", "oncogym/RCC-v0", "--patients", "4", "--out", str(tmp_path)],
     )
     assert result.exit_code == 0, result.output
-    assert "adaptive" in result.output
+    assert "rcc: 4 test patients" in result.output
+    assert "| adaptive |" in (tmp_path / "metrics.md").read_text()
     assert (tmp_path / "metrics.md").exists() and (tmp_path / "km_os.png").exists()
 
 
