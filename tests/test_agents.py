@@ -292,3 +292,22 @@ def test_benchmark_failed_unit_is_reported_by_name(tmp_path, monkeypatch):
                         n_patients=3)  # fmt: skip
     # the other unit finished and is reported
     assert (tmp_path / "melanoma" / "units" / "no_treatment.pkl").exists()
+
+
+def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from typer.testing import CliRunner
+
+    from oncogym.agents.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ImportError, match=r'pip install "oncogym\[ray\]"'):
+        B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment"], n_patients=2,
+                        backend="ray")  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["benchmark", "-b", "no_treatment", "--patients", "2", "--backend", "ray",
+              "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "oncogym[ray]" in result.output
+    assert "Traceback" not in result.output
