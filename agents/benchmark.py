@@ -70,6 +70,9 @@ class BenchmarkConfig:
     train_overrides: dict[str, Any] = field(default_factory=dict)
     planner: dict[str, Any] = field(default_factory=dict)
     progress: bool = False
+    train_config: str | None = None
+    n_envs: int | None = None
+    runs_subdir: str = "runs"
 
     def scenario_dir(self, scenario: str) -> Path:
         return Path(self.out_dir) / scenario
@@ -77,11 +80,11 @@ class BenchmarkConfig:
     def result_path(self, unit: Unit) -> Path:
         d = self.scenario_dir(unit.scenario)
         if unit.kind == "train":
-            return d / "runs" / unit.policy / "model.zip"
+            return self.run_dir(unit) / "model.zip"
         return d / "units" / f"{unit.policy}.pkl"
 
     def run_dir(self, unit: Unit) -> Path:
-        return self.scenario_dir(unit.scenario) / "runs" / unit.policy
+        return self.scenario_dir(unit.scenario) / self.runs_subdir / unit.policy
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -152,23 +155,36 @@ def plan_units(
     return train_units, eval_units
 
 
+def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
+    """Train one run; a run killed earlier continues from its newest checkpoint (a run
+    killed before its first checkpoint starts again)."""
+    import shutil
+
+    from .config import ConfigError
+    from .train import train
+
+    run_dir = cfg.run_dir(unit)
+    kwargs = {"seed": unit.seed, "n_timesteps": cfg.timesteps, "run_dir": run_dir,
+              "progress_bar": cfg.progress}  # fmt: skip
+    if (run_dir / "config.yml").exists():
+        try:
+            train(TASK_ENV_ID[unit.scenario], unit.algo, resume=True, **kwargs)
+            return
+        except ConfigError as exc:
+            if "no complete checkpoint" not in str(exc):
+                raise
+            shutil.rmtree(run_dir)
+    train(TASK_ENV_ID[unit.scenario], unit.algo, config=cfg.train_config, n_envs=cfg.n_envs,
+          overrides=cfg.train_overrides or None, **kwargs)  # fmt: skip
+
+
 def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
     """Run one unit (in this process) and write its result; returns the result's path."""
     path = cfg.result_path(unit)
     if path.exists():
         return str(path)
     if unit.kind == "train":
-        from .train import train
-
-        train(
-            TASK_ENV_ID[unit.scenario],
-            unit.algo,
-            seed=unit.seed,
-            n_timesteps=cfg.timesteps,
-            run_dir=cfg.run_dir(unit),
-            progress_bar=cfg.progress,
-            overrides=cfg.train_overrides or None,
-        )
+        _train_unit(unit, cfg)
         return str(path)
     if unit.agent_dir is not None or unit.algo is not None:
         from .train import load_agent
@@ -230,6 +246,26 @@ def _run_all(
     return failures
 
 
+def run_units(
+    units: Sequence[Unit],
+    cfg: BenchmarkConfig,
+    *,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    on_done: Callable[[Unit, str | None, BaseException | None], None] | None = None,
+) -> dict[str, BaseException]:
+    """Run units (finished ones skipped) on a backend; failures by unit key."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
+    done = on_done or (lambda u, p, e: None)
+    if backend == "ray":
+        from .ray_backend import run_units_ray
+
+        return run_units_ray(units, cfg, workers=workers, address=address, on_done=done)
+    return _run_all(units, cfg, workers, done)
+
+
 class BenchmarkError(RuntimeError):
     """Some units failed; ``failures`` maps each unit's key to its error."""
 
@@ -254,9 +290,12 @@ def _training_columns(cfg: BenchmarkConfig, u: Unit) -> dict[str, Any]:
     if not meta_path.exists():
         return {}
     meta = json.loads(meta_path.read_text())
+    sessions = meta.get("sessions") or []
     return {
-        "train_timesteps": meta.get("num_timesteps", meta.get("timesteps")),
-        "train_wall_s": meta.get("wall_s", meta.get("wall_time_s")),
+        "algo": meta.get("algo"),
+        "train_seed": meta.get("seed"),
+        "train_timesteps": sessions[-1].get("end_timesteps") if sessions else None,
+        "train_wall_s": sum(float(x.get("wall_time_s") or 0.0) for x in sessions),
     }
 
 
@@ -286,6 +325,8 @@ def run_benchmark(
     eval_seed: int = EVAL_SEED,
     timesteps: int | None = None,
     train_overrides: Mapping[str, Any] | None = None,
+    train_config: str | Path | None = None,
+    n_envs: int | None = None,
     planner: Mapping[str, Any] | None = None,
     backend: str = "local",
     workers: int = 1,
@@ -311,22 +352,16 @@ def run_benchmark(
         timesteps=timesteps,
         train_overrides=dict(train_overrides or {}),
         planner=dict(planner or {}),
+        train_config=None if train_config is None else str(train_config),
+        n_envs=n_envs,
     )
-    done = on_done or (lambda u, p, e: None)
+    run = {"backend": backend, "workers": workers, "address": address, "on_done": on_done}
     t0 = time.perf_counter()
-    if backend == "ray":
-        from .ray_backend import run_units_ray
-
-        failures = run_units_ray(train_units, cfg, workers=workers, address=address, on_done=done)
-    else:
-        failures = _run_all(train_units, cfg, workers, done)
+    failures = run_units(train_units, cfg, **run)
     t_train = time.perf_counter() - t0
     ok_eval = [u for u in eval_units
                if not (u.algo and f"train:{u.scenario}:{u.policy}" in failures)]  # fmt: skip
-    if backend == "ray":
-        failures.update(run_units_ray(ok_eval, cfg, workers=workers, address=address, on_done=done))
-    else:
-        failures.update(_run_all(ok_eval, cfg, workers, done))
+    failures.update(run_units(ok_eval, cfg, **run))
     finished = [u for u in eval_units if cfg.result_path(u).exists()]
     rows = report(cfg, finished) if finished else {}
     manifest = {

@@ -472,6 +472,103 @@ def evaluate(
 
 
 @app.command()
+def train(
+    env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v0",
+    algo: Annotated[str, typer.Option("--algo", help="algorithm (see `oncogym list`)")] = "ppo",
+    seeds: Annotated[
+        list[str] | None, typer.Option("--seed", "--seeds", help="seed(s), e.g. 0 or 0,1,2")
+    ] = None,
+    timesteps: Annotated[int | None, typer.Option(help="total environment steps")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="hyperparameter YAML (default experiments/hyperparams)")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="run folder (one seed; default runs/<task>/<algo>_s<seed>)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="folder of the runs (several seeds)")] = Path("runs"),
+    resume: Annotated[bool, typer.Option(help="continue a killed run from its checkpoint")] = False,
+    n_envs: Annotated[int | None, typer.Option(help="patients stepped together")] = None,
+    backend: Annotated[str, typer.Option(help="several seeds: local or ray")] = "local",
+    workers: Annotated[int, typer.Option(help="several seeds: runs in parallel")] = 1,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+) -> None:
+    """Train an SB3 agent (one seed, or several seeds as parallel units)."""
+    from .benchmark import BACKENDS, BenchmarkConfig, Unit, run_units
+    from .config import ConfigError
+    from .train import ALGOS
+    from .train import train as train_run
+
+    try:
+        task, env_id = _task_of(env)
+        name = algo.lower()
+        if name not in ALGOS:
+            raise CliError(f"--algo: unknown algorithm {algo!r}; allowed: {', '.join(ALGOS)}")
+        seed_list = _int_list(seeds, "--seed") or [0]
+        if backend not in BACKENDS:
+            raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
+        if len(seed_list) == 1 and backend == "local":
+            folder = run_dir or out / task / f"{name}_s{seed_list[0]}"
+            path = train_run(env_id, name, seed=seed_list[0], n_timesteps=timesteps,
+                             run_dir=folder, config=config, resume=resume, n_envs=n_envs,
+                             progress_bar=True)  # fmt: skip
+            console.print(f"wrote {path}", highlight=False)
+            return
+        if run_dir is not None:
+            raise CliError("--run-dir: one seed only; with several seeds use --out")
+        cfg = BenchmarkConfig(out_dir=str(out), timesteps=timesteps, n_envs=n_envs,
+                              train_config=None if config is None else str(config),
+                              runs_subdir="")  # fmt: skip
+        units = [Unit("train", task, f"{name}_s{s}", algo=name, seed=s) for s in seed_list]
+        with _progress() as prog:
+            bar = prog.add_task(f"{name} on {env_id}", total=len(units))
+
+            def done(unit: Any, path: Any, exc: Any) -> None:
+                prog.console.print(f"{'failed' if exc else 'done'}: {unit.key}", highlight=False)
+                prog.advance(bar)
+
+            failures = run_units(units, cfg, backend=backend, workers=workers, address=address,
+                                 on_done=done)  # fmt: skip
+        if failures:
+            raise CliError("; ".join(f"{k}: {type(e).__name__}: {e}" for k, e in failures.items()))
+        for u in units:
+            console.print(f"wrote {cfg.run_dir(u)}", highlight=False)
+    except (CliError, ConfigError, ValueError, ImportError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def tune(
+    env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v0",
+    space: Annotated[
+        Path | None, typer.Option(help="search-space YAML (default experiments/tune/ppo.yml)")
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="trials (default: the YAML's)")] = None,
+    out: Annotated[Path, typer.Option(help="results folder")] = Path("tune_results"),
+    cpus: Annotated[int, typer.Option(help="CPUs of a local Ray instance / trials at once")] = 2,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the Optuna sampler")] = 0,
+) -> None:
+    """Search an algorithm's hyperparameters with Ray Tune (Optuna + ASHA); write the best
+    configuration in the YAML format `oncogym train --config` reads."""
+    from .tune import tune_hyperparams
+
+    try:
+        _, env_id = _task_of(env)
+        if samples is not None and samples < 1:
+            raise CliError(f"--samples: must be >= 1, got {samples}")
+        path, params, score = tune_hyperparams(env_id, space, out=out, num_samples=samples,
+                                               cpus=cpus, address=address, seed=seed)  # fmt: skip
+    except (CliError, ValueError, ImportError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    best = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+    console.print(f"best: {best} (validation mean return {score:.4f})", highlight=False)
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
 def benchmark(
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", "-s", help="scenario(s), repeatable")

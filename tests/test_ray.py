@@ -3,6 +3,7 @@ failures reported by unit name.  Runs on a local 2-CPU Ray instance (loopback on
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -105,3 +106,38 @@ def test_rerun_skips_finished_units(ray_instance, tmp_path):
     stamp = unit.stat().st_mtime_ns
     B.run_benchmark(["melanoma"], tmp_path, **kw)
     assert unit.stat().st_mtime_ns == stamp
+
+
+def test_tune_writes_a_config_that_train_reads(ray_instance, tmp_path):
+    from oncogym.agents.train import load_config
+    from oncogym.agents.tune import tune_hyperparams
+
+    space = tmp_path / "space.yml"
+    space.write_text(
+        "algo: ppo\nnum_samples: 2\nvalidation_patients: 2\n"
+        "budget: {timesteps_per_report: 256, reports: 2}\n"
+        "space:\n  learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-3}\n"
+        "  gamma: {type: choice, values: [0.99, 0.995]}\n"
+    )
+    path, params, score = tune_hyperparams(
+        "oncogym/Melanoma-v0",
+        space,
+        out=tmp_path / "out",
+        cpus=2,
+    )
+    assert set(params) == {"learning_rate", "gamma"} and math.isfinite(score)
+    cfg = load_config("ppo", "oncogym/Melanoma-v0", path)
+    assert cfg.learning_rate == pytest.approx(params["learning_rate"])
+    assert cfg.gamma == params["gamma"]
+
+
+def test_tune_space_errors_are_named(tmp_path):
+    from oncogym.agents.tune import load_search, tune_hyperparams
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("algo: ppo\nspace: {}\nbudgett: {}\n")
+    with pytest.raises(ValueError, match="budgett: unknown key; allowed: algo"):
+        load_search(bad)
+    bad.write_text("space:\n  lr: {type: uniform, low: 1, high: 2}\n")
+    with pytest.raises(ValueError, match="'lr' is not a ppo hyperparameter; allowed:"):
+        tune_hyperparams("oncogym/Melanoma-v0", bad)
