@@ -205,6 +205,10 @@ def worker_init() -> None:
     """One thread per worker process: the pool, not the kernels, uses the cores."""
     import numba
 
+    from ._threads import prefer_workqueue_threading
+
+    prefer_workqueue_threading()
+
     numba.set_num_threads(1)
     try:
         import torch

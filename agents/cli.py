@@ -29,6 +29,14 @@ app = typer.Typer(
 console = Console()
 
 
+@app.callback()
+def _setup() -> None:
+    """oncogym: tumour-immune simulation and RL benchmarks for cancer therapy scheduling."""
+    from ._threads import prefer_workqueue_threading
+
+    prefer_workqueue_threading()  # Numba's own thread pool beside torch (see _threads)
+
+
 @dataclass(frozen=True)
 class Example:
     """A literature set-up: one model, an initial state and one or more treatment arms."""
