@@ -39,6 +39,15 @@ from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, rollout, wr
 from .policies import baseline_names, make_baseline
 
 BACKENDS = ("local", "ray")
+QUICK = {
+    "train": ("ppo",),
+    "timesteps": 300_000,
+    "patients": 100,
+    "planner": {"n_samples": 16, "n_iters": 2, "horizon_steps": 6, "replan_every": 4},
+    "out": "benchmark_results/quick",
+}
+"""``oncogym benchmark --quick`` (the README's first command): one PPO seed for a few CPU
+minutes, every baseline with a cheaper planner, 100 test patients."""
 TASK_ENV_ID = {task: env_id for env_id, (task, _, _) in ENV_IDS.items()}
 """Scenario/literature task -> registered environment id."""
 
@@ -112,6 +121,19 @@ def check_scenarios(scenarios: Sequence[str]) -> list[str]:
     if not out:
         raise ValueError("scenario: give at least one")
     return out
+
+
+def check_planner(settings: Mapping[str, Any]) -> None:
+    """Planner settings must be :class:`~oncogym.agents.planner.MPCPlanner` arguments."""
+    import inspect
+
+    from .planner import MPCPlanner
+
+    allowed = [p for p in inspect.signature(MPCPlanner.__init__).parameters
+               if p not in ("self", "task", "mode", "seed")]  # fmt: skip
+    for key in settings:
+        if key not in allowed:
+            raise ValueError(f"planner: unknown setting {key!r}; allowed: {', '.join(allowed)}")
 
 
 def plan_units(
@@ -346,6 +368,7 @@ def run_benchmark(
         raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    check_planner(planner or {})
     train_units, eval_units = plan_units(
         scenarios, baselines=baselines, algos=algos, seeds=seeds, agents=agents
     )

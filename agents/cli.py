@@ -135,6 +135,25 @@ def _parse_dose(spec: str) -> tuple[str, float, float, float]:
     return parts[0], numbers[0], numbers[1], duration
 
 
+def _number(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _parse_assignments_str(specs: Sequence[str], option: str) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"{option}: expected KEY=VALUE, got {spec!r}")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
 def _parse_assignments(specs: Sequence[str], option: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for spec in specs:
@@ -198,7 +217,7 @@ def _list_envs_and_policies() -> None:
         envs.add_row(env_id, task, levels, f"{horizon:g} d / {decision} d")
         soc = STANDARD_OF_CARE.get(task)
         names = [f"{b} (SoC)" if b == soc else b for b in baseline_names(task)]
-        policies.append(f"  {task}: {', '.join(names)}")
+        policies.append(f"  {env_id} ({task}): {', '.join(names)}")
     console.print(envs)
     console.print("baselines (oncogym evaluate NAME -s TASK):\n" + "\n".join(policies),
                   highlight=False)  # fmt: skip
@@ -605,13 +624,26 @@ def benchmark(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS or local)")
     ] = None,
-    planner_samples: Annotated[
-        int | None, typer.Option(help="planner: candidate schedules per iteration")
+    planner: Annotated[
+        list[str] | None,
+        typer.Option(help="planner setting KEY=VALUE, repeatable (e.g. n_samples=16)"),
     ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(help="the README's short run: PPO (300k steps), 100 patients, fast planner"),
+    ] = False,
 ) -> None:
     """All baselines plus trained agents on one or more scenarios: tables and figures."""
-    from .benchmark import BenchmarkError, plan_units, run_benchmark
+    from .benchmark import QUICK, BenchmarkError, plan_units, run_benchmark
 
+    if quick:
+        algo = algo or list(QUICK["train"])
+        timesteps = timesteps or QUICK["timesteps"]
+        if patients == 200:
+            patients = QUICK["patients"]
+        planner = planner or [f"{k}={v}" for k, v in QUICK["planner"].items()]
+        if out == Path("benchmark_results"):
+            out = Path(QUICK["out"])
     try:
         tasks = [_task_of(s)[0] for s in _split(scenario)] or ["melanoma"]
         chosen = _split(baselines) or None
@@ -627,7 +659,7 @@ def benchmark(
         seed_list = _int_list(seeds, "--seeds") or [0]
         if patients < 1:
             raise CliError(f"--patients: must be >= 1, got {patients}")
-        planner = {} if planner_samples is None else {"n_samples": planner_samples}
+        planner_kw = {k: _number(v) for k, v in _parse_assignments_str(planner or [], "--planner")}
         train_units, eval_units = plan_units(
             tasks, baselines=chosen, algos=algos, seeds=seed_list, agents=_split(agent)
         )
@@ -642,7 +674,7 @@ def benchmark(
             rows = run_benchmark(
                 tasks, out, baselines=chosen, algos=algos, seeds=seed_list,
                 agents=_split(agent), n_patients=patients, eval_seed=seed,
-                timesteps=timesteps, planner=planner, backend=backend, workers=workers,
+                timesteps=timesteps, planner=planner_kw, backend=backend, workers=workers,
                 address=address, on_done=done,
             )  # fmt: skip
     except BenchmarkError as exc:

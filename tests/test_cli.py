@@ -123,6 +123,10 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
         (["benchmark", "--backend", "slurm"], "backend: unknown 'slurm'; allowed: local, ray"),
         (["benchmark", "--train", "xgboost"], "--train: unknown algorithm 'xgboost'; allowed:"),
         (["benchmark", "--seeds", "a"], "--seeds: expected integers"),
+        (["benchmark", "--planner", "foo=1"], "planner: unknown setting 'foo'; allowed:"),
+        (["benchmark", "--planner", "foo"], "--planner: expected KEY=VALUE"),
+        (["train", "--algo", "xgb"], "--algo: unknown algorithm 'xgb'; allowed: ppo"),
+        (["train", "mars"], "scenario: unknown 'mars'"),
     ],
 )
 def test_agent_commands_bad_arguments_one_line(args, message):
