@@ -73,7 +73,8 @@ def test_index_constants_match_names():
         (oi.CRS_CLEAR, "crs_clear"),
     ]:  # fmt: skip
         assert MODEL.param_names[const] == name
-    assert len(MODEL.params) == oi.CRS_CLEAR + 1
+    assert MODEL.param_names[oi.RT_FIELD] == "rt_field_fraction"
+    assert len(MODEL.params) == oi.RT_FIELD + 1
     assert MODEL.n_states == oi.BED_LATE + 1
     assert len(MODEL.therapies) == oi.TX_RT + 1
     assert MODEL.therapy_names[oi.TX_CART] == "car_t"
@@ -300,6 +301,21 @@ def test_radiotherapy_lq_kill_lymphocytes_icd_and_late_bed():
     assert tr["C"][41] < 0.3 * base["C"][41]
     assert tr["DC"][20] > base["DC"][20]
     assert tr["Tp"][41] < 1e-3 * base["Tp"][41]
+
+
+def test_radiotherapy_field_fraction_spares_the_burden_outside_the_field():
+    p = MODEL.default_params()
+    assert p["rt_field_fraction"] == 1.0  # default: the whole burden irradiated
+    sf = radiotherapy.surviving_fraction(2.0, p["rt_alpha"], p["rt_alpha_beta"])
+    y = state(Tp=1e9, Tn=1e8)
+    MODEL.dose(oi.TX_RT, 2.0, y, MODEL.params_array({"rt_field_fraction": 0.4}))
+    assert y[ix("Tp")] == pytest.approx((0.6 + 0.4 * sf) * 1e9)
+    assert y[ix("Tn")] == pytest.approx((0.6 + 0.4 * sf) * 1e8)
+    assert y[ix("Ag")] == pytest.approx(p["rt_icd"] * 0.4 * (1 - sf) * 1e9)
+    # however many fractions, at least the out-of-field share survives
+    for _ in range(30):
+        MODEL.dose(oi.TX_RT, 2.0, y, MODEL.params_array({"rt_field_fraction": 0.4}))
+    assert y[ix("Tp")] > 0.6**31 * 1e9
 
 
 def test_il2_dose_conversion_and_effect():

@@ -41,7 +41,8 @@ contact; RO receptor occupancies.  One line per mechanism (form — source):
 * lymphodepletion: log-kill ld_kill per course day of C, N, L, H, R, CAR-T and ld_marrow of
   marrow progenitors (a bolus of n days, or the same log-kill spread over an infusion window)
   — chosen (§6e doses)
-* radiotherapy fraction d: T± ×= e^{−αd−βd²}; C, N, L, H, R, CAR-T ×= e^{−α_L·f_blood·d};
+* radiotherapy fraction d: T± ×= 1 − f_field + f_field·e^{−αd−βd²} (f_field: share of the
+  burden inside the field [M]); C, N, L, H, R, CAR-T ×= e^{−α_L·f_blood·d};
   BED_late += f_tissue·d·(1 + f_tissue·d/3) — §7a/§7b [M]
 * irAE hazard: k_irae·(RO_pd1 + w·RO_ctla4)·κ·(H + L)/(H + L + K_irae) — §4d/§11 (chosen)
 * CRS (IL-6-like): crs_prod·(CAR kill rate) − crs_clear·IL6 — §6e [M] (chosen values)
@@ -90,7 +91,8 @@ from oncogym.radiotherapy import lq_bed, lq_log_survival
  WEIGHT, BSA, CHEMO_V, CHEMO_DELTA, IL2_V, LD_KILL, LD_MARROW,
  RT_ALPHA, RT_AB, RT_ALPHA_L, RT_BLOOD, RT_ICD, RT_TISSUE, RT_AB_LATE,
  FR_MTT, FR_GAMMA, ANC0, FR_SLOPE,
- ALC_V, IRAE_RATE, IRAE_W, IRAE_K, CRS_PROD, CRS_CLEAR) = range(107)  # fmt: skip
+ ALC_V, IRAE_RATE, IRAE_W, IRAE_K, CRS_PROD, CRS_CLEAR,
+ RT_FIELD) = range(108)  # fmt: skip
 
 # --- therapies ------------------------------------------------------------------------------
 (TX_CHEMO, TX_IL2, TX_TIL, TX_PD1, TX_CTLA4, TX_VACCINE, TX_CART, TX_LD,
@@ -278,8 +280,10 @@ def dose(k, amount, y, p):
         y[PROL] *= math.exp(-p[LD_MARROW] * amount)
     elif k == TX_RT:
         log_sf = lq_log_survival(amount, p[RT_ALPHA], p[RT_AB])
-        killed = -math.expm1(log_sf) * y[TP]
-        sf = math.exp(log_sf)
+        # only the share f of the tumour burden inside the field is irradiated
+        f_field = p[RT_FIELD]
+        killed = -math.expm1(log_sf) * f_field * y[TP]
+        sf = math.exp(log_sf) if f_field >= 1.0 else 1.0 + f_field * math.expm1(log_sf)
         y[TP] *= sf
         y[TN] *= sf
         y[AG] += p[RT_ICD] * killed
@@ -452,6 +456,11 @@ _EXT_PARAMS = (
           _chosen("MODELS.md §6e IL-6 ∝ CAR-T killing rate [M]")),
     Param("crs_clear", 1.0, "1/day", "clearance of the IL-6-like signal",
           _chosen("MODELS.md §6e [M]")),
+    # radiotherapy field (appended last: the earlier parameter indices are unchanged)
+    Param("rt_field_fraction", 1.0, "-",
+          "fraction of the tumour burden inside the radiation field (T± ×= 1 − f + f·SF)",
+          "chosen [M]: 1 = the whole burden irradiated (localised disease); lower it for "
+          "metastatic or systemic disease treated to one site"),
 )  # fmt: skip
 
 _PARAMS = tuple(depillis2006.MODEL.params) + _EXT_PARAMS
