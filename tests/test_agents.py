@@ -6,6 +6,7 @@ import math
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
@@ -311,3 +312,21 @@ def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch):
     )  # fmt: skip
     assert result.exit_code == 2 and "oncogym[ray]" in result.output
     assert "Traceback" not in result.output
+
+
+def test_benchmark_trains_evaluates_and_reports_the_budget(tmp_path):
+    kw = dict(baselines=["no_treatment"], algos=["ppo"], seeds=[0], timesteps=256, n_envs=4,
+              n_patients=2)  # fmt: skip
+    rows = B.run_benchmark(["melanoma"], tmp_path, **kw)
+    by = {r["policy"]: r for r in rows["melanoma"]}
+    assert list(by) == ["no_treatment", "ppo_s0"]
+    assert by["ppo_s0"]["algo"] == "ppo" and by["ppo_s0"]["train_timesteps"] >= 256
+    assert by["ppo_s0"]["train_wall_s"] > 0
+    assert (tmp_path / "melanoma" / "runs" / "ppo_s0" / "model.zip").exists()
+    # the same seed gives the same agent and the same table (a fresh folder)
+    again = B.run_benchmark(["melanoma"], tmp_path / "again", **kw)
+    a, b = (
+        pd.DataFrame(r).drop(columns=["wall_s", "train_wall_s"])
+        for r in (rows["melanoma"], again["melanoma"])
+    )
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
