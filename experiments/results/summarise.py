@@ -59,8 +59,13 @@ def scenario_summary(d: Path) -> str:
     best_p = m[m.policy.isin(protos)].sort_values("mean_qalys", ascending=False).iloc[0]
     rows = [("best protocol", best_p)]
     if len(agents):
-        best_a = agents.sort_values("mean_qalys", ascending=False).iloc[0]
-        rows.append(("best agent", best_a))
+        ranked = agents.sort_values("mean_qalys", ascending=False)
+        rows.append(("best agent", ranked.iloc[0]))
+        safe = ranked[ranked.grade3_any <= best_p.grade3_any]
+        if len(safe) and safe.iloc[0].policy != ranked.iloc[0].policy:
+            rows.append(("best agent with grade ≥ 3 ≤ the protocol's", safe.iloc[0]))
+        for _, r in ranked.iloc[1:].iterrows():
+            rows.append(("agent", r))
     planners = m[m.policy.str.startswith("mpc_")]
     for _, r in planners.iterrows():
         rows.append(("planner", r))
