@@ -1,7 +1,7 @@
 """Wall time of a small benchmark sweep on the local backend and on a local Ray instance.
 
 The sweep: two scenarios (melanoma, nsclc) × five baselines plus PPO trained with two seeds
-(50k steps each), evaluated on 100 test patients — 4 training units and 14 evaluation
+(20k steps each), evaluated on 50 test patients — 4 training units and 14 evaluation
 units.  Each backend runs it from an empty folder with 2 workers (a 2-process pool; a
 2-CPU local Ray instance, its start-up included), ``--repeats`` times; the script reports
 the median wall time and checks that the two backends' tables are identical (all
@@ -37,7 +37,7 @@ OUT = Path(__file__).resolve().parent / "results"
 def sweep(out: Path, backend: str) -> None:
     for sc in SCENARIOS:  # baselines differ per scenario: one call each, same folder
         run_benchmark([sc], out, baselines=BASELINES[sc], algos=["ppo"], seeds=[0, 1],
-                      timesteps=50_000, n_patients=100, backend=backend, workers=2)  # fmt: skip
+                      timesteps=20_000, n_patients=50, backend=backend, workers=2)  # fmt: skip
 
 
 def tables(out: Path) -> dict[str, pd.DataFrame]:
@@ -78,7 +78,7 @@ def main() -> None:
                     identical &= t[sc].equals(ref[sc])
             shutil.rmtree(out)
     result = {
-        "sweep": "melanoma + nsclc: 5 baselines each + PPO 2 seeds x 50k steps, 100 patients",
+        "sweep": "melanoma + nsclc: 5 baselines each + PPO 2 seeds x 20k steps, 50 patients",
         "workers": 2,
         "repeats": args.repeats,
         "wall_s": times,
