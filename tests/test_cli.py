@@ -134,3 +134,21 @@ def test_agent_commands_bad_arguments_one_line(args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
+    one = runner.invoke(app, ["train", "melanoma", "--timesteps", "256", "--n-envs", "4",
+                              "--run-dir", str(tmp_path / "r0")])  # fmt: skip
+    assert one.exit_code == 0, one.output
+    assert (tmp_path / "r0" / "model.zip").exists()
+    args = ["train", "oncogym/RCC-v0", "--algo", "a2c", "--seeds", "0,1", "--timesteps", "64",
+            "--n-envs", "4", "--out", str(tmp_path)]  # fmt: skip
+    many = runner.invoke(app, args)
+    assert many.exit_code == 0, many.output
+    for s in (0, 1):
+        assert (tmp_path / "rcc" / f"a2c_s{s}" / "model.zip").exists()
+    ev = runner.invoke(app, ["evaluate", str(tmp_path / "r0"), "--patients", "2"])
+    assert ev.exit_code == 0, ev.output
+    assert "melanoma: 2 test patients" in ev.output
+    again = runner.invoke(app, ["train", "melanoma", "--run-dir", str(tmp_path / "r0")])
+    assert again.exit_code == 2 and "already holds a run (use resume=True)" in again.output
