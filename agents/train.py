@@ -51,6 +51,7 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -614,12 +615,20 @@ def _train(
     t_learn = time.perf_counter()
     try:
         if remaining > 0:
-            model.learn(
-                total_timesteps=remaining,
-                callback=callbacks,
-                progress_bar=progress_bar and _progress_bar_available(),
-                reset_num_timesteps=source is None,
-            )
+            with warnings.catch_warnings():
+                # SB3's bar is tqdm.rich, which warns "rich is experimental/alpha" on every
+                # construction: under warnings-as-errors that warning aborted the bar half
+                # built (and its __del__ then failed too)
+                if _progress_bar_available():
+                    from tqdm import TqdmExperimentalWarning
+
+                    warnings.simplefilter("ignore", TqdmExperimentalWarning)
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=callbacks,
+                    progress_bar=progress_bar and _progress_bar_available(),
+                    reset_num_timesteps=source is None,
+                )
         learn_s = time.perf_counter() - t_learn
         model.save(str(run_dir / "model.zip"))
         if normalize:
