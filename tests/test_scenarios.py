@@ -118,6 +118,15 @@ def test_unknown_nested_keys_are_rejected_with_their_path():
         (lambda d: d["targets"][0].update(arm="placebo"), r"targets\[0\]\.arm: unknown arm"),
         (lambda d: d["targets"][0].update(metric="dcr"), r"targets\.0\.metric"),
         (
+            lambda d: d["targets"][0].update(metric="os_rate"),
+            r"targets\[0\]\.at_months: needed for metric 'os_rate'",
+        ),
+        (
+            lambda d: d["targets"][0].update(metric="os_rate", at_months=48),
+            r"targets\[0\]\.at_months: 48\.0 months is beyond horizon_days \(730 days, 24 months\)",
+        ),
+        (lambda d: d["targets"][0].update(at_months=12), r"targets\[0\]\.at_months: needed"),
+        (
             lambda d: d.update(correlations=[{"a": "a", "b": "nope", "rho": 0.5}]),
             r"correlations\[0\]\.b: 'nope' is not in params or initial",
         ),
@@ -362,6 +371,22 @@ def test_arm_metrics_and_hazard_ratio():
     rates = [c for c in checks if not c.target.metric.endswith("months")]
     assert rates and all(0.0 <= c.simulated <= 1.0 for c in rates)
     assert all(c.simulated > 0.0 for c in checks if c.target.metric.endswith("months"))
+
+
+def test_os_rate_is_the_kaplan_meier_landmark_survival():
+    """``os_rate`` equals lifelines' Kaplan–Meier estimate at the landmark (censoring included)."""
+    lifelines = pytest.importorskip("lifelines")
+    rng = np.random.default_rng(3)
+    t = rng.exponential(300.0, 80)
+    e = t < 600.0
+    t = np.minimum(t, 600.0)
+    e[::7] = False  # some early censoring
+    km = lifelines.KaplanMeierFitter().fit(t, e)
+    for months in (3.0, 12.0, 18.0):
+        day = months * clinical.DAYS_PER_MONTH
+        want = float(km.survival_function_at_times(day).iloc[0])
+        assert calibration.survival_at(clinical.Survival(t, e), day) == pytest.approx(want)
+    assert calibration.survival_at(clinical.Survival(t, e), 0.0) == 1.0  # no death by day 0
 
 
 # --- calibration on a smaller cohort ------------------------------------------------------------

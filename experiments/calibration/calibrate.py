@@ -274,8 +274,9 @@ def arm_lines(arms: dict[str, calibration.ArmSummary]) -> list[str]:
     :param arms: summaries by arm
     """
     lines = [
-        "| arm | ORR | CR | PD as best | median PFS | median OS | grade 3–4 (any) | grade 5 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| arm | ORR | CR | PD as best | median PFS | median OS | OS 12 mo | grade 3–4 (any) "
+        "| grade 5 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, s in arms.items():
         bor = s.best_response
@@ -286,7 +287,9 @@ def arm_lines(arms: dict[str, calibration.ArmSummary]) -> list[str]:
             f"| {arm} | {100 * np.mean(clinical.objective_response(bor)):.1f} % | "
             f"{100 * np.mean(bor == clinical.Response.CR):.1f} % | "
             f"{100 * np.mean(bor == clinical.Response.PD):.1f} % | {_fmt('months', mp)} | "
-            f"{_fmt('months', mo)} | {100 * np.mean((worst >= 3) & (worst <= 4)):.1f} % | "
+            f"{_fmt('months', mo)} | "
+            f"{100 * calibration.survival_at(s.os, 12 * clinical.DAYS_PER_MONTH):.1f} % | "
+            f"{100 * np.mean((worst >= 3) & (worst <= 4)):.1f} % | "
             f"{100 * np.mean(worst == 5):.1f} % |"
         )
     return lines
@@ -319,6 +322,7 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
         t = c.target
         what = t.metric + (f" ({t.category})" if t.category not in (None, "any") else "")
         what += f" by day {t.by_day:.0f}" if t.by_day else ""
+        what += f" at {t.at_months:g} months" if t.at_months else ""
         what += f" vs {t.versus}" if t.versus else ""
         lines.append(
             f"| {what} | {t.arm} | {_fmt(t.metric, t.value)} | {_fmt(t.metric, c.simulated)} | "

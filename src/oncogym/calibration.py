@@ -17,6 +17,8 @@ Metric definitions (``CalibrationTarget.metric``):
 * ``median_pfs_months`` / ``median_os_months`` — Kaplan–Meier medians in months of
   365.25/12 days (``inf`` if not reached).
 * ``pfs_median_ratio`` / ``os_median_ratio`` — the arm's median over the ``versus`` arm's.
+* ``os_rate`` — Kaplan–Meier overall survival at ``at_months`` months (a landmark rate such
+  as "12-month OS 76 %").
 * ``os_hazard_ratio`` — log-rank (observed/expected) estimate of the hazard ratio of the
   arm against ``versus``: HR = (O_a/E_a)/(O_v/E_v).
 * ``antigen_negative_relapse_share`` — among responders (CR/PR) who later progress, the
@@ -145,6 +147,17 @@ def logrank_hazard_ratio(a: clinical.Survival, b: clinical.Survival) -> float:
     return float((o_a / e_a) / (o_b / e_b))
 
 
+def survival_at(survival: clinical.Survival, day: float) -> float:
+    """Kaplan–Meier survival just after ``day`` (events on that day count).
+
+    :param survival: times and event flags
+    :param day: the landmark (days)
+    """
+    km = clinical.kaplan_meier(*survival)
+    upto = np.searchsorted(km.time_days, day, side="right")
+    return float(km.survival[upto - 1]) if upto else 1.0
+
+
 def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     """The simulated value of ``target``'s metric.
 
@@ -177,6 +190,10 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
         num = clinical.median_survival_days(*getattr(s, which))
         den = clinical.median_survival_days(*getattr(v, which))
         return float(num / den) if den > 0 else float("nan")
+    if m == "os_rate":
+        # past the last follow-up day (24 months = 730.5 days of a 730-day horizon) the
+        # estimate is the last one
+        return survival_at(s.os, float(target.at_months) * clinical.DAYS_PER_MONTH)
     if m == "os_hazard_ratio":
         return logrank_hazard_ratio(s.os, arms[str(target.versus)].os)
     if m == "antigen_negative_relapse_share":

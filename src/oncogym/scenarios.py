@@ -269,6 +269,7 @@ Metric = Literal[
     "pfs_median_ratio",
     "os_median_ratio",
     "os_hazard_ratio",
+    "os_rate",
     "antigen_negative_relapse_share",
 ]
 
@@ -280,7 +281,9 @@ class CalibrationTarget(BaseModel):
     ``at_least`` (simulated ≥ value − tolerance) or ``at_most`` (≤ value + tolerance).
     Rates are fractions (0.437, not 43.7).  ``category`` names the toxicity category
     (``any`` = worst over all categories) for grade rates; ``versus`` the comparison
-    arm for ratios; ``by_day`` limits response assessment to scans up to that day.
+    arm for ratios; ``by_day`` limits response assessment to scans up to that day;
+    ``at_months`` is the landmark of a survival rate (``os_rate``: Kaplan–Meier overall
+    survival at that many months).
     """
 
     model_config = _CONFIG
@@ -294,6 +297,7 @@ class CalibrationTarget(BaseModel):
     category: str | None = None
     versus: str | None = None
     by_day: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    at_months: float | None = Field(None, gt=0.0, allow_inf_nan=False)
     note: str = ""
 
 
@@ -439,6 +443,17 @@ class Scenario(BaseModel):
                     raise ValueError(f"targets[{i}].{side}: unknown arm {arm!r}; allowed: {arms}")
             if tg.metric.endswith("ratio") and tg.versus is None:
                 raise ValueError(f"targets[{i}].versus: needed for metric {tg.metric!r}")
+            if (tg.metric == "os_rate") != (tg.at_months is not None):
+                raise ValueError(
+                    f"targets[{i}].at_months: needed for metric 'os_rate' and only for it"
+                )
+            # landmarks are quoted in whole months: 24 months fits a 730-day horizon
+            horizon_months = round(self.horizon_days / clinical.DAYS_PER_MONTH)
+            if tg.at_months is not None and tg.at_months > horizon_months:
+                raise ValueError(
+                    f"targets[{i}].at_months: {tg.at_months} months is beyond horizon_days "
+                    f"({self.horizon_days:g} days, {horizon_months} months)"
+                )
             if tg.category is not None and tg.category not in (*_TOX_CATEGORIES, "any"):
                 raise ValueError(
                     f"targets[{i}].category: unknown {tg.category!r}; allowed: "
