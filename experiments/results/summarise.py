@@ -104,9 +104,11 @@ def main(results: Path) -> None:
     manifest = results / "benchmark.json"
     if manifest.exists():
         info = json.loads(manifest.read_text())
-        parts.append(f"Benchmark wall time {info['wall_s_total'] / 60:.1f} min "
+        parts.append(f"Last `oncogym benchmark` invocation: {info['wall_s_total'] / 60:.1f} min "
                      f"(training {info['wall_s_train'] / 60:.1f} min), backend "
-                     f"{info['backend']} with {info['workers']} workers.\n")  # fmt: skip
+                     f"{info['backend']} with {info['workers']} workers.  Finished units are "
+                     "skipped, so after a resumed or partial rerun this is not the cost of the "
+                     "whole sweep; per-run training times are in the tables.\n")  # fmt: skip
     for d in sorted(p for p in results.iterdir() if (p / "metrics.csv").exists()):
         parts.append(scenario_summary(d))
     (results / "SUMMARY.md").write_text("\n".join(parts))
