@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from oncogym.clinical import DAYS_PER_MONTH, Response
+from oncogym.clinical import DAYS_PER_MONTH, Response, survival_at
 from oncogym.envs import OncologyVectorEnv
 from oncogym.envs import _kernels as K
 from oncogym.envs import functional as Fn
@@ -241,13 +241,6 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _survival_at(time_days: np.ndarray, event: np.ndarray, day: float) -> float:
-    from lifelines import KaplanMeierFitter
-
-    kmf = KaplanMeierFitter().fit(time_days, event)
-    return float(kmf.survival_function_at_times(day).iloc[0])
-
-
 def summarise(
     result: EvaluationResult, reference: EvaluationResult | None = None
 ) -> dict[str, Any]:
@@ -282,11 +275,11 @@ def summarise(
         out[f"median_{key}_months_high"] = hi
     day12 = 12 * DAYS_PER_MONTH
     out["os_12m"] = (
-        _survival_at(result.os_days, result.death, day12)
+        survival_at(result.os_days, result.death, day12)
         if day12 <= result.horizon_days
         else math.nan
     )
-    out["os_horizon"] = _survival_at(result.os_days, result.death, result.horizon_days)
+    out["os_horizon"] = survival_at(result.os_days, result.death, result.horizon_days)
     hit = np.zeros(n, dtype=np.bool_)
     for j, cat in enumerate(result.tox_categories):
         g3 = result.worst_grade[:, j] >= 3

@@ -385,8 +385,8 @@ def test_os_rate_is_the_kaplan_meier_landmark_survival():
     for months in (3.0, 12.0, 18.0):
         day = months * clinical.DAYS_PER_MONTH
         want = float(km.survival_function_at_times(day).iloc[0])
-        assert calibration.survival_at(clinical.Survival(t, e), day) == pytest.approx(want)
-    assert calibration.survival_at(clinical.Survival(t, e), 0.0) == 1.0  # no death by day 0
+        assert clinical.survival_at(t, e, day) == pytest.approx(want)
+    assert clinical.survival_at(t, e, 0.0) == 1.0  # no death by day 0
 
 
 # --- calibration on a smaller cohort ------------------------------------------------------------

@@ -288,7 +288,7 @@ def arm_lines(arms: dict[str, calibration.ArmSummary]) -> list[str]:
             f"{100 * np.mean(bor == clinical.Response.CR):.1f} % | "
             f"{100 * np.mean(bor == clinical.Response.PD):.1f} % | {_fmt('months', mp)} | "
             f"{_fmt('months', mo)} | "
-            f"{100 * calibration.survival_at(s.os, 12 * clinical.DAYS_PER_MONTH):.1f} % | "
+            f"{100 * clinical.survival_at(*s.os, 12 * clinical.DAYS_PER_MONTH):.1f} % | "
             f"{100 * np.mean((worst >= 3) & (worst <= 4)):.1f} % | "
             f"{100 * np.mean(worst == 5):.1f} % |"
         )

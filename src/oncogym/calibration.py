@@ -147,17 +147,6 @@ def logrank_hazard_ratio(a: clinical.Survival, b: clinical.Survival) -> float:
     return float((o_a / e_a) / (o_b / e_b))
 
 
-def survival_at(survival: clinical.Survival, day: float) -> float:
-    """Kaplan–Meier survival just after ``day`` (events on that day count).
-
-    :param survival: times and event flags
-    :param day: the landmark (days)
-    """
-    km = clinical.kaplan_meier(*survival)
-    upto = np.searchsorted(km.time_days, day, side="right")
-    return float(km.survival[upto - 1]) if upto else 1.0
-
-
 def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     """The simulated value of ``target``'s metric.
 
@@ -193,7 +182,7 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     if m == "os_rate":
         # past the last follow-up day (24 months = 730.5 days of a 730-day horizon) the
         # estimate is the last one
-        return survival_at(s.os, float(target.at_months) * clinical.DAYS_PER_MONTH)
+        return clinical.survival_at(*s.os, float(target.at_months) * clinical.DAYS_PER_MONTH)
     if m == "os_hazard_ratio":
         return logrank_hazard_ratio(s.os, arms[str(target.versus)].os)
     if m == "antigen_negative_relapse_share":

@@ -586,6 +586,19 @@ def median_survival_days(time_days: Any, event: Any) -> float:
     return float(km.time_days[below[0]]) if below.size else float("inf")
 
 
+def survival_at(time_days: Any, event: Any, day: float) -> float:
+    """Kaplan–Meier survival at ``day``: events on that day count; past the last time, the
+    last estimate.
+
+    :param time_days: event or censoring times, ``(n,)``, finite
+    :param event: True for an event, False for censored, ``(n,)``
+    :param day: the landmark (days)
+    """
+    km = kaplan_meier(time_days, event)
+    upto = np.searchsorted(km.time_days, day, side="right")
+    return float(km.survival[upto - 1]) if upto else 1.0
+
+
 # --- toxicity ---------------------------------------------------------------------
 def worst_grade(grades: Mapping[str, Any]) -> dict[str, Any]:
     """Worst (highest) grade over time per category and patient.
@@ -779,6 +792,7 @@ __all__ = [
     "recist_responses",
     "response_names",
     "summarise",
+    "survival_at",
     "tumour_diameter_mm",
     "worst_grade",
 ]
