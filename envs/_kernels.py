@@ -138,14 +138,30 @@ def _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets):
 
 
 @jit
-def _allowed(k, amount, n_deliv, first_day, interval, last, cum, nadm, min_int, max_cum, max_adm):
+def _min_interval(k, amount, min_int, levels):
+    """Minimum days since the last dose before a dose of ``amount`` of therapy ``k``.
+
+    ``min_int[k, j]`` is the interval of dose level ``levels[k, j]`` (rows padded with their
+    last entry); an amount between levels takes the interval of the next level up, so a
+    double dose needs the double interval (pembrolizumab 400 mg q6w, not q3w).
+    """
+    width = levels.shape[1]
+    for j in range(1, width):
+        if amount <= levels[k, j] * (1.0 + 1e-9):
+            return min_int[k, j]
+    return min_int[k, width - 1]
+
+
+@jit
+def _allowed(k, amount, n_deliv, first_day, interval, last, cum, nadm, min_int, levels, max_cum,
+             max_adm):  # fmt: skip
     """Whether ``n_deliv`` deliveries of ``amount`` from ``first_day`` respect the constraints.
 
     ``interval`` is the interval length (days): an infusion's total is ``amount·interval``.
     """
     if n_deliv <= 0:
         return False
-    if first_day - last[k] < min_int[k] - _EPS_DAY:
+    if first_day - last[k] < _min_interval(k, amount, min_int, levels) - _EPS_DAY:
         return False
     if nadm[k] + n_deliv > max_adm[k]:
         return False
@@ -339,7 +355,7 @@ def start_batch(rows, Y, P, F, I, LAST, CUM, NADM, GRADE, WSTEP, WEVER, SCAN_Z, 
 def _step_one(method, rhs, dose, y, p, F, I, last, cum, nadm, req, deliv, blocked, grade,
               worst_step, worst_ever, scan_z, comp, obs, t_out, ev_t, ev_k, ev_a, inf_t0,
               inf_t1, inf_k, inf_r, u, out, work, stats, offsets, tx_model, tx_kind,
-              min_int, max_cum, max_adm, max_level, admin_days, course_days, gap_days,
+              min_int, levels, max_cum, max_adm, max_level, admin_days, course_days, gap_days,
               enforce, decision_days, horizon, tumour_idx, lethal, scan_days, scan_sigma,
               cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
               tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight, burden_lo,
@@ -381,7 +397,7 @@ def _step_one(method, rhs, dose, y, p, F, I, last, cum, nadm, req, deliv, blocke
             interval = dt if kind == INFUSION else 0.0
             first = t + offsets[0]
             if enforce and not _allowed(k, a, n_deliv, first, interval, last, cum, nadm,
-                                        min_int, max_cum, max_adm):  # fmt: skip
+                                        min_int, levels, max_cum, max_adm):  # fmt: skip
                 blocked[k] = True
                 continue
             if kind == INFUSION:
@@ -527,7 +543,7 @@ def _step_one(method, rhs, dose, y, p, F, I, last, cum, nadm, req, deliv, blocke
 def step_serial(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BLOCKED, GRADE,
                 WSTEP, WEVER, SCAN_Z, COMP, OBS, T_OUT, EV_T, EV_K, EV_A, INF_T0, INF_T1,
                 INF_K, INF_R, U, OUT, WORK, STATS, OFFSETS, tx_model, tx_kind, min_int,
-                max_cum, max_adm, max_level, admin_days, course_days, gap_days, enforce,
+                levels, max_cum, max_adm, max_level, admin_days, course_days, gap_days, enforce,
                 decision_days, horizon, tumour_idx, lethal, scan_days, scan_sigma, cr_mm,
                 cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind, tox_fatal,
                 fatal_anc, fatal_days, tox_disutility, burden_weight, burden_lo, burden_span,
@@ -539,7 +555,7 @@ def step_serial(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BLOC
                   DELIV[b], BLOCKED[b], GRADE[b], WSTEP[b], WEVER[b], SCAN_Z[b], COMP[b],
                   OBS[b], T_OUT[b], EV_T[b], EV_K[b], EV_A[b], INF_T0[b], INF_T1[b],
                   INF_K[b], INF_R[b], U[b], OUT[b], WORK[b], STATS[b], OFFSETS[b], tx_model,
-                  tx_kind, min_int, max_cum, max_adm, max_level, admin_days, course_days,
+                  tx_kind, min_int, levels, max_cum, max_adm, max_level, admin_days, course_days,
                   gap_days, enforce, decision_days, horizon, tumour_idx, lethal, scan_days,
                   scan_sigma, cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr,
                   tox_kind, tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight,
@@ -552,7 +568,7 @@ def step_serial(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BLOC
 def step_parallel(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BLOCKED, GRADE,
                   WSTEP, WEVER, SCAN_Z, COMP, OBS, T_OUT, EV_T, EV_K, EV_A, INF_T0, INF_T1,
                   INF_K, INF_R, U, OUT, WORK, STATS, OFFSETS, tx_model, tx_kind, min_int,
-                  max_cum, max_adm, max_level, admin_days, course_days, gap_days, enforce,
+                  levels, max_cum, max_adm, max_level, admin_days, course_days, gap_days, enforce,
                   decision_days, horizon, tumour_idx, lethal, scan_days, scan_sigma, cr_mm,
                   cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
                   tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight, burden_lo,
@@ -564,7 +580,7 @@ def step_parallel(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BL
                   DELIV[b], BLOCKED[b], GRADE[b], WSTEP[b], WEVER[b], SCAN_Z[b], COMP[b],
                   OBS[b], T_OUT[b], EV_T[b], EV_K[b], EV_A[b], INF_T0[b], INF_T1[b],
                   INF_K[b], INF_R[b], U[b], OUT[b], WORK[b], STATS[b], OFFSETS[b], tx_model,
-                  tx_kind, min_int, max_cum, max_adm, max_level, admin_days, course_days,
+                  tx_kind, min_int, levels, max_cum, max_adm, max_level, admin_days, course_days,
                   gap_days, enforce, decision_days, horizon, tumour_idx, lethal, scan_days,
                   scan_sigma, cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr,
                   tox_kind, tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight,
@@ -594,6 +610,6 @@ def masks(F, I, LAST, CUM, NADM, MASK, levels, n_levels, tx_kind, min_int, max_c
                 else:
                     ok = I[b, I_ALIVE] == 1 and _allowed(
                         k, levels[k, j], n_deliv, t + offsets[0], interval, LAST[b], CUM[b],
-                        NADM[b], min_int, max_cum, max_adm)  # fmt: skip
+                        NADM[b], min_int, levels, max_cum, max_adm)  # fmt: skip
                 MASK[b, col + j] = ok
             col += n_levels[k]

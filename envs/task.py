@@ -177,6 +177,7 @@ class EnvParams:
     n_levels: np.ndarray
     max_level: np.ndarray
     min_interval_days: np.ndarray
+    """Minimum days since the last dose, per therapy and dose level (``level_table``'s shape)."""
     max_cumulative: np.ndarray
     max_administrations: np.ndarray
     admin_days: np.ndarray
@@ -341,17 +342,41 @@ def _levels(therapies: tuple[str, ...], dose_levels: Mapping[str, Any]) -> dict[
     }
 
 
+def _interval_table(
+    therapies: tuple[str, ...],
+    dose_levels: Mapping[str, Any],
+    min_interval: Mapping[str, Any],
+) -> np.ndarray:
+    """Minimum days between doses per therapy and dose level, laid out like ``level_table``.
+
+    A number applies to every level; a mapping gives each nonzero level its own interval
+    (label intervals: pembrolizumab 200 mg q3w, 400 mg q6w).
+    """
+    width = max(len(dose_levels[t]) for t in therapies)
+    table = np.zeros((len(therapies), width))
+    for k, t in enumerate(therapies):
+        spec = min_interval.get(t, DEFAULT_MIN_INTERVAL_DAYS.get(t, 0.0))
+        levels = [float(x) for x in dose_levels[t]]
+        if isinstance(spec, Mapping):
+            given = {float(a): float(d) for a, d in spec.items()}
+            row = [given.get(a, 0.0) if a > 0 else 0.0 for a in levels]
+        else:
+            row = [float(spec)] * len(levels)
+        table[k, : len(row)] = row
+        table[k, len(row) :] = row[-1]
+    return table
+
+
 def _constraints(
     therapies: tuple[str, ...],
-    min_interval: Mapping[str, float],
+    dose_levels: Mapping[str, Any],
+    min_interval: Mapping[str, Any],
     max_cumulative: Mapping[str, float],
     max_administrations: Mapping[str, int],
 ) -> dict[str, np.ndarray]:
     big = np.iinfo(np.int64).max // 4
     return {
-        "min_interval_days": np.array(
-            [float(min_interval.get(t, DEFAULT_MIN_INTERVAL_DAYS.get(t, 0.0))) for t in therapies]
-        ),
+        "min_interval_days": _interval_table(therapies, dose_levels, min_interval),
         "max_cumulative": np.array([float(max_cumulative.get(t, np.inf)) for t in therapies]),
         "max_administrations": np.array(
             [
@@ -481,7 +506,13 @@ def scenario_params(
         sampler=ScenarioSampler(sc),
         scenario=sc,
         **_levels(therapies, sc.dose_levels),
-        **_constraints(therapies, sc.min_interval_days, sc.max_cumulative, sc.max_administrations),
+        **_constraints(
+            therapies,
+            sc.dose_levels,
+            sc.min_interval_days,
+            sc.max_cumulative,
+            sc.max_administrations,
+        ),
         **_oncoimmune_toxicity(m),
         **common,
     )
@@ -618,6 +649,7 @@ def literature_params(
         **_levels(therapies, spec["dose_levels"]),
         **_constraints(
             therapies,
+            spec["dose_levels"],
             spec["min_interval_days"],
             spec["max_cumulative"],
             spec["max_administrations"],

@@ -208,6 +208,32 @@ def test_checkpoint_interval_and_ipilimumab_count_are_enforced():
     assert env.state.CUM[0, 1] == 4 * 3.0
 
 
+def test_double_checkpoint_dose_needs_the_double_label_interval():
+    """Nivolumab 480 mg goes q4w and pembrolizumab 400 mg q6w (label), not at the 240/200 mg
+    interval: the maximum dose cannot double the label dose intensity."""
+    for task, level_days, double_days in (("melanoma", 14, 28), ("nsclc", 21, 42)):
+        env = OncologyEnv(task)
+        env.reset(seed=0)
+        k = env.therapies.index("anti_pd1")
+        offsets = np.cumsum([0, *env.params.n_levels[:-1]])
+        given = []
+        for _ in range(13):
+            masks = env.action_masks()
+            _, _, _, _, info = env.step(_levels(env, anti_pd1=2))
+            given.append(info["doses"]["anti_pd1"])
+            assert masks[offsets[k] + 2] == (given[-1] > 0)
+        days = [7 * w for w, d in enumerate(given) if d > 0]
+        assert np.all(np.diff(days) == double_days), (task, days)
+        assert set(given) == {0.0, env.params.max_level[k]}
+        assert env.params.min_interval_days[k, 1] == level_days
+    env = OncologyEnv("nsclc")
+    env.reset(seed=0)
+    given = [env.step(_levels(env, anti_pd1=2 if w == 0 else 1))[4]["doses"]["anti_pd1"]
+             for w in range(7)]  # fmt: skip
+    # 400 mg on day 0; 200 mg is the label's q3w dose, so 3 weeks later it is allowed
+    assert given == [400.0, 0.0, 0.0, 200.0, 0.0, 0.0, 200.0]
+
+
 def test_radiotherapy_week_is_weekday_fractions_and_cumulative_cap_holds():
     env = OncologyEnv("nsclc", scan_noise_cv=0.0)
     env.reset(seed=0)

@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import oncogym
 from oncogym import calibration, clinical, scenarios
 from oncogym.scenarios import (
+    CalibrationTarget,
     Cohort,
     Protocol,
     ProtocolDose,
@@ -107,6 +108,15 @@ def test_unknown_nested_keys_are_rejected_with_their_path():
         (lambda d: d["params"]["a"].update(median=0.0), r"median: must be > 0 when cv > 0"),
         (lambda d: d.update(scan_interval_days=0), r"scan_interval_days"),
         (lambda d: d["max_administrations"].update(chemo=1), r"'chemo' is not one of therapies"),
+        (
+            lambda d: d["min_interval_days"].update(anti_pd1={240: 14, 360: 21}),
+            r"min_interval_days\.anti_pd1: give one interval per nonzero dose level "
+            r"\[240\.0, 480\.0\]; got levels \[240\.0, 360\.0\]",
+        ),
+        (
+            lambda d: d["min_interval_days"].update(anti_pd1={240: 14, 480: -1}),
+            r"min_interval_days\.anti_pd1: must be finite and >= 0, got -1",
+        ),
         (
             lambda d: d["protocols"]["nivolumab"]["doses"][0].update(amount=-3),
             r"protocols\.nivolumab\.doses\.0\.amount",
@@ -371,6 +381,40 @@ def test_arm_metrics_and_hazard_ratio():
     rates = [c for c in checks if not c.target.metric.endswith("months")]
     assert rates and all(0.0 <= c.simulated <= 1.0 for c in rates)
     assert all(c.simulated > 0.0 for c in checks if c.target.metric.endswith("months"))
+
+
+def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():
+    """``pfs_hazard_ratio`` compares progression-free survival, ``os_hazard_ratio`` overall."""
+
+    def arm(name, pfs_days, os_days):
+        n = len(pfs_days)
+        ev = np.ones(n, bool)
+        return calibration.ArmSummary(
+            arm=name, n=n, scan_days=np.array([0.0]), category=np.zeros((n, 1), np.int8),
+            best_response=np.zeros(n, np.int8),
+            pfs=clinical.Survival(np.asarray(pfs_days, float), ev),
+            os=clinical.Survival(np.asarray(os_days, float), ev),
+            worst_grades={}, antigen_negative_at_progression=np.zeros(n, bool),
+        )  # fmt: skip
+
+    base = np.arange(1.0, 21.0) * 30.0
+    arms = {"a": arm("a", base * 2.0, base), "b": arm("b", base, base)}  # PFS doubled, OS same
+
+    def target(metric):
+        return CalibrationTarget(metric=metric, arm="a", versus="b", value=1.0, tolerance=0.1,
+                                 source="test")  # fmt: skip
+
+    pfs_hr = calibration.metric(target("pfs_hazard_ratio"), arms)
+    assert pfs_hr == pytest.approx(calibration.logrank_hazard_ratio(arms["a"].pfs, arms["b"].pfs))
+    assert pfs_hr < 1.0
+    assert calibration.metric(target("os_hazard_ratio"), arms) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="versus"):
+        validate_scenario(
+            {**base_data("nsclc"), "targets": [
+                {"metric": "pfs_hazard_ratio", "arm": "pembrolizumab", "value": 0.9,
+                 "tolerance": 0.1, "source": "test"}]},
+            where="nsclc",
+        )  # fmt: skip
 
 
 def test_os_rate_is_the_kaplan_meier_landmark_survival():

@@ -19,8 +19,9 @@ Metric definitions (``CalibrationTarget.metric``):
 * ``pfs_median_ratio`` / ``os_median_ratio`` — the arm's median over the ``versus`` arm's.
 * ``os_rate`` — Kaplan–Meier overall survival at ``at_months`` months (a landmark rate such
   as "12-month OS 76 %").
-* ``os_hazard_ratio`` — log-rank (observed/expected) estimate of the hazard ratio of the
-  arm against ``versus``: HR = (O_a/E_a)/(O_v/E_v).
+* ``os_hazard_ratio`` / ``pfs_hazard_ratio`` — log-rank (observed/expected) estimate of
+  the hazard ratio of the arm's overall / progression-free survival against ``versus``:
+  HR = (O_a/E_a)/(O_v/E_v).
 * ``antigen_negative_relapse_share`` — among responders (CR/PR) who later progress, the
   share whose tumour is mostly antigen-negative (T⁻ > T⁺) at the progression scan.
 """
@@ -183,8 +184,9 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
         # past the last follow-up day (24 months = 730.5 days of a 730-day horizon) the
         # estimate is the last one
         return clinical.survival_at(*s.os, float(target.at_months) * clinical.DAYS_PER_MONTH)
-    if m == "os_hazard_ratio":
-        return logrank_hazard_ratio(s.os, arms[str(target.versus)].os)
+    if m in ("os_hazard_ratio", "pfs_hazard_ratio"):
+        which = "pfs" if m.startswith("pfs") else "os"
+        return logrank_hazard_ratio(getattr(s, which), getattr(arms[str(target.versus)], which))
     if m == "antigen_negative_relapse_share":
         responders = clinical.objective_response(s.best_response)
         relapsed = responders & np.any(s.category == clinical.Response.PD, axis=1)

@@ -269,6 +269,7 @@ Metric = Literal[
     "pfs_median_ratio",
     "os_median_ratio",
     "os_hazard_ratio",
+    "pfs_hazard_ratio",
     "os_rate",
     "antigen_negative_relapse_share",
 ]
@@ -346,7 +347,10 @@ class Scenario(BaseModel):
     model: str = "oncoimmune"
     therapies: list[str] = Field(min_length=1)
     dose_levels: dict[str, list[float]]
-    min_interval_days: dict[str, float] = Field(default_factory=dict)
+    min_interval_days: dict[str, float | dict[float, float]] = Field(
+        default_factory=dict,
+        description="days between doses: a number, or one interval per nonzero dose level",
+    )
     max_cumulative: dict[str, float] = Field(default_factory=dict)
     max_administrations: dict[str, int] = Field(default_factory=dict)
     scan_interval_days: float = Field(gt=0.0, allow_inf_nan=False)
@@ -390,8 +394,19 @@ class Scenario(BaseModel):
             for t, v in mapping.items():
                 if t not in self.therapies:
                     raise ValueError(f"{field_}: {t!r} is not one of therapies ({mine})")
-                if field_ != "dose_levels" and (not math.isfinite(v) or v < 0):
-                    raise ValueError(f"{field_}.{t}: must be finite and >= 0, got {v}")
+                if field_ == "min_interval_days" and isinstance(v, dict):
+                    levels = sorted(float(x) for x in self.dose_levels.get(t, []) if x > 0)
+                    if sorted(v) != levels:
+                        raise ValueError(
+                            f"min_interval_days.{t}: give one interval per nonzero dose level "
+                            f"{levels}; got levels {sorted(v)}"
+                        )
+                    values = list(v.values())
+                else:
+                    values = [] if field_ == "dose_levels" else [v]
+                for x in values:
+                    if not math.isfinite(x) or x < 0:
+                        raise ValueError(f"{field_}.{t}: must be finite and >= 0, got {x}")
         missing = [t for t in self.therapies if t not in self.dose_levels]
         if missing:
             raise ValueError(f"dose_levels: missing for therapies {missing}")
