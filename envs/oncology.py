@@ -76,8 +76,10 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     one administration on the first day; literature therapies = a constant infusion rate.
 
     Constraints (unless ``enforce_constraints=False``): CAR-T at most once; no
-    administration closer than the therapy's minimum interval (anti-PD-1 14 or 21 days,
-    anti-CTLA-4 21 days, chemotherapy 21 days, per scenario); maximum administrations
+    administration closer than the minimum interval of the dose asked for (label
+    intervals per dose level: nivolumab 240 mg q2w / 480 mg q4w, pembrolizumab 200 mg q3w
+    / 400 mg q6w; anti-CTLA-4 21 days, chemotherapy 21 days, per scenario; a continuous
+    dose between levels takes the next level up's interval); maximum administrations
     (ipilimumab 4, sipuleucel-T 3); cumulative caps (radiotherapy Gy, chemotherapy
     mg/m²).  A forbidden dose is not given, ``info["blocked"]`` names it, and
     :meth:`action_masks` returns the allowed levels (sb3-contrib ``MaskablePPO``).  An
