@@ -65,13 +65,19 @@ inpatient days; a CAR-T infusion two weeks of inpatient monitoring; a radiothera
 a tenth of a day; a sipuleucel-T infusion (with leukapheresis) one day."""
 STANDARD_OF_CARE = {
     "melanoma": "nivolumab_ipilimumab",
-    "nsclc": "pembrolizumab",
+    "nsclc": "pembrolizumab_chemotherapy",
     "rcc": "nivolumab_ipilimumab",
     "prostate": "sipuleucel_t",
     "b_all": "tisagenlecleucel",
     "lbcl": "axicabtagene_ciloleucel",
 }
-"""The standard-of-care protocol of each scenario (a key of ``Scenario.protocols``)."""
+"""The standard-of-care protocol of each scenario (a key of ``Scenario.protocols``).
+
+Where guidelines offer more than one first-line standard, the one the calibrated model (and
+the trials behind it) rates higher: in PD-L1-high NSCLC both pembrolizumab alone
+(KEYNOTE-024) and pembrolizumab with platinum chemotherapy (KEYNOTE-189/407) are preferred
+options; chemo-immunotherapy has the higher pooled survival (FDA pooled analysis, OS HR
+0.82), so agents and exploit checks are compared against it."""
 
 _DELIVERY = {
     "radiotherapy": K.FRACTIONS,
