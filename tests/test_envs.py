@@ -424,7 +424,13 @@ def test_env_reproduces_simulate_grades_recist_and_death(task):
         alive = run[-1][3]
         ref = traj.y[i, days.astype(int) if alive else days[:-1].astype(int)]
         got = weekly if alive else weekly[:-1]
-        err = np.abs(got - ref) / (1e-5 * np.abs(ref) + 10 * env.params.atol)
+        # Once a tumour clone is extinct (the extinction floor, a discontinuity), its exact
+        # time differs by an internal step between the env's weekly restarts and the core's
+        # run, and the immune states it drove move apart at ~1e-4: compare those days at 1e-3.
+        clones = ref[:, env.params.tumour_index]
+        extinct = np.any((clones == 0.0) & (clones[0] > 0.0), axis=1)
+        rel = np.where(np.maximum.accumulate(extinct), 1e-3, 1e-5)[:, np.newaxis]
+        err = np.abs(got - ref) / (rel * np.abs(ref) + 10 * env.params.atol)
         assert err.max() <= 1.0, (i, env.state_names[int(np.argmax(err.max(axis=0)))], err.max())
         info = run[-1][4]
         alc_v = cohort.params[:, cohort.model.param_names.index("alc_volume_l")]
