@@ -78,8 +78,9 @@ model rate one clearly higher, that one: in PD-L1-high NSCLC both pembrolizumab 
 (KEYNOTE-024) and pembrolizumab with platinum chemotherapy (KEYNOTE-189/407) are preferred
 options; chemo-immunotherapy has the higher pooled survival (FDA pooled analysis, OS HR
 0.82), so agents and exploit checks are compared against it.  In mCRPC sipuleucel-T (the
-scenario's trial, IMPACT) and docetaxel score alike under the default reward (0.273 and
-0.210 on 200 test patients), and sipuleucel-T stays."""
+scenario's trial, IMPACT) and docetaxel score alike under the default reward (mean return
+0.273 and 0.210 on 200 test patients: ``oncogym evaluate sipuleucel_t -s prostate --out D``,
+column ``return`` of ``D/patients.csv``), and sipuleucel-T stays."""
 
 _DELIVERY = {
     "radiotherapy": K.FRACTIONS,

@@ -35,11 +35,10 @@ HORIZON = {task: horizon for task, horizon, _ in ENV_IDS.values()}
 # QALYs on this cohort), since six platinum cycles add a little over four (Rossi 2014).
 MAX_DOSE_BEATS_SOC = {
     "prostate": "sipuleucel-T and docetaxel each prolong survival (IMPACT, TAX 327) and the "
-    "model adds their effects without synergy (sipuleucel-T + docetaxel against docetaxel: OS "
-    "HR 0.78, as sipuleucel-T against placebo: 0.82), so giving both from day 0 (maximum dose: "
-    "0.911) scores above sipuleucel-T alone (0.336), docetaxel alone (0.412) and even the "
-    "clinical sequence, docetaxel at progression after sipuleucel-T (adaptive baseline: 0.878); "
-    "no trial makes the combination a standard to compare with",
+    "model adds their effects, so giving both from day 0 (maximum dose: 0.911) scores above "
+    "sipuleucel-T alone (0.336), docetaxel alone (0.412) and even the clinical sequence, "
+    "docetaxel at progression after sipuleucel-T (adaptive baseline: 0.878); no trial makes "
+    "the combination a standard to compare with",
 }
 
 
