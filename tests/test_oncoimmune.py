@@ -74,7 +74,8 @@ def test_index_constants_match_names():
     ]:  # fmt: skip
         assert MODEL.param_names[const] == name
     assert MODEL.param_names[oi.RT_FIELD] == "rt_field_fraction"
-    assert len(MODEL.params) == oi.RT_FIELD + 1
+    assert MODEL.param_names[oi.K_APC] == "k_chemo_apc"
+    assert len(MODEL.params) == oi.K_APC + 1
     assert MODEL.n_states == oi.BED_LATE + 1
     assert len(MODEL.therapies) == oi.TX_RT + 1
     assert MODEL.therapy_names[oi.TX_CART] == "car_t"
@@ -226,6 +227,38 @@ def test_antibody_arm_kills_antigen_positive_cells_modestly():
     per_cell = -(derivative(y)[ix("Tp")] - derivative(state(Tp=1e7, N=0.0))[ix("Tp")]) / 1e7
     assert 0.0 < per_cell <= MODEL.default_params()["k_adcc"] < 0.25 * MODEL.default_params()["a"]
     assert derivative(y)[ix("Tn")] == derivative(state(Tp=1e7, N=0.0))[ix("Tn")]
+
+
+def test_chemo_removes_vaccine_apcs_only_when_k_chemo_apc_is_set():
+    """k_chemo_apc (default 0) removes Dm and DC at K·drug: docetaxel given with the vaccine
+    cancels the vaccine's antibody response; given after the vaccine has primed, it does not."""
+    assert MODEL.default_params()["k_chemo_apc"] == 0.0
+    y = state(Tp=1e8, Dm=1e7, DC=1e6, M=5.0)
+    off, on = derivative(y), derivative(y, MODEL.params_array({"k_chemo_apc": 10.0}))
+    drug = -math.expm1(-MODEL.default_params()["chemo_delta"] * 5.0)
+    assert off[ix("Dm")] - on[ix("Dm")] == pytest.approx(10.0 * drug * 1e7)
+    assert off[ix("DC")] - on[ix("DC")] == pytest.approx(10.0 * drug * 1e6)
+    mask = np.ones(len(y), dtype=bool)
+    mask[[ix("Dm"), ix("DC")]] = False
+    assert np.array_equal(off[mask], on[mask])  # nothing else changes at this instant
+    vaccine = [("vaccine", float(d), 5e7, 0.0) for d in (0, 14, 28)]
+    chemo = [("chemo", float(d), 75.0, 0.0) for d in range(0, 126, 21)]
+    late = [("chemo", float(d), 75.0, 0.0) for d in range(84, 210, 21)]
+    kw = {"days": 300, "y0": {"Tp": 3e8}}
+    base = {"K_H": 1e7}  # prostate's: antibodies need vaccine-level help
+    k = {**base, "k_chemo_apc": 10.0}
+    # without the parameter, concurrent chemo leaves the vaccine's APCs alone
+    assert (sim(schedule=vaccine + chemo, params=base, **kw)["DC"].sum()
+            > sim(schedule=vaccine, params=base, **kw)["DC"].sum())  # fmt: skip
+    vac = sim(schedule=vaccine, params=k, **kw)
+    chemo_only = sim(schedule=chemo, params=k, **kw)
+    together = sim(schedule=vaccine + chemo, params=k, **kw)
+    after = sim(schedule=vaccine + late, params=k, **kw)
+    # given together, the vaccine adds almost nothing to what chemo's antigen release primes
+    assert together["DC"].sum() < 1.15 * chemo_only["DC"].sum() < 0.5 * vac["DC"].sum()
+    assert together["Ab"].max() < 1.1 * chemo_only["Ab"].max() < 0.5 * vac["Ab"].max()
+    # given after the vaccine has primed, chemo leaves the antibody response standing
+    assert after["Ab"].max() > 0.9 * vac["Ab"].max()
 
 
 def test_car_t_deep_response_then_antigen_negative_relapse():

@@ -22,7 +22,9 @@ contact; RO receptor occupancies.  One line per mechanism (form — source):
 * dead-cell antigen (ICD) pool: all kills of T⁺ + shed·T⁺ (+ RT: rt_icd × RT-killed T⁺)
   − μ_Ag·Ag — §4e, §7b
 * antigen-presenting cells: Dm → DC (α1·k_m) → Dr (k_cr), DC from Ag: σ_DC·Ag/(K_Ag + Ag)
-  — Kronik 2010 §5a [V-code]; Ag term §4e (chosen)
+  — Kronik 2010 §5a [V-code]; Ag term §4e (chosen); chemotherapy removes Dm and DC at
+  k_chemo_apc·drug — chosen (0 by default; prostate: VIABLE, a DC vaccine given with
+  docetaxel adds no survival)
 * helper T cells: a_h·κ·ψ·DC − μ_H·H — chosen (DESIGN §3)
 * Tregs: σ_R + a_r·Dr + σ_RS·γ_S·S/(1 + γ_S·S) + p_R·R·I/(g_I + I) − μ_R·R − k_dep·RO·R
   — §3d [V-code], §5a [V-code], §4c [M]
@@ -92,7 +94,7 @@ from oncogym.radiotherapy import lq_bed, lq_log_survival
  RT_ALPHA, RT_AB, RT_ALPHA_L, RT_BLOOD, RT_ICD, RT_TISSUE, RT_AB_LATE,
  FR_MTT, FR_GAMMA, ANC0, FR_SLOPE,
  ALC_V, IRAE_RATE, IRAE_W, IRAE_K, CRS_PROD, CRS_CLEAR,
- RT_FIELD) = range(108)  # fmt: skip
+ RT_FIELD, K_APC) = range(109)  # fmt: skip
 
 # --- therapies ------------------------------------------------------------------------------
 (TX_CHEMO, TX_IL2, TX_TIL, TX_PD1, TX_CTLA4, TX_VACCINE, TX_CART, TX_LD,
@@ -187,8 +189,9 @@ def rhs(t, y, p, u, dydt):
     # antigen presentation (Kronik 2010) and help
     ag_sat = _saturation(y[AG], p[K_AG])
     dydt[AG] = kill_p + p[AG_SHED] * tp - p[MU_AG] * y[AG]
-    dydt[DM] = -p[K_M] * y[DM] + u[TX_VACCINE]
-    dydt[DC] = p[ALPHA1] * p[K_M] * y[DM] + p[SIGMA_DC] * ag_sat - p[K_CR] * y[DC]
+    apc_loss = p[K_APC] * drug
+    dydt[DM] = -(p[K_M] + apc_loss) * y[DM] + u[TX_VACCINE]
+    dydt[DC] = p[ALPHA1] * p[K_M] * y[DM] + p[SIGMA_DC] * ag_sat - (p[K_CR] + apc_loss) * y[DC]
     dydt[DR] = p[K_CR] * y[DC] - p[MU_D] * y[DR]
     dydt[TH] = p[A_H] * kappa * psi * y[DC] - p[MU_H] * th - p[KL] * drug * th - ld_rate * th
 
@@ -461,6 +464,11 @@ _EXT_PARAMS = (
           "fraction of the tumour burden inside the radiation field (T± ×= 1 − f + f·SF)",
           "chosen [M]: 1 = the whole burden irradiated (localised disease); lower it for "
           "metastatic or systemic disease treated to one site"),
+    # chemotherapy against the vaccine's antigen presentation (appended last, as above)
+    Param("k_chemo_apc", 0.0, "1/day",
+          "chemo loss of antigen-presenting cells (vaccine APCs Dm and mature DCs): K·drug",
+          "chosen form on the APC states of MODELS.md §5a [M]; 0 = none; calibrated where "
+          "a trial of a cellular vaccine given with chemotherapy pins it (prostate: VIABLE)"),
 )  # fmt: skip
 
 _PARAMS = tuple(depillis2006.MODEL.params) + _EXT_PARAMS
