@@ -67,7 +67,7 @@ STANDARD_OF_CARE = {
     "melanoma": "nivolumab_ipilimumab",
     "nsclc": "pembrolizumab_chemotherapy",
     "rcc": "nivolumab_ipilimumab",
-    "prostate": "sipuleucel_t",
+    "prostate": "sipuleucel_t_then_docetaxel",
     "b_all": "tisagenlecleucel",
     "lbcl": "axicabtagene_ciloleucel",
 }
@@ -77,10 +77,13 @@ Where guidelines offer more than one first-line standard and the trials and the 
 model rate one clearly higher, that one: in PD-L1-high NSCLC both pembrolizumab alone
 (KEYNOTE-024) and pembrolizumab with platinum chemotherapy (KEYNOTE-189/407) are preferred
 options; chemo-immunotherapy has the higher pooled survival (FDA pooled analysis, OS HR
-0.82), so agents and exploit checks are compared against it.  In mCRPC sipuleucel-T (the
-scenario's trial, IMPACT) and docetaxel score alike under the default reward (mean return
-0.273 and 0.210 on 200 test patients: ``oncogym evaluate sipuleucel_t -s prostate --out D``,
-column ``return`` of ``D/patients.csv``), and sipuleucel-T stays."""
+0.82), so agents and exploit checks are compared against it.  Where the episode spans more
+than one line of therapy, the standard is the clinical pathway: in mCRPC (four-year
+horizon) sipuleucel-T for asymptomatic or minimally symptomatic disease, then docetaxel
+(IMPACT patients received docetaxel after the study therapy; TAX 327), the two given in
+sequence because a cellular vaccine given with docetaxel adds nothing to it (VIABLE,
+calibrated).  The docetaxel start is fixed at the first restaging scan (week 12); the
+adaptive baseline starts it at measured progression instead."""
 
 _DELIVERY = {
     "radiotherapy": K.FRACTIONS,

@@ -25,21 +25,16 @@ HORIZON = {task: horizon for task, horizon, _ in ENV_IDS.values()}
 # Scenarios where the most intensive regimen the constraints allow genuinely outlives the
 # standard of care in the model, consistently with the trials the scenario is calibrated
 # to: a property of the scenario (and of clinical evidence), not a loophole of the reward.
-# The reward is not what pays there: dropping a therapy that brings no benefit (pembrolizumab
-# in prostate) raises the return (test_adding_a_useless_therapy_lowers_the_return).  The
-# CAR-T scenarios used to be here too; they pass since the lymphotoxicity of salvage
-# chemotherapy (which ablates CAR-T cells) and the CAR-T arms' survival were calibrated.
-# NSCLC passes since what thoracic radiotherapy adds to pembrolizumab is calibrated
-# (NRG-LU002), the double pembrolizumab dose keeps its q6w label interval, and the standard
-# of care is chemo-immunotherapy (envs.STANDARD_OF_CARE); its margin is small (about 0.01
-# QALYs on this cohort), since six platinum cycles add a little over four (Rossi 2014).
-MAX_DOSE_BEATS_SOC = {
-    "prostate": "sipuleucel-T and docetaxel each prolong survival (IMPACT, TAX 327) and the "
-    "model adds their effects, so giving both from day 0 (maximum dose: 0.911) scores above "
-    "sipuleucel-T alone (0.336), docetaxel alone (0.412) and even the clinical sequence, "
-    "docetaxel at progression after sipuleucel-T (adaptive baseline: 0.878); no trial makes "
-    "the combination a standard to compare with",
-}
+# None is left.  The CAR-T scenarios pass since the lymphotoxicity of salvage chemotherapy
+# (which ablates CAR-T cells) and the CAR-T arms' survival were calibrated.  NSCLC passes
+# since what thoracic radiotherapy adds to pembrolizumab is calibrated (NRG-LU002), the
+# double pembrolizumab dose keeps its q6w label interval, and the standard of care is
+# chemo-immunotherapy (envs.STANDARD_OF_CARE); its margin is small (about 0.01 QALYs on
+# this cohort), since six platinum cycles add a little over four (Rossi 2014).  Prostate
+# passes since docetaxel given with the vaccine cancels the vaccine's benefit, as in VIABLE
+# (calibrated), and the standard of care is the clinical pathway, sipuleucel-T then
+# docetaxel: maximum dose gives both at once (and pembrolizumab, which adds nothing).
+MAX_DOSE_BEATS_SOC: dict[str, str] = {}
 
 
 def _episode_returns(task: str, cohort: Cohort, policy, **kwargs) -> tuple[np.ndarray, np.ndarray]:
