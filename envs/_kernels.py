@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from oncogym.integrate import OK, simulate_one
+from oncogym.integrate import OK, Doses, Scratch, Solver, simulate_one
 
 _OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 jit = nb.njit(**_OPTIONS)
@@ -440,9 +440,9 @@ def _step_one(method, rhs, dose, y, p, F, I, last, cum, nadm, req, deliv, blocke
     # --- 2. integrate -------------------------------------------------------------------------
     cells0 = _cells(y, tumour_idx)
     comp[C_LOG10_START] = math.log10(1.0 + cells0)
-    status = simulate_one(method, rhs, dose, y, p, t_out[:n_out], ev_t, ev_k, ev_a, n_ev,
-                          inf_t0, inf_t1, inf_k, inf_r, n_inf, u, rtol, atol, floor,
-                          max_steps, out[:n_out], work, stats)  # fmt: skip
+    status = simulate_one(rhs, dose, Solver(method, rtol, atol, floor, max_steps), y, p,
+                          t_out[:n_out], Doses(ev_t, ev_k, ev_a, n_ev, inf_t0, inf_t1, inf_k,
+                          inf_r, n_inf), Scratch(u, work, stats), out[:n_out])  # fmt: skip
     I[I_STEP] += 1
     I[I_STATUS] = status
     if status != OK:

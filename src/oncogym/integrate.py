@@ -33,12 +33,14 @@ After each accepted step every state is clipped at zero and a state whose
 extinction ``floor`` is positive and whose value fell below it is set to exactly
 zero (e.g. fewer than one tumour cell).
 
-Schedules
----------
-* events: ``ev_t[j], ev_k[j], ev_amt[j]`` (sorted by time) — instantaneous doses
-  applied by the model's ``dose(k, amount, y, p)`` kernel;
-* infusions: ``inf_t0[j], inf_t1[j], inf_k[j], inf_rate[j]`` — a constant rate
-  added to ``u[k]`` on ``[t0, t1)``.
+Records
+-------
+The kernels take three named records (NamedTuples of arrays and scalars, which Numba
+compiles as structs): :class:`Solver` (method, tolerances, extinction floors, step
+limit), :class:`Doses` (a patient's dose events, sorted by time and applied by the
+model's ``dose(k, amount, y, p)`` kernel, and its infusions, a constant rate added to
+``u[k]`` on ``[start, end)``) and :class:`Scratch` (preallocated buffers).  A batch
+passes the same records with one row per patient.
 
 Outputs at time ``t`` are the state *before* any dose given at ``t`` (so
 ``out[0]`` is always ``y0``).
@@ -47,6 +49,7 @@ Outputs at time ``t`` are the state *before* any dose given at ``t`` (so
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import prange
@@ -92,6 +95,61 @@ _W = 12  # rows _W .. _W+n-1: iteration matrix (LU); _W+n .. _W+2n-1: Jacobian
 def n_work_rows(n_states: int) -> int:
     """Rows of the per-patient work array for a model with ``n_states`` states."""
     return _W + 2 * n_states
+
+
+class Solver(NamedTuple):
+    """Integrator settings of a call (shared by every patient of a batch)."""
+
+    method: int
+    """:data:`AUTO`, :data:`DOPRI5` or :data:`RODAS4`"""
+    rtol: float
+    """relative tolerance"""
+    atol: np.ndarray
+    """absolute tolerance per state"""
+    floor: np.ndarray
+    """extinction floor per state (a positive value below it is set to 0; 0: clip only)"""
+    max_steps: int
+    """most steps between two breakpoints before :data:`MAX_STEPS`"""
+
+
+class Doses(NamedTuple):
+    """A patient's schedule (or a batch's: one row per patient, counts per patient).
+
+    Events are instantaneous doses sorted by day, applied by the model's ``dose(k, amount,
+    y, p)``; infusions add a constant ``rate`` to ``u[k]`` on ``[start, end)``.  Only the
+    first ``n_events`` / ``n_infusions`` entries are read (arrays may be padded).
+    """
+
+    event_day: np.ndarray
+    event_therapy: np.ndarray
+    event_amount: np.ndarray
+    n_events: Any
+    infusion_start: np.ndarray
+    infusion_end: np.ndarray
+    infusion_therapy: np.ndarray
+    infusion_rate: np.ndarray
+    n_infusions: Any
+
+
+class Scratch(NamedTuple):
+    """Preallocated buffers of one patient (or one row per patient)."""
+
+    u: np.ndarray
+    """current infusion rate per model therapy"""
+    work: np.ndarray
+    """``(n_work_rows(n_states), n_states)`` stages, Jacobian, LU"""
+    stats: np.ndarray
+    """``(N_STATS,)`` int64 step counts of the last call (:data:`STAT_NAMES`)"""
+
+
+def allocate_scratch(n_states: int, n_therapies: int, rows: int | None = None) -> Scratch:
+    """Zeroed :class:`Scratch` for one patient, or for ``rows`` patients."""
+    lead = () if rows is None else (rows,)
+    return Scratch(
+        u=np.zeros((*lead, max(n_therapies, 1))),
+        work=np.zeros((*lead, n_work_rows(n_states), n_states)),
+        stats=np.zeros((*lead, N_STATS), dtype=np.int64),
+    )
 
 
 # --- Dormand–Prince 5(4) tableau ----------------------------------------------
@@ -467,31 +525,16 @@ def _attempt_rodas(rhs, t, h, p, u, work, rtol, atol):
 
 
 @jit
-def integrate_segment(
-    rhs,
-    t0,
-    t1,
-    p,
-    u,
-    work,
-    h_in,
-    mode,
-    method,
-    rtol,
-    atol,
-    floor,
-    t_out,
-    i_out,
-    out,
-    max_steps,
-    stats,
-):
-    """Integrate ``work[_Y]`` from ``t0`` to ``t1`` (no discontinuity inside).
+def integrate_segment(rhs, solver, p, scratch, t0, t1, h_in, mode, t_out, out, i_out):
+    """Integrate ``scratch.work[_Y]`` from ``t0`` to ``t1`` (no discontinuity inside).
 
-    ``method`` is AUTO, DOPRI5 or RODAS4; ``mode`` the method in use on entry
-    (AUTO may switch it).  Writes every output ``t_out[j]`` in ``(t0, t1]``
-    from ``j = i_out`` on.  Returns ``(status, h_next, i_out, mode)``.
+    ``solver.method`` is AUTO, DOPRI5 or RODAS4; ``mode`` the method in use on entry
+    (AUTO may switch it).  Writes every output ``t_out[j]`` in ``(t0, t1]`` from
+    ``j = i_out`` on.  Returns ``(status, h_next, i_out, mode)``.
     """
+    u, work, stats = scratch.u, scratch.work, scratch.stats
+    method, rtol, atol, floor = solver.method, solver.rtol, solver.atol, solver.floor
+    max_steps = solver.max_steps
     n = work.shape[1]
     n_out = t_out.shape[0]
     y = work[_Y]
@@ -624,39 +667,21 @@ def integrate_segment(
 
 
 @jit
-def simulate_one(
-    method,
-    rhs,
-    dose,
-    y0,
-    p,
-    t_out,
-    ev_t,
-    ev_k,
-    ev_amt,
-    n_ev,
-    inf_t0,
-    inf_t1,
-    inf_k,
-    inf_rate,
-    n_inf,
-    u,
-    rtol,
-    atol,
-    floor,
-    max_steps,
-    out,
-    work,
-    stats,
-):
+def simulate_one(rhs, dose, solver, y0, p, t_out, doses, scratch, out):
     """Simulate one patient over the output grid ``t_out`` (ascending).
 
-    ``method`` is :data:`AUTO`, :data:`DOPRI5` or :data:`RODAS4`; ``rhs`` and
-    ``dose`` are the model's kernels.  ``out[j]`` receives the state at
-    ``t_out[j]`` before doses at that time.  Only the first ``n_ev`` events and
-    ``n_inf`` infusions are read (arrays may be padded).  Returns a status code;
-    ``stats`` receives step counts.
+    ``rhs`` and ``dose`` are the model's kernels, ``solver`` a :class:`Solver`,
+    ``doses`` a :class:`Doses` (only its first ``n_events`` events and
+    ``n_infusions`` infusions are read: arrays may be padded) and ``scratch`` a
+    :class:`Scratch`.  ``out[j]`` receives the state at ``t_out[j]`` before doses at
+    that time.  Returns a status code; ``scratch.stats`` receives step counts.
     """
+    u, work, stats = scratch.u, scratch.work, scratch.stats
+    ev_t, ev_k, ev_amt = doses.event_day, doses.event_therapy, doses.event_amount
+    inf_t0, inf_t1 = doses.infusion_start, doses.infusion_end
+    inf_k, inf_rate = doses.infusion_therapy, doses.infusion_rate
+    n_ev, n_inf = doses.n_events, doses.n_infusions
+    floor = solver.floor
     n = y0.shape[0]
     n_out = t_out.shape[0]
     y = work[_Y]
@@ -670,7 +695,7 @@ def simulate_one(
     i_out = 1
     i_ev = 0
     h = 0.0
-    mode = RODAS4 if method == RODAS4 else DOPRI5
+    mode = RODAS4 if solver.method == RODAS4 else DOPRI5
     while True:
         # doses due now (outputs at t were recorded before them)
         dosed = False
@@ -699,23 +724,7 @@ def simulate_one(
             if a <= t and t < b:
                 u[inf_k[j]] += inf_rate[j]
         status, h, i_out, mode = integrate_segment(
-            rhs,
-            t,
-            tb,
-            p,
-            u,
-            work,
-            h,
-            mode,
-            method,
-            rtol,
-            atol,
-            floor,
-            t_out,
-            i_out,
-            out,
-            max_steps,
-            stats,
+            rhs, solver, p, scratch, t, tb, h, mode, t_out, out, i_out
         )
         if status != OK:
             for j in range(i_out, n_out):
@@ -726,62 +735,38 @@ def simulate_one(
     return OK
 
 
+@jit
+def doses_row(doses, b):
+    """Patient ``b``'s :class:`Doses` from a batch (arrays with one row per patient)."""
+    return Doses(
+        doses.event_day[b],
+        doses.event_therapy[b],
+        doses.event_amount[b],
+        doses.n_events[b],
+        doses.infusion_start[b],
+        doses.infusion_end[b],
+        doses.infusion_therapy[b],
+        doses.infusion_rate[b],
+        doses.n_infusions[b],
+    )
+
+
+@jit
+def scratch_row(scratch, b):
+    """Patient ``b``'s :class:`Scratch` from a batch."""
+    return Scratch(scratch.u[b], scratch.work[b], scratch.stats[b])
+
+
 @jit_parallel
-def simulate_batch_kernel(
-    method,
-    rhs,
-    dose,
-    Y0,
-    P,
-    t_out,
-    EV_T,
-    EV_K,
-    EV_AMT,
-    N_EV,
-    INF_T0,
-    INF_T1,
-    INF_K,
-    INF_RATE,
-    N_INF,
-    U,
-    rtol,
-    atol,
-    floor,
-    max_steps,
-    OUT,
-    WORK,
-    STATS,
-    STATUS,
-):
+def simulate_batch_kernel(rhs, dose, solver, Y0, P, t_out, doses, scratch, OUT, STATUS):
     """Simulate ``B`` patients in parallel; row ``b`` of every array is patient ``b``.
 
-    All buffers (``U``, ``OUT``, ``WORK``, ``STATS``) are preallocated by the
-    caller: nothing is allocated inside the loop.
+    ``doses`` and ``scratch`` hold one row per patient (:func:`doses_row`,
+    :func:`scratch_row`); every buffer is preallocated by the caller: nothing is
+    allocated inside the loop.
     """
-    B = Y0.shape[0]
-    for b in prange(B):
+    for b in prange(Y0.shape[0]):
+        row = doses_row(doses, b)
         STATUS[b] = simulate_one(
-            method,
-            rhs,
-            dose,
-            Y0[b],
-            P[b],
-            t_out,
-            EV_T[b],
-            EV_K[b],
-            EV_AMT[b],
-            N_EV[b],
-            INF_T0[b],
-            INF_T1[b],
-            INF_K[b],
-            INF_RATE[b],
-            N_INF[b],
-            U[b],
-            rtol,
-            atol,
-            floor,
-            max_steps,
-            OUT[b],
-            WORK[b],
-            STATS[b],
+            rhs, dose, solver, Y0[b], P[b], t_out, row, scratch_row(scratch, b), OUT[b]
         )

@@ -275,42 +275,24 @@ def simulate(
     events, infusions = _compile_schedule(m, schedule, float(t_out[-1]))
     r, a = _tolerances(m, rtol, atol)
     seg = _method(method)
-    ev_t = np.array([e[0] for e in events], dtype=np.float64)
-    ev_k = np.array([e[1] for e in events], dtype=np.int64)
-    ev_a = np.array([e[2] for e in events], dtype=np.float64)
-    inf_t0 = np.array([e[0] for e in infusions], dtype=np.float64)
-    inf_t1 = np.array([e[1] for e in infusions], dtype=np.float64)
-    inf_k = np.array([e[2] for e in infusions], dtype=np.int64)
-    inf_r = np.array([e[3] for e in infusions], dtype=np.float64)
-    out = np.empty((t_out.shape[0], m.n_states), dtype=np.float64)
-    work = np.zeros((integrate.n_work_rows(m.n_states), m.n_states), dtype=np.float64)
-    stats = np.zeros(integrate.N_STATS, dtype=np.int64)
-    u = np.zeros(max(len(m.therapies), 1), dtype=np.float64)
-    status = integrate.simulate_one(
-        seg,
-        m.rhs_pointer,
-        m.dose_pointer,
-        y,
-        p,
-        t_out,
-        ev_t,
-        ev_k,
-        ev_a,
-        len(events),
-        inf_t0,
-        inf_t1,
-        inf_k,
-        inf_r,
-        len(infusions),
-        u,
-        r,
-        a,
-        _floor(m, extinction),
-        int(max_steps),
-        out,
-        work,
-        stats,
+    doses = integrate.Doses(
+        event_day=np.array([e[0] for e in events], dtype=np.float64),
+        event_therapy=np.array([e[1] for e in events], dtype=np.int64),
+        event_amount=np.array([e[2] for e in events], dtype=np.float64),
+        n_events=len(events),
+        infusion_start=np.array([e[0] for e in infusions], dtype=np.float64),
+        infusion_end=np.array([e[1] for e in infusions], dtype=np.float64),
+        infusion_therapy=np.array([e[2] for e in infusions], dtype=np.int64),
+        infusion_rate=np.array([e[3] for e in infusions], dtype=np.float64),
+        n_infusions=len(infusions),
     )
+    solver = integrate.Solver(seg, r, a, _floor(m, extinction), int(max_steps))
+    scratch = integrate.allocate_scratch(m.n_states, len(m.therapies))
+    out = np.empty((t_out.shape[0], m.n_states), dtype=np.float64)
+    status = integrate.simulate_one(
+        m.rhs_pointer, m.dose_pointer, solver, y, p, t_out, doses, scratch, out
+    )
+    stats = scratch.stats
     traj = Trajectory(
         t=t_out,
         y=out,
@@ -470,38 +452,15 @@ def simulate_batch(
             INF_K[b, : len(infusions)] = inf[:, 2].astype(np.int64)
             INF_R[b, : len(infusions)] = inf[:, 3]
     r, a = _tolerances(m, rtol, atol)
-    seg = _method(method)
+    solver = integrate.Solver(_method(method), r, a, _floor(m, extinction), int(max_steps))
+    doses = integrate.Doses(EV_T, EV_K, EV_A, N_EV, INF_T0, INF_T1, INF_K, INF_R, N_INF)
+    scratch = integrate.allocate_scratch(m.n_states, len(m.therapies), rows=B)
     OUT = np.empty((B, t_out.shape[0], m.n_states))
-    WORK = np.zeros((B, integrate.n_work_rows(m.n_states), m.n_states))
-    STATS = np.zeros((B, integrate.N_STATS), dtype=np.int64)
     STATUS = np.zeros(B, dtype=np.int64)
-    U = np.zeros((B, max(len(m.therapies), 1)))
     integrate.simulate_batch_kernel(
-        seg,
-        m.rhs_pointer,
-        m.dose_pointer,
-        Y0,
-        P,
-        t_out,
-        EV_T,
-        EV_K,
-        EV_A,
-        N_EV,
-        INF_T0,
-        INF_T1,
-        INF_K,
-        INF_R,
-        N_INF,
-        U,
-        r,
-        a,
-        _floor(m, extinction),
-        int(max_steps),
-        OUT,
-        WORK,
-        STATS,
-        STATUS,
+        m.rhs_pointer, m.dose_pointer, solver, Y0, P, t_out, doses, scratch, OUT, STATUS
     )
+    STATS = scratch.stats
     traj = BatchTrajectory(
         t=t_out, y=OUT, state_names=m.state_names, model=m.name, status=STATUS, stats=STATS
     )
