@@ -254,7 +254,7 @@ def summarise(
     os_hr_high, qalys_diff, qalys_diff_low, qalys_diff_high`` (a paired difference: the
     same patients).  Medians not reached are ``inf``.
     """
-    from .survival import hazard_ratio, log_rank, median_survival
+    from oncogym.survival import hazard_ratio, log_rank, median_survival
 
     n = result.n
     br = result.best_response

@@ -1,4 +1,5 @@
-"""agents/survival.py against hand-computed values and lifelines' own results."""
+"""oncogym.survival (the one Kaplan–Meier, on lifelines) against hand-computed values and
+lifelines' own results."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
 
-from oncogym import clinical
-from oncogym.agents import survival
+from oncogym import clinical, survival
 
 # a small hand-checked example: times with ties and censoring
 T = np.array([1, 2, 2, 3, 4, 4, 5, 6, 7, 8], dtype=float)
@@ -24,6 +24,25 @@ def test_median_matches_hand_computation_and_numpy_core():
     assert clinical.median_survival_days(T, E) == res.median_days
     s_at_4 = km.survival[km.time_days == 4.0][0]
     assert s_at_4 == pytest.approx(0.9 * (8 / 9) * (6 / 7) * (4 / 6))
+
+
+def test_an_estimate_of_exactly_one_half_is_the_median():
+    """S = 7/8 · 4/7 = 1/2 at t = 4: lifelines computes 0.5000000000000001 and its own
+    median skips to "not reached"; the median is the smallest t with S(t) <= 1/2."""
+    t = [1, 2, 3, 4, 4, 4, 9, 9, 9, 9]
+    e = [0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert KaplanMeierFitter().fit(t, e).median_survival_time_ == np.inf
+    assert survival.median_survival_days(t, e) == 4.0
+    assert survival.median_survival(t, e).median_days == 4.0
+    # no censoring, an even cohort: half have died exactly at the 5th death
+    t10 = np.arange(1.0, 11.0)
+    assert survival.median_survival_days(t10, np.ones(10, bool)) == 5.0
+
+
+def test_clinical_and_evaluator_share_the_one_kaplan_meier():
+    assert clinical.kaplan_meier is survival.kaplan_meier
+    assert clinical.median_survival_days is survival.median_survival_days
+    assert clinical.survival_at is survival.survival_at
 
 
 def test_median_ci_matches_lifelines():

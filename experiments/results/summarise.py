@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from oncogym.agents.policies import protocol_names
-from oncogym.agents.survival import hazard_ratio, log_rank
 from oncogym.envs import STANDARD_OF_CARE
+from oncogym.survival import hazard_ratio, log_rank
 
 Z = 1.959963984540054
 

@@ -1,9 +1,12 @@
 """Clinical readouts of simulated trajectories: diameter, RECIST 1.1, PFS, OS, toxicity.
 
-DESIGN.md §4 and MODELS.md §12.  Everything here is NumPy only and vectorised over
-patients: per-patient time series are arrays of shape ``(n_patients, n_times)`` on
-one shared time grid ``t_days`` (a single patient may be given as ``(n_times,)``, and
-the results then lose their patient axis).
+Vectorised over patients: per-patient time series are arrays of shape ``(n_patients,
+n_times)`` on one shared time grid ``t_days`` (a single patient may be given as
+``(n_times,)``, and the results then lose their patient axis).  The rules themselves —
+diameter, RECIST 1.1, best overall response, the lethal-burden crossing — are those of
+the rulebook :mod:`oncogym.rules` (the same compiled functions the environments call),
+applied here by compiled loops over patients and scans; the survival statistics are
+:mod:`oncogym.survival` (lifelines).
 
 Conventions (the choices a reader needs to reproduce a number):
 
@@ -11,35 +14,35 @@ Conventions (the choices a reader needs to reproduce a number):
   start of treatment).  Survival times are the day of the event or of censoring on
   that clock, so with ``t_days[0] == 0`` they are days since start of treatment.
 * **Diameter.** A single spherical lesion at ``1e9`` cells per cm³ (≈ 1 g of
-  tissue; MODELS §12, classical approximation [M]); ``d = (6V/π)^(1/3)``.
+  tissue; :data:`oncogym.rules.CELLS_PER_CM3`); ``d = (6V/π)^(1/3)``.
 * **RECIST 1.1** on that one target lesion (``diameter`` stands for the sum of
-  target diameters).  Baseline = first scan.  A lesion smaller than
-  ``cr_threshold_mm`` (default 10 mm, the RECIST size of a normal node and of a
-  measurable lesion) is not seen: its *measured* diameter is 0 and the scan is CR.
-  A patient whose baseline lesion is below the threshold is *not measurable*:
-  their scans are NE unless they meet the PD rule.  Otherwise, in this order:
-  PD if measured ≥ (1 + 20 %) × nadir and ≥ nadir + 5 mm, where the nadir is the
-  smallest measured diameter at any earlier scan, baseline included (so regrowth
-  to a visible size after CR is PD); PR if ≤ (1 − 30 %) × baseline; SD otherwise.
-  Boundaries are inclusive (with a 1e-9 mm tolerance for rounding).  Progression
-  is absorbing: every scan after the first PD is PD.  Scans after death are NE.
-  Diameters at scan days between output times are interpolated linearly.
+  target diameters; rules in :mod:`oncogym.rules`).  Baseline = first scan.  A lesion
+  smaller than ``cr_threshold_mm`` (default 10 mm, the RECIST size of a normal node and
+  of a measurable lesion) is not seen: its *measured* diameter is 0 and the scan is CR.
+  A patient whose baseline lesion is not seen is *not measurable*: their scans are NE
+  unless they meet the PD rule.  Otherwise, in this order: PD if measured ≥ (1 + 20 %)
+  × nadir and ≥ nadir + 5 mm, where the nadir is the smallest measured diameter at any
+  earlier scan, baseline included (so regrowth to a visible size after CR is PD); PR if
+  ≤ (1 − 30 %) × baseline; SD otherwise.  Boundaries are inclusive (with a 1e-9 mm
+  tolerance for rounding).  Progression is absorbing: every scan after the first PD is
+  PD.  Scans after death are NE.  Diameters at scan days between output times are
+  interpolated linearly.
 * **Best overall response** from the scans up to the first PD, no confirmation
   required: CR if any CR, else PR if any PR, else SD if some CR/PR/SD scan lies
   ≥ ``min_sd_days`` (default 42) after baseline, else PD if PD was recorded, else
   NE (e.g. death or end of follow-up before the SD minimum).  ORR and CR rate
   use all patients as denominator (NE counts as no response).
 * **Death** is the first time the tumour reaches ``lethal_cells`` (default
-  ``1e12``, MODELS §12 [M]), interpolated linearly in ln(cells) between the two
-  output times around the crossing, or the first output time at which a death
-  flag is set (e.g. any toxicity grade 5), whichever is first.
+  ``1e12``, :data:`oncogym.rules.LETHAL_CELLS`), interpolated linearly in ln(cells)
+  between the two output times around the crossing, or the first output time at which
+  a death flag is set (e.g. any toxicity grade 5), whichever is first.
 * **OS**: event = death; censored at the last output time ``t_days[-1]``.
   **PFS**: event = first scan with PD or death, whichever is first; censored at
   the last tumour assessment (last scan on or before death/end of follow-up), as
   in FDA/EMA PFS guidance.  Hence PFS ≤ OS for every patient.
-* **Kaplan–Meier**: product-limit estimator; censorings tied with events at the
-  same time are at risk at that time; the median is the smallest time with
-  ``S(t) ≤ 0.5`` (no midpoint rule), and ``inf`` when not reached.
+* **Kaplan–Meier** (:mod:`oncogym.survival`, lifelines): product-limit estimator;
+  censorings tied with events at the same time are at risk at that time; the median is
+  the smallest time with ``S(t) ≤ 0.5`` (no midpoint rule), and ``inf`` when not reached.
 """
 
 from __future__ import annotations
@@ -50,19 +53,28 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-DEFAULT_CELLS_PER_CM3 = 1e9
-"""Tumour cell density (cells per cm³, MODELS §12 [M])."""
-DEFAULT_LETHAL_CELLS = 1e12
-"""Lethal tumour burden (cells, ≈ 1 kg; MODELS §12 [M])."""
-DEFAULT_CR_THRESHOLD_MM = 10.0
+from oncogym import rules
+from oncogym._jit import jit
+from oncogym.survival import (
+    KaplanMeier,
+    check,
+    kaplan_meier,
+    median_survival_days,
+    survival_at,
+)
+
+DEFAULT_CELLS_PER_CM3 = rules.CELLS_PER_CM3
+"""Tumour cell density (cells per cm³; :data:`oncogym.rules.CELLS_PER_CM3`)."""
+DEFAULT_LETHAL_CELLS = rules.LETHAL_CELLS
+"""Lethal tumour burden (cells, ≈ 1 kg; :data:`oncogym.rules.LETHAL_CELLS`)."""
+DEFAULT_CR_THRESHOLD_MM = rules.CR_THRESHOLD_MM
 """Diameter below which the lesion counts as disappeared (mm; RECIST node < 10 mm)."""
-DEFAULT_MIN_SD_DAYS = 42.0
+DEFAULT_MIN_SD_DAYS = rules.MIN_SD_DAYS
 """Minimum time after baseline at which SD must be seen to be the best response (days)."""
 DAYS_PER_MONTH = 365.25 / 12.0
 """Days per month, for comparing medians with trial reports in months."""
 MAX_GRADE = 5
 """Highest CTCAE grade (5 = death)."""
-_TOL_MM = 1e-9
 
 
 class Response(enum.IntEnum):
@@ -113,19 +125,6 @@ class Survival(NamedTuple):
     """Day of the event or of censoring (float)."""
     event: np.ndarray
     """True for an event, False for censored (bool)."""
-
-
-class KaplanMeier(NamedTuple):
-    """Product-limit estimate at each distinct event time."""
-
-    time_days: np.ndarray
-    """Distinct event times, increasing."""
-    survival: np.ndarray
-    """S(t) just after each event time."""
-    at_risk: np.ndarray
-    """Number at risk just before each event time."""
-    events: np.ndarray
-    """Number of events at each event time."""
 
 
 class PatientReadouts(NamedTuple):
@@ -286,8 +285,15 @@ def tumour_diameter_mm(cells: Any, cells_per_cm3: float = DEFAULT_CELLS_PER_CM3)
     c = _float_array("cells", cells)
     if not np.all(np.isfinite(c)) or np.any(c < 0):
         raise ValueError("cells: must be finite and >= 0")
-    d = 10.0 * np.cbrt(6.0 * (c / density) / np.pi)
+    d = np.empty(c.shape)
+    _diameters(np.ascontiguousarray(c).reshape(-1), density, d.reshape(-1))
     return float(d) if d.ndim == 0 else d
+
+
+@jit
+def _diameters(cells, cells_per_cm3, out):
+    for i in range(cells.shape[0]):
+        out[i] = rules.diameter_mm(cells[i], cells_per_cm3)
 
 
 # --- RECIST -----------------------------------------------------------------------
@@ -346,43 +352,52 @@ def recist_responses(
         else _per_patient("death_day", death_day, n, allow_inf=True)
     )
 
-    true_mm = _at_scans(d, t, scans)
-    visible = true_mm >= thr
-    measured = np.where(visible, true_mm, 0.0)
-    baseline = measured[:, :1]
-    measurable = visible[:, 0]
-    # nadir before each scan (baseline included); undefined for the baseline itself
-    nadir = np.minimum.accumulate(measured, axis=1)
-    prior_nadir = np.concatenate([measured[:, :1], nadir[:, :-1]], axis=1)
-    rise = measured - prior_nadir
-    is_pd = (rise >= pd * prior_nadir - _TOL_MM) & (rise >= pd_mm - _TOL_MM) & visible
-    is_pd[:, 0] = False
-    is_pr = measured <= (1.0 - pr) * baseline + _TOL_MM
-
-    cat = np.full(measured.shape, Response.SD, dtype=np.int8)
-    cat[is_pr] = Response.PR
-    cat[~visible] = Response.CR
-    cat[~measurable] = Response.NE
-    cat[is_pd] = Response.PD
-    cat[:, 0] = Response.NE
-    alive = scans[np.newaxis, :] <= dead[:, np.newaxis]
-    is_pd &= alive
-    after_pd = np.cumsum(is_pd, axis=1) > 0
-    cat[after_pd] = Response.PD
-    cat[~alive] = Response.NE
-
-    first_pd = np.argmax(is_pd, axis=1)
-    progression = np.where(is_pd.any(axis=1), scans[first_pd], np.inf)
-    n_done = alive.sum(axis=1)
+    true_mm = np.ascontiguousarray(_at_scans(d, t, scans))
+    rule = rules.Recist(thr, pr, pd, pd_mm, rules.MIN_SD_DAYS)
+    cat = np.empty(true_mm.shape, dtype=np.int8)
+    progression = np.empty(n)
+    n_done = np.empty(n, dtype=np.int64)
+    _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done)
     last = scans[np.maximum(n_done - 1, 0)]
     return RecistResult(
         category=_squeeze(cat, single),
         scan_days=scans,
         diameter_mm=_squeeze(true_mm, single),
-        measurable=_squeeze(measurable, single),
+        measurable=_squeeze((true_mm[:, 0] >= thr) & (true_mm[:, 0] > 0.0), single),
         progression_day=_squeeze(progression, single),
         last_assessment_day=_squeeze(last, single),
     )
+
+
+@jit
+def _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done):
+    """RECIST categories of each patient's scans (baseline NE, NE after death), the day
+    of the first PD and the number of scans done, with the rulebook's rules."""
+    for b in range(true_mm.shape[0]):
+        base = true_mm[b, 0]
+        measurable = rules.is_visible(base, rule)
+        base = base if measurable else 0.0
+        nadir = base
+        progressed = False
+        best = rules.NE
+        cat[b, 0] = rules.NE
+        progression[b] = np.inf
+        n_done[b] = 1 if scans[0] <= dead[b] else 0
+        for j in range(1, scans.shape[0]):
+            if scans[j] > dead[b]:
+                cat[b, j] = rules.NE
+                continue
+            n_done[b] = j + 1
+            visible = rules.is_visible(true_mm[b, j], rule)
+            measured = true_mm[b, j] if visible else 0.0
+            c, nadir, now, best = rules.follow_up(
+                measured, visible, scans[j] - scans[0], base, measurable, nadir, progressed,
+                best, rule,
+            )  # fmt: skip
+            if now and not progressed:
+                progression[b] = scans[j]
+            progressed = now
+            cat[b, j] = c
 
 
 def best_overall_response(
@@ -411,19 +426,24 @@ def best_overall_response(
     cat = np.atleast_2d(cat)
     min_sd = _number("min_sd_days", min_sd_days, low=0.0)
 
-    is_pd = cat == Response.PD
-    counted = (np.cumsum(is_pd, axis=1) - is_pd) == 0  # up to and including first PD
-    late = (scans - scans[0]) >= min_sd - 1e-9
-
-    def seen(mask: np.ndarray) -> np.ndarray:
-        return np.any(mask & counted, axis=1)
-
-    bor = np.full(cat.shape[0], Response.NE, dtype=np.int8)
-    bor[seen(is_pd)] = Response.PD
-    bor[seen((cat <= Response.SD) & late)] = Response.SD
-    bor[seen(cat == Response.PR)] = Response.PR
-    bor[seen(cat == Response.CR)] = Response.CR
+    rule = rules.Recist(min_sd_days=min_sd)
+    bor = np.empty(cat.shape[0], dtype=np.int8)
+    _best_rows(np.ascontiguousarray(cat), scans, rule, bor)
     return _squeeze(bor, single)
+
+
+@jit
+def _best_rows(cat, scans, rule, bor):
+    """Best overall response of each row of scan categories (up to the first PD)."""
+    for b in range(cat.shape[0]):
+        best = rules.NE
+        for j in range(cat.shape[1]):
+            c = cat[b, j]
+            if rules.counts_for_best_response(c, scans[j] - scans[0], rule) and c < best:
+                best = c
+            if c == rules.PD:
+                break
+        bor[b] = best
 
 
 def objective_response(best_response: Any) -> Any:
@@ -469,26 +489,29 @@ def death_day(
     t = _time_grid("t_days", t_days)
     c, single = _series("cells", cells, t.size)
     lethal = _number("lethal_cells", lethal_cells, low=0.0, low_open=True)
-    rows = np.arange(c.shape[0])
-
-    over = c >= lethal
-    crossed = over.any(axis=1)
-    k = np.argmax(over, axis=1)
-    interp = crossed & (k > 0)  # crossing between output times k-1 and k
-    k0 = np.maximum(k - 1, 0)
-    c0, c1 = c[rows, k0], c[rows, k]
-    ok = interp & (c0 > 0)  # then c0 < lethal <= c1
-    lo = np.log(np.where(ok, c0, 1.0))
-    hi = np.log(np.where(ok, c1, np.e))
-    frac = np.where(ok, (np.log(lethal) - lo) / np.where(ok, hi - lo, 1.0), 1.0)
-    crossing = np.where(interp, t[k0] + frac * (t[k] - t[k0]), t[0])
-    day = np.where(crossed, crossing, np.inf)
+    day = np.empty(c.shape[0])
+    _lethal_days(np.ascontiguousarray(c), t, lethal, day)
 
     if death is not None:
         flag = _flags("death", death, c.shape)
         j = np.argmax(flag, axis=1)
         day = np.minimum(day, np.where(flag.any(axis=1), t[j], np.inf))
     return float(day[0]) if single else day
+
+
+@jit
+def _lethal_days(cells, t, lethal, day):
+    """First day each row reaches ``lethal`` (interpolated by the rulebook); inf if never."""
+    for b in range(cells.shape[0]):
+        day[b] = np.inf
+        for k in range(t.shape[0]):
+            if cells[b, k] >= lethal:
+                if k == 0:
+                    day[b] = t[0]
+                else:
+                    day[b] = rules.lethal_crossing_day(t[k - 1], cells[b, k - 1], t[k],
+                                                       cells[b, k], lethal)  # fmt: skip
+                break
 
 
 def overall_survival(
@@ -543,60 +566,6 @@ def progression_free_survival(responses: RecistResult, overall: Survival) -> Sur
     if time.ndim == 0:
         return Survival(np.float64(time), np.bool_(event))
     return Survival(time, event)
-
-
-def _survival_arrays(name: str, time_days: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
-    t = _float_array(f"{name}.time_days", time_days)
-    if t.ndim != 1 or t.size == 0:
-        raise ValueError(f"{name}.time_days: must be a non-empty 1-D array, got shape {t.shape}")
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f"{name}.time_days: must be finite")
-    e = _flags(f"{name}.event", event, (1, t.size))[0]
-    return t, e
-
-
-def kaplan_meier(time_days: Any, event: Any) -> KaplanMeier:
-    """Kaplan–Meier product-limit estimate ``S(t) = Π (1 − d_j / n_j)``.
-
-    ``n_j`` counts everyone with time >= ``t_j`` (censorings tied with an event
-    time are still at risk then).
-
-    :param time_days: event or censoring times, ``(n,)``, finite
-    :param event: True for an event, False for censored, ``(n,)``
-    :return: :class:`KaplanMeier` at the distinct event times
-    """
-    t, e = _survival_arrays("survival", time_days, event)
-    times = np.unique(t[e])
-    at_risk = t.size - np.searchsorted(np.sort(t), times, side="left")
-    events = np.searchsorted(np.sort(t[e]), times, side="right") - np.searchsorted(
-        np.sort(t[e]), times, side="left"
-    )
-    survival = np.cumprod(1.0 - events / at_risk)
-    return KaplanMeier(times, survival, at_risk.astype(np.int64), events.astype(np.int64))
-
-
-def median_survival_days(time_days: Any, event: Any) -> float:
-    """Kaplan–Meier median: smallest time with ``S(t) <= 0.5``; ``inf`` if not reached.
-
-    :param time_days: event or censoring times, ``(n,)``, finite
-    :param event: True for an event, False for censored, ``(n,)``
-    """
-    km = kaplan_meier(time_days, event)
-    below = np.nonzero(km.survival <= 0.5 + 1e-12)[0]
-    return float(km.time_days[below[0]]) if below.size else float("inf")
-
-
-def survival_at(time_days: Any, event: Any, day: float) -> float:
-    """Kaplan–Meier survival at ``day``: events on that day count; past the last time, the
-    last estimate.
-
-    :param time_days: event or censoring times, ``(n,)``, finite
-    :param event: True for an event, False for censored, ``(n,)``
-    :param day: the landmark (days)
-    """
-    km = kaplan_meier(time_days, event)
-    upto = np.searchsorted(km.time_days, day, side="right")
-    return float(km.survival[upto - 1]) if upto else 1.0
 
 
 # --- toxicity ---------------------------------------------------------------------
@@ -753,8 +722,8 @@ def summarise(
         "objective_response_rate": float(np.mean(objective_response(bor))),
         "complete_response_rate": float(np.mean(bor == Response.CR)),
         "disease_control_rate": float(np.mean(bor <= Response.SD)),
-        "median_pfs_days": median_survival_days(*_survival_arrays("pfs", *pfs)),
-        "median_os_days": median_survival_days(*_survival_arrays("os", *os)),
+        "median_pfs_days": median_survival_days(*check(*pfs, "pfs")),
+        "median_os_days": median_survival_days(*check(*os, "os")),
     }
     if worst_grades is not None:
         for name, value in worst_grades.items():

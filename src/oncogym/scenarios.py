@@ -56,6 +56,7 @@ from pydantic import (
 
 from oncogym import clinical, models
 from oncogym.simulate import BatchTrajectory, simulate_batch
+from oncogym.toxicity import CATEGORIES as TOX_CATEGORIES
 from oncogym.toxicity import toxicity_grades
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenario_data"
@@ -469,10 +470,10 @@ class Scenario(BaseModel):
                     f"targets[{i}].at_months: {tg.at_months} months is beyond horizon_days "
                     f"({self.horizon_days:g} days, {horizon_months} months)"
                 )
-            if tg.category is not None and tg.category not in (*_TOX_CATEGORIES, "any"):
+            if tg.category is not None and tg.category not in (*TOX_CATEGORIES, "any"):
                 raise ValueError(
                     f"targets[{i}].category: unknown {tg.category!r}; allowed: "
-                    f"{', '.join((*_TOX_CATEGORIES, 'any'))}"
+                    f"{', '.join((*TOX_CATEGORIES, 'any'))}"
                 )
         for i, k in enumerate(self.calibration.knobs):
             _, group, key, _attr = ("", *k.path.split("."))
@@ -527,9 +528,6 @@ class Scenario(BaseModel):
                 f"allowed: {', '.join(self.protocols) or '(none)'}"
             )
         return self.protocols[name]
-
-
-_TOX_CATEGORIES = ("neutropenia", "lymphopenia", "irae", "crs", "radiation_late")
 
 
 # --- loading --------------------------------------------------------------------------------

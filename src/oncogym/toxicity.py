@@ -25,16 +25,22 @@ once reached, every later time has grade 5.  Thresholds (module constants):
   for G1…G5, i.e. EQD2 ≥ 60, 70, 80, 90, 110 Gy (chosen from typical normal-tissue
   tolerance doses [M]; 60 Gy in 30 fractions gives BED₃ = 100, grade 1).
 
-"At or above" thresholds allow a relative round-off of ``AT_LEAST_RTOL`` (1e-9).
+The grading rules themselves (counting thresholds below or reached, with a relative
+round-off of ``AT_LEAST_RTOL`` = 1e-9 for "at or above"; the run of profound neutropenia)
+are those of the rulebook :mod:`oncogym.rules`, which the environments call too;
+:data:`GRADING` is the one table of what each category grades, which the environments
+read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from oncogym import rules
+from oncogym._jit import jit
 from oncogym.models.oncoimmune import MODEL as _ONCOIMMUNE
 
 NEUTROPENIA_ANC_PER_L = (2.0e9, 1.5e9, 1.0e9, 0.5e9)
@@ -51,36 +57,56 @@ CRS_IL6_PG_ML = (40.0, 150.0, 500.0, 2000.0, 10000.0)
 RADIATION_LATE_BED_GY3 = (100.0, 117.0, 133.0, 150.0, 183.0)
 """Late-tissue BED (Gy₃) at or above these gives grades 1–5."""
 
-AT_LEAST_RTOL = 1e-9
-"""A value within this relative distance below an "at or above" threshold counts as reaching
-it, so that round-off in accumulated quantities (30 × 2 Gy → BED₃ 99.99999999999997) does not
-flip a grade."""
+AT_LEAST_RTOL = rules.AT_LEAST_RTOL
+"""See :data:`oncogym.rules.AT_LEAST_RTOL`."""
 
-CATEGORIES = ("neutropenia", "lymphopenia", "irae", "crs", "radiation_late")
 GRADE_DEATH = 5
 
-# category -> state (or derived series) it is graded from
-_SOURCES = {
-    "neutropenia": "ANC",
-    "lymphopenia": "ALC",
-    "irae": "irAE",
-    "crs": "IL6",
-    "radiation_late": "BED_late",
+
+class Category(NamedTuple):
+    """What one toxicity category grades, and how."""
+
+    state: str
+    """The ``oncoimmune`` state graded"""
+    per_param: str | None
+    """A parameter the state is divided by (ALC = C / ``alc_volume_l``), or None"""
+    thresholds: tuple[float, ...]
+    """Grade g is reached at the g-th threshold"""
+    below: bool
+    """True: the grade counts the thresholds the value is below (blood counts); False:
+    the thresholds it reaches (signals, accumulated doses)"""
+    fatal_run: bool
+    """Grade 5 after :data:`NEUTROPENIA_FATAL_DAYS` below
+    :data:`NEUTROPENIA_FATAL_ANC_PER_L` (profound neutropenia)"""
+
+
+GRADING: dict[str, Category] = {
+    "neutropenia": Category("ANC", None, NEUTROPENIA_ANC_PER_L, True, True),
+    "lymphopenia": Category("C", "alc_volume_l", LYMPHOPENIA_ALC_PER_L, True, False),
+    "irae": Category("irAE", None, IRAE_HAZARD, False, False),
+    "crs": Category("IL6", None, CRS_IL6_PG_ML, False, False),
+    "radiation_late": Category("BED_late", None, RADIATION_LATE_BED_GY3, False, False),
 }
+"""Every toxicity category of ``oncoimmune``: the one table the readouts and the
+environments grade from."""
+CATEGORIES = tuple(GRADING)
 
 
-def _below(x: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
-    grade = np.zeros(x.shape, dtype=np.int8)
-    for thr in thresholds:
-        grade += x < thr
-    return grade
+@jit
+def _grade_values(values, thresholds, below, out):
+    for i in range(values.shape[0]):
+        if below:
+            out[i] = rules.grade_below(values[i], thresholds)
+        else:
+            out[i] = rules.grade_at_least(values[i], thresholds)
 
 
-def _at_least(x: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
-    grade = np.zeros(x.shape, dtype=np.int8)
-    for thr in thresholds:
-        grade += x >= thr * (1.0 - AT_LEAST_RTOL)
-    return grade
+def _grades_of(x: np.ndarray, category: Category) -> np.ndarray:
+    """Grades of the values ``x`` (any shape) by the rulebook."""
+    out = np.empty(x.shape, dtype=np.int8)
+    thr = np.asarray(category.thresholds, dtype=np.float64)
+    _grade_values(np.ascontiguousarray(x).reshape(-1), thr, category.below, out.reshape(-1))
+    return out
 
 
 def _absorb_death(grade: np.ndarray) -> np.ndarray:
@@ -89,16 +115,22 @@ def _absorb_death(grade: np.ndarray) -> np.ndarray:
     return np.where(dead, np.int8(GRADE_DEATH), grade).astype(np.int8)
 
 
+@jit
+def _fatal_runs(anc, t, threshold, days, fatal):
+    """True from the time each row's ANC has been below ``threshold`` for ``days``."""
+    for b in range(anc.shape[0]):
+        start = np.inf
+        for i in range(anc.shape[1]):
+            start = rules.low_run_start(anc[b, i], threshold, t[i], start)
+            fatal[b, i] = t[i] - start >= days
+
+
 def _profound_too_long(anc: np.ndarray, t: np.ndarray) -> np.ndarray:
     """True from the time ANC has been below the fatal threshold for the fatal span."""
-    low = anc < NEUTROPENIA_FATAL_ANC_PER_L
-    start = np.full(anc.shape[:-1], np.nan)
-    fatal = np.zeros(anc.shape, dtype=bool)
-    for i in range(anc.shape[-1]):
-        li = low[..., i]
-        start = np.where(li, np.where(np.isnan(start), t[i], start), np.nan)
-        fatal[..., i] = li & (t[i] - start >= NEUTROPENIA_FATAL_DAYS)
-    return fatal
+    rows = np.ascontiguousarray(anc).reshape(-1, anc.shape[-1])
+    fatal = np.zeros(rows.shape, dtype=np.bool_)
+    _fatal_runs(rows, t, NEUTROPENIA_FATAL_ANC_PER_L, NEUTROPENIA_FATAL_DAYS, fatal)
+    return fatal.reshape(anc.shape)
 
 
 def _series(source: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
@@ -175,22 +207,14 @@ def toxicity_grades(source: Any, *, alc_volume_l: Any = None) -> dict[str, np.nd
             raise ValueError(f"alc_volume_l: must be finite and > 0, got {alc_volume_l!r}")
         series["ALC"] = series["C"] / vol
     grades: dict[str, np.ndarray] = {}
-    if "ANC" in series:
-        anc = series["ANC"]
-        g = _below(anc, NEUTROPENIA_ANC_PER_L)
-        if t is not None:
-            g = np.where(_profound_too_long(anc, t), np.int8(GRADE_DEATH), g).astype(np.int8)
-        grades["neutropenia"] = _absorb_death(g)
-    if "ALC" in series:
-        grades["lymphopenia"] = _below(series["ALC"], LYMPHOPENIA_ALC_PER_L)
-    if "irAE" in series:
-        grades["irae"] = _absorb_death(_at_least(series["irAE"], IRAE_HAZARD))
-    if "IL6" in series:
-        grades["crs"] = _absorb_death(_at_least(series["IL6"], CRS_IL6_PG_ML))
-    if "BED_late" in series:
-        grades["radiation_late"] = _absorb_death(
-            _at_least(series["BED_late"], RADIATION_LATE_BED_GY3)
-        )
+    for name, category in GRADING.items():
+        key = "ALC" if category.per_param == "alc_volume_l" else category.state
+        if key not in series:
+            continue
+        g = _grades_of(series[key], category)
+        if category.fatal_run and t is not None:
+            g = np.where(_profound_too_long(series[key], t), np.int8(GRADE_DEATH), g)
+        grades[name] = _absorb_death(g)
     return grades
 
 
@@ -199,11 +223,13 @@ __all__ = [
     "CATEGORIES",
     "CRS_IL6_PG_ML",
     "GRADE_DEATH",
+    "GRADING",
     "IRAE_HAZARD",
     "LYMPHOPENIA_ALC_PER_L",
     "NEUTROPENIA_ANC_PER_L",
     "NEUTROPENIA_FATAL_ANC_PER_L",
     "NEUTROPENIA_FATAL_DAYS",
     "RADIATION_LATE_BED_GY3",
+    "Category",
     "toxicity_grades",
 ]
