@@ -2,10 +2,10 @@
 
 A benchmark is a set of **units**: training runs ``(scenario, algorithm, seed)`` and
 evaluations ``(scenario, policy)`` (a baseline, a trained run, or a given agent folder).
-Each unit writes its result atomically (temporary file, then rename) under
+Each unit (:mod:`oncogym.agents.units`) writes its result atomically under
 ``<out>/<scenario>/``; a rerun skips units whose result exists, so an interrupted sweep
-resumes where it stopped.  Units run serially or in a local process pool
-(``backend="local"``, ``workers``); the report of a scenario is assembled from its
+resumes where it stopped.  Units run in this process, a local process pool or on Ray
+(:mod:`oncogym.agents.backends`); the report of a scenario is assembled from its
 evaluation units in a fixed order (baselines in :func:`~oncogym.agents.policies.baseline_names`
 order, then agents sorted by name), so the tables do not depend on how units were run.
 
@@ -21,24 +21,36 @@ Layout::
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import pickle
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from oncogym.envs import ENV_IDS, STANDARD_OF_CARE
+from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs.task import LITERATURE_TASKS, TASKS
 
-from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, rollout, write_report
-from .policies import baseline_names, make_baseline
+from .backends import BACKENDS, run_units
+from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, write_report
+from .policies import baseline_names
+from .units import TASK_ENV_ID, BenchmarkConfig, OnDone, Unit, atomic_write_bytes
 
-BACKENDS = ("local", "ray")
+__all__ = [
+    "BACKENDS",
+    "QUICK",
+    "TASK_ENV_ID",
+    "BenchmarkConfig",
+    "BenchmarkError",
+    "Unit",
+    "check_planner",
+    "check_scenarios",
+    "load_results",
+    "plan_units",
+    "report",
+    "run_benchmark",
+    "run_units",
+]
 QUICK = {
     "train": ("ppo",),
     "timesteps": 300_000,
@@ -48,67 +60,6 @@ QUICK = {
 }
 """``oncogym benchmark --quick`` (the README's first command): one PPO seed for a few CPU
 minutes, every baseline with a cheaper planner, 100 test patients."""
-TASK_ENV_ID = {task: env_id for env_id, (task, _, _) in ENV_IDS.items()}
-"""Scenario/literature task -> registered environment id."""
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One independent piece of a benchmark."""
-
-    kind: str  # "train" or "eval"
-    scenario: str
-    policy: str  # baseline name, "<algo>_s<seed>" (trained) or an agent label
-    algo: str | None = None
-    seed: int = 0
-    agent_dir: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.scenario}:{self.policy}"
-
-
-@dataclass
-class BenchmarkConfig:
-    """Everything a unit needs (picklable: it travels to worker processes)."""
-
-    out_dir: str
-    n_patients: int = DEFAULT_PATIENTS
-    eval_seed: int = EVAL_SEED
-    timesteps: int | None = None
-    train_overrides: dict[str, Any] = field(default_factory=dict)
-    planner: dict[str, Any] = field(default_factory=dict)
-    progress: bool = False
-    train_config: str | None = None
-    n_envs: int | None = None
-    runs_subdir: str = "runs"
-
-    def scenario_dir(self, scenario: str) -> Path:
-        return Path(self.out_dir) / scenario
-
-    def result_path(self, unit: Unit) -> Path:
-        d = self.scenario_dir(unit.scenario)
-        if unit.kind == "train":
-            return self.run_dir(unit) / "model.zip"
-        return d / "units" / f"{unit.policy}.pkl"
-
-    def run_dir(self, unit: Unit) -> Path:
-        return self.scenario_dir(unit.scenario) / self.runs_subdir / unit.policy
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_scenarios(scenarios: Sequence[str]) -> list[str]:
@@ -177,121 +128,6 @@ def plan_units(
     return train_units, eval_units
 
 
-def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
-    """Train one run; a run killed earlier continues from its newest checkpoint (a run
-    killed before its first checkpoint starts again)."""
-    import shutil
-
-    from .config import ConfigError
-    from .train import train
-
-    run_dir = cfg.run_dir(unit)
-    kwargs = {"seed": unit.seed, "n_timesteps": cfg.timesteps, "run_dir": run_dir,
-              "progress_bar": cfg.progress}  # fmt: skip
-    if (run_dir / "config.yml").exists():
-        try:
-            train(TASK_ENV_ID[unit.scenario], unit.algo, resume=True, **kwargs)
-            return
-        except ConfigError as exc:
-            if "no complete checkpoint" not in str(exc):
-                raise
-            shutil.rmtree(run_dir)
-    train(TASK_ENV_ID[unit.scenario], unit.algo, config=cfg.train_config, n_envs=cfg.n_envs,
-          overrides=cfg.train_overrides or None, **kwargs)  # fmt: skip
-
-
-def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
-    """Run one unit (in this process) and write its result; returns the result's path."""
-    path = cfg.result_path(unit)
-    if path.exists():
-        return str(path)
-    if unit.kind == "train":
-        _train_unit(unit, cfg)
-        return str(path)
-    if unit.agent_dir is not None or unit.algo is not None:
-        from .train import load_agent
-
-        run_dir = unit.agent_dir or str(cfg.run_dir(unit))
-        policy = load_agent(run_dir)
-        policy.name = unit.policy
-    else:
-        kwargs = dict(cfg.planner) if unit.policy.startswith("mpc_") else {}
-        policy = make_baseline(unit.policy, unit.scenario, seed=cfg.eval_seed, **kwargs)
-    res = rollout(policy, unit.scenario, n_patients=cfg.n_patients, seed=cfg.eval_seed)
-    res.policy = unit.policy
-    atomic_write_bytes(path, pickle.dumps(res))
-    return str(path)
-
-
-def worker_init() -> None:
-    """One thread per worker process: the pool, not the kernels, uses the cores."""
-    import numba
-
-    from ._threads import prefer_workqueue_threading
-
-    prefer_workqueue_threading()
-
-    numba.set_num_threads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-
-
-def _run_all(
-    units: Sequence[Unit],
-    cfg: BenchmarkConfig,
-    workers: int,
-    on_done: Callable[[Unit, str | None, BaseException | None], None],
-) -> dict[str, BaseException]:
-    failures: dict[str, BaseException] = {}
-    todo = [u for u in units if not cfg.result_path(u).exists()]
-    for u in units:
-        if u not in todo:
-            on_done(u, str(cfg.result_path(u)), None)
-    if workers <= 1:
-        for u in todo:
-            try:
-                on_done(u, run_unit(u, cfg), None)
-            except Exception as exc:  # reported by name below, never silently missing
-                failures[u.key] = exc
-                on_done(u, None, exc)
-        return failures
-    ctx = multiprocessing.get_context("spawn")  # no fork after Numba/torch started threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init) as pool:
-        futs = {pool.submit(run_unit, u, cfg): u for u in todo}
-        for fut in as_completed(futs):
-            u = futs[fut]
-            try:
-                on_done(u, fut.result(), None)
-            except Exception as exc:
-                failures[u.key] = exc
-                on_done(u, None, exc)
-    return failures
-
-
-def run_units(
-    units: Sequence[Unit],
-    cfg: BenchmarkConfig,
-    *,
-    backend: str = "local",
-    workers: int = 1,
-    address: str | None = None,
-    on_done: Callable[[Unit, str | None, BaseException | None], None] | None = None,
-) -> dict[str, BaseException]:
-    """Run units (finished ones skipped) on a backend; failures by unit key."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
-    done = on_done or (lambda u, p, e: None)
-    if backend == "ray":
-        from .ray_backend import run_units_ray
-
-        return run_units_ray(units, cfg, workers=workers, address=address, on_done=done)
-    return _run_all(units, cfg, workers, done)
-
-
 class BenchmarkError(RuntimeError):
     """Some units failed; ``failures`` maps each unit's key to its error."""
 
@@ -357,7 +193,7 @@ def run_benchmark(
     backend: str = "local",
     workers: int = 1,
     address: str | None = None,
-    on_done: Callable[[Unit, str | None, BaseException | None], None] | None = None,
+    on_done: OnDone | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Plan, run (skipping finished units) and report a benchmark.
 

@@ -397,7 +397,7 @@ def _task_of(name: str) -> tuple[str, str]:
     """(task, env id) of a scenario/literature task name or a registered env id."""
     from oncogym.envs import ENV_IDS
 
-    from .benchmark import TASK_ENV_ID
+    from .units import TASK_ENV_ID
 
     if name in ENV_IDS:
         return ENV_IDS[name][0], name
@@ -520,10 +520,11 @@ def train(
     address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
 ) -> None:
     """Train an SB3 agent (one seed, or several seeds as parallel units)."""
-    from .benchmark import BACKENDS, BenchmarkConfig, Unit, run_units
+    from .backends import BACKENDS, run_units
     from .config import ConfigError
     from .train import ALGOS
     from .train import train as train_run
+    from .units import BenchmarkConfig, Unit
 
     try:
         task, env_id = _task_of(env)

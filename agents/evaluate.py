@@ -32,7 +32,6 @@ import numpy as np
 
 from oncogym.clinical import DAYS_PER_MONTH, Response, survival_at
 from oncogym.envs import OncologyVectorEnv
-from oncogym.envs import _kernels as K
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import TASKS, EnvParams
 
@@ -45,10 +44,13 @@ DEFAULT_PATIENTS = 200
 class CohortRunner:
     """A cohort stepped for exactly one episode each (no autoreset), on the env's dynamics.
 
-    Exposes what policies may ``attach`` to: ``params``, ``state``, ``num_envs``,
-    ``action_mode``, ``observation_names`` and :meth:`action_masks`, like
-    :class:`~oncogym.envs.OncologyVectorEnv` (which it builds and resets: same validation,
-    same patients, same scan noise for the same seed).
+    Builds and resets an :class:`~oncogym.envs.OncologyVectorEnv` (same validation, same
+    patients, same scan noise for the same seed) and steps its functional environment
+    (:meth:`OncologyFunctional.step <oncogym.envs.functional.OncologyFunctional.step>`)
+    directly, so that finished patients stay finished.  Exposes what policies may
+    ``attach`` to, like the vector env: ``params``, ``functional``, ``patients``,
+    ``state`` (the read-only view), ``num_envs``, ``action_mode``, ``observation_names``,
+    the single spaces and :meth:`action_masks`.
     """
 
     def __init__(
@@ -67,10 +69,13 @@ class CohortRunner:
         self.venv = OncologyVectorEnv(n_patients, task, action_mode=action_mode, **kwargs)
         options = None if cohort is None else {"cohort": cohort}
         self.obs, _ = self.venv.reset(seed=seed, options=options)
-        self.params: EnvParams = self.venv.params
-        self.state: Fn.BatchState = self.venv.state
+        self.functional: Fn.OncologyFunctional = self.venv.functional
+        self.patients: Fn.Patients = self.venv.patients
+        self.params: EnvParams = self.functional.params
+        self.state = self.patients.view
         self.num_envs = n_patients
         self.action_mode = action_mode
+        self.min_dose_fraction = self.functional.min_dose_fraction
         self.observation_names = self.venv.observation_names
         self.single_action_space = self.venv.single_action_space
         self.single_observation_space = self.venv.single_observation_space
@@ -78,19 +83,14 @@ class CohortRunner:
     def action_masks(self) -> np.ndarray:
         return self.venv.action_masks()
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Apply ``actions`` to every patient; ``(observations, qaly rewards)``."""
-        s = self.state
-        Fn.action_to_request(
-            self.params, actions, self.action_mode, s.REQ,
-            min_dose_fraction=self.venv.min_dose_fraction,
-        )  # fmt: skip
-        Fn.transition(self.params, s, parallel=True, args=self.venv._args)
-        self.obs = s.OBS.copy()
-        return self.obs, Fn.reward(self.params, s, "qaly")
+    def step(self, actions: Any) -> Fn.Step:
+        """Apply ``actions`` to every patient (the ``"qaly"`` reward)."""
+        out = self.functional.step(self.patients, actions, parallel=True)
+        self.obs = out.observation.copy()
+        return out
 
     def done(self) -> np.ndarray:
-        terminated, truncated = Fn.terminal(self.params, self.state)
+        terminated, truncated = self.functional.terminal(self.patients)
         return terminated | truncated
 
 
@@ -174,7 +174,7 @@ def rollout(
     n_steps, nt = p.n_steps, p.n_therapies
     doses = np.zeros((n, n_steps, nt))
     burden = np.full((n, n_steps + 1), np.nan)
-    burden[:, 0] = s.Y[:, p.tumour_index].sum(axis=1)
+    burden[:, 0] = s.y[:, p.tumour_index].sum(axis=1)
     returns = np.zeros(n)
     qalys = np.zeros(n)
     pfs_day = np.full(n, np.nan)
@@ -184,20 +184,21 @@ def rollout(
         was_alive = s.alive.copy()
         actions, state = _actions_of(policy, obs, state, start)
         start = np.zeros(n, dtype=np.bool_)
-        obs, r = runner.step(np.asarray(actions).reshape(n, -1))
-        returns += r
-        qalys += s.COMP[:, K.C_QALY] - s.COMP[:, K.C_ADMIN_LOSS]
-        doses[:, k] = s.DELIV
-        burden[:, k + 1] = np.where(was_alive, s.Y[:, p.tumour_index].sum(axis=1), np.nan)
-        newly = (s.I[:, K.I_PROGRESSED] == 1) & np.isnan(pfs_day)
-        pfs_day[newly] = s.F[newly, K.F_SCAN_DAY]
+        out = runner.step(np.asarray(actions).reshape(n, -1))
+        obs = runner.obs
+        returns += out.reward
+        qalys += out.interval.qaly - out.interval.treatment_loss
+        doses[:, k] = out.interval.delivered
+        burden[:, k + 1] = np.where(was_alive, s.y[:, p.tumour_index].sum(axis=1), np.nan)
+        newly = s.progressed & np.isnan(pfs_day)
+        pfs_day[newly] = s.scan_day[newly]
         if progress is not None:
             progress(k + 1, n_steps)
         if runner.done().all():
             break
-    cause = s.I[:, K.I_CAUSE].copy()
-    died = (cause == K.DEATH_TUMOUR) | (cause == K.DEATH_TOXICITY)
-    os_days = np.where(cause != K.DEATH_NONE, s.F[:, K.F_DEATH_DAY], p.horizon_days)
+    cause = np.asarray(Fn.DEATH_CAUSES)[s.death_cause]
+    died = (cause == "tumour") | (cause == "toxicity")
+    os_days = np.where(cause != "none", s.death_day, p.horizon_days)
     os_days = np.minimum(os_days, p.horizon_days)
     prog = ~np.isnan(pfs_day)
     pfs_days = np.where(prog, np.minimum(np.nan_to_num(pfs_day, nan=np.inf), os_days), os_days)
@@ -212,14 +213,14 @@ def rollout(
         qalys=qalys,
         os_days=os_days,
         death=died,
-        death_cause=np.asarray(Fn.DEATH_CAUSES)[cause],
+        death_cause=cause,
         pfs_days=pfs_days,
         pfs_event=prog | died,
-        best_response=s.I[:, K.I_BEST].copy(),
-        worst_grade=s.WEVER.copy(),
+        best_response=s.best_response.copy(),
+        worst_grade=s.worst_grade.copy(),
         doses=doses,
         burden=burden,
-        errors=int(np.sum(cause == K.DEATH_ERROR)),
+        errors=int(np.sum(cause == "error")),
         wall_s=time.perf_counter() - t0,
         meta={
             "seed": seed,

@@ -47,10 +47,10 @@ Modes
     A particle filter per patient: at the start of each episode ``n_particles`` (default
     64) virtual patients are drawn from the task's training distribution
     (``params.sampler``), started with noise-free scans, and stepped every interval with
-    exactly the doses requested for the true patient (``env.state.REQ``), so their
+    exactly the doses the planner asked for the true patient at the last visit, so their
     constraint bookkeeping equals the patient's.  Their log-weights add the likelihood of
-    each new scan: the measured diameter ``env.state.F[:, F_SCAN_MM]`` (0 below the
-    RECIST threshold) against the particle's noise-free diameter, log-normal with the
+    each new scan: the measured diameter (``env.state.scan_mm``, 0 below the RECIST
+    threshold) against the particle's noise-free diameter, log-normal with the
     env's scan noise inflated by ``model_sd`` (0.15 in ln mm; tempering for a finite
     pool); a lesion seen as absent counts the probability of reading below the threshold.
     A particle that dies while the patient lives gets weight 0; if all do, the weights
@@ -60,8 +60,8 @@ Modes
     clinic-visible bookkeeping is read: day, doses requested/delivered, scan records,
     whether the patient is alive.  The particle pools and plans are per patient row; a row
     whose day falls back (autoreset, a new ``reset``) or whose ``episode_start`` is set
-    starts a new episode.  :meth:`MPCPlanner.predict` must be called at every step (the
-    filter steps the particles with the last interval's requests).
+    starts a new episode.  :meth:`MPCPlanner.predict` must be called at every step, and its
+    actions given to the env (the filter steps the particles with them).
 
 Cost
     About ``n_samples × n_iters × horizon_steps`` simulated intervals per patient and
@@ -78,18 +78,11 @@ from typing import Any
 import numpy as np
 from scipy.special import log_ndtr
 
-from oncogym.envs import _kernels as K
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import EnvParams, make_params
 
 MODES = ("oracle", "population")
 TERMINALS = ("trend", "static", "none")
-
-_STATE_FIELDS = (
-    "Y", "P", "F", "I", "LAST", "CUM", "NADM", "GRADE", "WSTEP", "WEVER", "SCAN_Z", "COMP",
-    "OBS", "REQ", "DELIV", "BLOCKED",
-)  # fmt: skip
-"""The fields of a BatchState that carry over between intervals (the rest is scratch)."""
 
 _PARAM_KWARGS = (
     "observation", "decision_days", "horizon_days", "scan_noise_cv", "rtol", "method",
@@ -109,29 +102,22 @@ def _int(name: str, value: Any, low: int) -> int:
 
 
 class _Scratch:
-    """A preallocated BatchState and views of its first ``m`` rows (with cached StepArgs)."""
+    """Preallocated patients and their first ``m`` rows, for simulating candidates."""
 
-    def __init__(self, params: EnvParams, capacity: int) -> None:
-        self.params = params
+    def __init__(self, fn: Fn.OncologyFunctional, capacity: int) -> None:
+        self.fn = fn
         self.capacity = capacity
-        self.full = Fn.allocate(params, capacity)
-        self._views: dict[int, tuple[Fn.BatchState, Fn.StepArgs]] = {}
+        self.full = fn.allocate(capacity)
+        self._views: dict[int, Fn.Patients] = {}
 
-    def view(self, m: int) -> tuple[Fn.BatchState, Fn.StepArgs]:
+    def view(self, m: int) -> Fn.Patients:
         if m not in self._views:
             if m > self.capacity:
-                self.full = Fn.allocate(self.params, m)
+                self.full = self.fn.allocate(m)
                 self.capacity = m
                 self._views.clear()
-            arrays = {f: getattr(self.full, f)[:m] for f in self.full.__dataclass_fields__}
-            state = Fn.BatchState(**arrays)
-            self._views[m] = (state, Fn.StepArgs(self.params, state))
+            self._views[m] = self.full.rows(m)
         return self._views[m]
-
-
-def _copy_rows(dst: Fn.BatchState, src: Fn.BatchState, src_rows: np.ndarray) -> None:
-    for f in _STATE_FIELDS:
-        getattr(dst, f)[:] = getattr(src, f)[src_rows]
 
 
 class MPCPlanner:
@@ -212,7 +198,7 @@ class MPCPlanner:
     def attach(self, env: Any) -> None:
         """Plan for ``env`` (an ``OncologyVectorEnv`` or an unwrapped ``OncologyEnv``, reset)."""
         env = getattr(env, "unwrapped", env)
-        if not hasattr(env, "params") or not hasattr(env, "state"):
+        if not hasattr(env, "params") or not hasattr(env, "patients"):
             raise ValueError(
                 f"env: expected an OncologyEnv or OncologyVectorEnv, got {type(env).__name__}"
             )
@@ -224,7 +210,10 @@ class MPCPlanner:
         self._env = env
         self.params = p = env.params
         self.min_dose_fraction = float(getattr(env, "min_dose_fraction", self.min_dose_fraction))
-        n = env.state.n
+        self._fn = Fn.OncologyFunctional.from_params(
+            p, action_mode="continuous", reward="qaly", min_dose_fraction=self.min_dose_fraction
+        )
+        n = env.patients.n
         nt = p.n_therapies
         L = int(p.n_levels.max())
         self._L = L
@@ -234,20 +223,20 @@ class MPCPlanner:
         valid = np.arange(L)[None, :] < p.n_levels[:, None]
         self._uniform = valid / valid.sum(axis=1, keepdims=True)  # (nt, L)
         self._rng = np.random.default_rng([self.seed, 0])
-        self._scratch = _Scratch(p, min(self.max_rows, 1024))
+        self._scratch = _Scratch(self._fn, min(self.max_rows, 1024))
         H = self.horizon_steps
         self._plan = np.zeros((n, H, nt), dtype=np.int64)  # best schedule (levels)
         self._probs = np.broadcast_to(self._uniform, (n, H, nt, L)).copy()
         self._age = np.full(n, -1, dtype=np.int64)  # visits since the plan (-1: none)
         self._row_day = np.full(n, np.inf)
         self._episodes = np.zeros(n, dtype=np.int64)
+        self._last_actions = np.zeros((n, nt), dtype=np.float32)  # asked for at the last visit
         if self.mode == "population":
-            self._pool = Fn.allocate(p, n * self.n_particles)
-            self._pool_args = Fn.StepArgs(p, self._pool)
+            self._pool = self._fn.allocate(n * self.n_particles)
             self._logw = np.zeros((n, self.n_particles))
             self._scan_day = np.full(n, -np.inf)
         self._new_episode(np.arange(n))
-        self._row_day = env.state.F[:, K.F_T].copy()
+        self._row_day = env.state.day.copy()
 
     # --- policy -----------------------------------------------------------------------------
     def predict(
@@ -261,13 +250,13 @@ class MPCPlanner:
         if self._env is None:
             raise RuntimeError("predict: call attach(env) after env.reset() first")
         s = self._env.state
-        n = s.n
+        n = self._env.patients.n
         obs = np.asarray(observation)
         single = obs.ndim == 1
         rows_in = 1 if single else obs.shape[0]
         if rows_in != n:
             raise ValueError(f"observation: expected {n} rows (the attached env), got {rows_in}")
-        day = s.F[:, K.F_T].copy()
+        day = s.day.copy()
         new = day < self._row_day - 1e-9
         if episode_start is not None:
             new |= np.broadcast_to(np.asarray(episode_start, dtype=np.bool_), (n,))
@@ -277,7 +266,7 @@ class MPCPlanner:
         if self.mode == "population":
             self._filter(day)
         self._row_day = day
-        alive = (s.I[:, K.I_ALIVE] == 1) & (day < self.params.horizon_days - 1e-9)
+        alive = s.alive & (day < self.params.horizon_days - 1e-9)
         levels = np.zeros((n, self.params.n_therapies), dtype=np.int64)
         stale = (self._age < 0) | (self._age + 1 >= min(self.replan_every, self.horizon_steps))
         replan = np.flatnonzero(alive & stale)
@@ -290,10 +279,11 @@ class MPCPlanner:
             self._age[replan] = 0
             levels[replan] = self._plan[replan, 0]
         # what the env allows now (clinic-visible bookkeeping only)
-        mask = Fn.action_masks(self.params, s)
+        mask = self._fn.action_masks(self._env.patients)
         ok = np.take_along_axis(mask, self._col[None, :] + levels, axis=1)
         levels = np.where(ok & alive[:, None], levels, 0)
         actions = self._frac[np.arange(self.params.n_therapies)[None, :], levels]
+        self._last_actions[:] = actions
         return (actions[0] if single else actions), None
 
     # --- episodes and the particle filter ---------------------------------------------------
@@ -304,63 +294,58 @@ class MPCPlanner:
         self._episodes[rows] += 1
         if self.mode != "population":
             return
-        p, s, m = self.params, self._env.state, self.n_particles
+        p, m = self.params, self.n_particles
+        source = self._env.patients
         for b in rows:
             rng = np.random.default_rng([self.seed, 1, int(b), int(self._episodes[b])])
             P, Y0 = p.sampler.sample(rng, m)
             prow = np.arange(b * m, (b + 1) * m)
-            Fn.initial(p, self._pool, prow, P, Y0, np.zeros((m, self._pool.SCAN_Z.shape[1])),
-                       args=self._pool_args)  # fmt: skip
-            if s.F[b, K.F_T] > 1e-9:  # attached mid-episode: take over the dose bookkeeping
-                for f in ("LAST", "CUM", "NADM"):
-                    getattr(self._pool, f)[prow] = getattr(s, f)[b]
-                self._pool.F[prow, K.F_T] = s.F[b, K.F_T]
-                self._pool.I[prow, K.I_SCAN_IDX] = s.I[b, K.I_SCAN_IDX]
-                self._pool.I[prow, K.I_STEP] = s.I[b, K.I_STEP]
+            noise_free = np.zeros((m, self._pool.state.scan_noise.shape[1]))
+            self._fn.initial(self._pool, prow, Fn.Draws(P, Y0, noise_free))
+            if source.view.day[b] > 1e-9:  # attached mid-episode: take over the clinic record
+                Fn.continue_clinic(self._pool, prow, source, int(b))
             self._logw[b] = 0.0
             self._scan_day[b] = -np.inf
         self._observe_scans(rows)
 
     def _filter(self, day: np.ndarray) -> None:
         """Step the particles of rows whose patient advanced one interval; reweight."""
-        p, s, m = self.params, self._env.state, self.n_particles
+        m = self.n_particles
         adv = np.flatnonzero(day > self._row_day + 1e-9)
         if adv.size == 0:
             return
         prow = (adv[:, None] * m + np.arange(m)[None, :]).ravel()
-        req = np.repeat(s.REQ[adv], m, axis=0)
-        if adv.size == s.n:
-            self._pool.REQ[:] = req
-            Fn.transition(p, self._pool, parallel=True, args=self._pool_args)
+        actions = np.repeat(self._last_actions[adv], m, axis=0)
+        if adv.size == self._env.patients.n:
+            self._fn.transition(self._pool, actions, parallel=True)
         else:
             for lo in range(0, prow.size, self.max_rows):
                 chunk = prow[lo : lo + self.max_rows]
-                view, args = self._scratch.view(chunk.size)
-                _copy_rows(view, self._pool, chunk)
-                view.REQ[:] = req[lo : lo + self.max_rows]
-                Fn.transition(p, view, parallel=True, args=args)
-                for f in _STATE_FIELDS:
-                    getattr(self._pool, f)[chunk] = getattr(view, f)
+                view = self._scratch.view(chunk.size)
+                Fn.copy_rows(view, self._pool, chunk)
+                self._fn.transition(view, actions[lo : lo + self.max_rows], parallel=True)
+                Fn.copy_rows(self._pool, view, dst_rows=chunk)
         self._observe_scans(adv)
 
     def _observe_scans(self, rows: np.ndarray) -> None:
         p, s, m = self.params, self._env.state, self.n_particles
-        pool_alive = (self._pool.I[:, K.I_ALIVE] == 1).reshape(-1, m)[rows]
+        pool = self._pool.view
+        pool_alive = pool.alive.reshape(-1, m)[rows]
         lw = self._logw[rows]
-        lw[~pool_alive & (s.I[rows, K.I_ALIVE] == 1)[:, None]] = -np.inf
-        fresh = s.F[rows, K.F_SCAN_DAY] > self._scan_day[rows]
+        lw[~pool_alive & s.alive[rows][:, None]] = -np.inf
+        fresh = s.scan_day[rows] > self._scan_day[rows]
         if fresh.any():
             r = rows[fresh]
             sd = float(np.hypot(p.scan_sigma, self.model_sd))
             thr = float(p.cr_threshold_mm)
-            measured = s.F[r, K.F_SCAN_MM][:, None]
-            pmm = self._pool.F[:, K.F_SCAN_MM].reshape(-1, m)[r]
+            measured = s.scan_mm[r][:, None]
+            pmm = pool.scan_mm.reshape(-1, m)[r]
             pmm = np.where(pmm > 0.0, pmm, 0.5 * thr)  # below the threshold: at most thr
             seen = np.log(np.maximum(measured, 1e-12)) - np.log(pmm)
             ll_seen = -0.5 * (seen / sd) ** 2
             ll_unseen = log_ndtr((np.log(thr) - np.log(pmm)) / sd)
             lw[fresh] += np.where(measured > 0.0, ll_seen, ll_unseen)
-            self._scan_day[r] = s.F[r, K.F_SCAN_DAY]
+            self._scan_day[r] = s.scan_day[r]
         lost = ~np.isfinite(lw).any(axis=1)
         if lost.any():  # no particle is consistent: restart uniform over the living ones
             lw[lost] = np.where(pool_alive[lost] | ~pool_alive[lost].any(axis=1)[:, None],
@@ -375,10 +360,10 @@ class MPCPlanner:
         for lo in range(0, rows.size, step):
             self._cem(rows[lo : lo + step])
 
-    def _sources(self, rows: np.ndarray) -> tuple[Fn.BatchState, np.ndarray, np.ndarray]:
-        """Start states of the plan: ``(state, row indices (n, k), weights (n, k))``."""
+    def _sources(self, rows: np.ndarray) -> tuple[Fn.Patients, np.ndarray, np.ndarray]:
+        """Start states of the plan: ``(patients, row indices (n, k), weights (n, k))``."""
         if self.mode == "oracle":
-            return self._env.state, rows[:, None], np.ones((rows.size, 1))
+            return self._env.patients, rows[:, None], np.ones((rows.size, 1))
         m, k = self.n_particles, self.n_plan_particles
         lw = self._logw[rows]
         order = np.argsort(-lw, axis=1, kind="stable")[:, :k]
@@ -394,7 +379,7 @@ class MPCPlanner:
         n, S, H, nt, L = rows.size, self.n_samples, self.horizon_steps, p.n_therapies, self._L
         src, src_rows, w = self._sources(rows)
         k = src_rows.shape[1]
-        days_left = p.horizon_days - self._env.state.F[rows, K.F_T]
+        days_left = p.horizon_days - self._env.state.day[rows]
         steps_left = np.ceil(days_left / p.decision_days - 1e-9).astype(np.int64)
         # warm start: the previous plan and distribution shifted by the visits since
         shift = np.clip(self._age[rows] + 1, 0, H)
@@ -409,7 +394,7 @@ class MPCPlanner:
         best = np.where(started[:, None, None], prev_plan, np.broadcast_to(top_level, (n, H, nt)))
         best_score = np.full(n, -np.inf)
         R = n * S * k
-        view, args = self._scratch.view(R)
+        view = self._scratch.view(R)
         flat_src = np.repeat(src_rows[:, None, :], S, axis=1).ravel()
         for it in range(self.n_iters):
             cum = np.cumsum(probs, axis=-1)
@@ -419,8 +404,8 @@ class MPCPlanner:
             if it == 0 and S >= 3:
                 lv[:, 1] = 0
                 lv[:, 2] = top_level
-            _copy_rows(view, src, flat_src)
-            lv, score = self._simulate(view, args, lv, w, steps_left)
+            Fn.copy_rows(view, src, flat_src)
+            lv, score = self._simulate(view, lv, w, steps_left)
             better = score.max(axis=1) > best_score
             arg = score.argmax(axis=1)
             best = np.where(better[:, None, None], lv[np.arange(n), arg], best)
@@ -433,57 +418,50 @@ class MPCPlanner:
         self._probs[rows] = probs
 
     def _simulate(
-        self,
-        view: Fn.BatchState,
-        args: Fn.StepArgs,
-        lv: np.ndarray,
-        w: np.ndarray,
-        steps_left: np.ndarray,
+        self, view: Fn.Patients, lv: np.ndarray, w: np.ndarray, steps_left: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run schedules ``lv`` (n, S, H, nt) from ``view``; effective levels and scores (n, S)."""
-        p = self.params
+        p, fn = self.params, self._fn
         n, S, H, nt = lv.shape
         k = w.shape[1]
         lv = lv.copy()
         ret = np.zeros(n * S * k)
         ther = np.arange(nt)
-        log_mid = np.log10(1.0 + view.Y[:, p.tumour_index].sum(axis=1))
-        day_mid = view.F[:, K.F_T].copy()
+        v = view.view
+        log_mid = np.log10(1.0 + v.y[:, p.tumour_index].sum(axis=1))
+        day_mid = v.day.copy()
         h_mid = max(0, H // 2 - 1) if H > 1 else -1
         for h in range(H):
             active = h < steps_left  # (n,)
             if not active.any():
                 break
-            gone = np.repeat(~active, S * k)
-            view.I[gone, K.I_ALIVE] = 0  # past the horizon: no more steps
-            mask = Fn.action_masks(p, view).reshape(n, S, k, -1).any(axis=2)
+            Fn.end_episodes(view, np.repeat(~active, S * k))  # past the horizon: no more steps
+            mask = fn.action_masks(view).reshape(n, S, k, -1).any(axis=2)
             ok = np.take_along_axis(mask, self._col[None, None, :] + lv[:, :, h], axis=2)
             lv[:, :, h] = np.where(ok, lv[:, :, h], 0)
             frac = self._frac[ther[None, None, :], lv[:, :, h]]  # (n, S, nt)
             actions = np.repeat(frac[:, :, None, :], k, axis=2).reshape(-1, nt)
-            Fn.action_to_request(p, actions, "continuous", view.REQ,
-                                 min_dose_fraction=self.min_dose_fraction)  # fmt: skip
-            Fn.transition(p, view, parallel=True, args=args)
-            ret += Fn.reward(p, view, "qaly")
+            out = fn.step(view, actions, parallel=True)
+            ret += out.reward
             if h == h_mid:
-                log_mid[:] = view.COMP[:, K.C_LOG10_END]
-                day_mid[:] = view.F[:, K.F_T]
-        ret += self._terminal_value(view, log_mid, day_mid)
+                log_mid[:] = out.interval.log10_burden_end
+                day_mid[:] = v.day
+        ret += self._terminal_value(v, log_mid, day_mid)
         score = (ret.reshape(n, S, k) * w[:, None, :]).sum(axis=2)
         return lv, score
 
-    def _terminal_value(
-        self, view: Fn.BatchState, log_mid: np.ndarray, day_mid: np.ndarray
-    ) -> np.ndarray:
-        """Value of the rest of the episode after the plan (see ``terminal``), in years."""
+    def _terminal_value(self, v: Any, log_mid: np.ndarray, day_mid: np.ndarray) -> np.ndarray:
+        """Value of the rest of the episode after the plan (see ``terminal``), in years;
+        ``v`` is the simulated patients' read-only state."""
         p = self.params
+        n = v.day.shape[0]
         if self.terminal == "none":
-            return np.zeros(view.n)
-        alive = view.I[:, K.I_ALIVE] == 1
-        t_end = view.F[:, K.F_T]
+            return np.zeros(n)
+        alive = v.alive
+        t_end = v.day
         rest = np.maximum(p.horizon_days - t_end, 0.0)
-        log_end = np.log10(1.0 + view.Y[:, p.tumour_index].sum(axis=1))
-        slope = np.zeros(view.n)
+        log_end = np.log10(1.0 + v.y[:, p.tumour_index].sum(axis=1))
+        slope = np.zeros(n)
         if self.terminal == "trend":
             span = t_end - day_mid
             ok = span > 0.5

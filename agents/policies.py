@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from oncogym import rules
 from oncogym.clinical import tumour_diameter_mm
 from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs import functional as Fn
@@ -48,10 +49,6 @@ Scenarios not listed use their standard of care first, then their other protocol
 order.  Checkpoint monotherapy escalates to the combination (melanoma, RCC); chemotherapy
 follows immunotherapy (NSCLC) and docetaxel sipuleucel-T (prostate), as in the clinic."""
 
-PROGRESSION_RELATIVE = 0.2
-"""RECIST 1.1: progression is a >= 20 % increase of the diameter over the nadir ..."""
-PROGRESSION_ABSOLUTE_MM = 5.0
-"""... of at least 5 mm."""
 HOLD_GRADE = 3
 """Treatment is held while some toxicity grade is at least this ..."""
 RESUME_GRADE = 1
@@ -78,7 +75,8 @@ def _params_of(env: Any) -> EnvParams:
     return params
 
 
-def _state_of(env: Any) -> Fn.BatchState:
+def _state_of(env: Any) -> Any:
+    """The env's read-only patient state (:attr:`oncogym.envs.Patients.view`)."""
     state = getattr(env, "state", None)
     if state is None:
         state = getattr(getattr(env, "unwrapped", None), "state", None)
@@ -180,7 +178,7 @@ class _ScheduleTables:
         state = _state_of(env)
         if self._weight_col < 0 or state is None:
             return np.zeros(n)
-        w = state.P[:, self._weight_col]
+        w = state.params[:, self._weight_col]
         if w.shape[0] != n:
             raise ValueError(f"observation: {n} rows but the environment has {w.shape[0]} patients")
         return w
@@ -246,10 +244,11 @@ class AdaptivePolicy(Policy):
        on day 0.
     2. **Escalate on progression**: at each new scan (the observation's weeks since scan
        fall inside the last interval) the measured diameter is compared with its nadir
-       (baseline included) as RECIST 1.1 does: >= 20 % and >= 5 mm above the nadir, or a
-       lesion reappearing after reading 0, is progression; the patient then starts the next
-       line from its first dose (after the last line: the last line continues) and the
-       nadir restarts at that scan.
+       (baseline included) by the rulebook's RECIST 1.1 progression rule
+       (:func:`oncogym.rules.is_progression`: >= 20 % and >= 5 mm above the nadir, so a
+       lesion reappearing after reading 0 is progression); the patient then starts the
+       next line from its first dose (after the last line: the last line continues) and
+       the nadir restarts at that scan.
     3. **Hold on toxicity**: while any toxicity grade of the last interval is >= 3 nothing
        is given and the line's clock stops (doses are delayed, not skipped); treatment
        resumes once every grade is <= 1.
@@ -308,11 +307,7 @@ class AdaptivePolicy(Policy):
         for i in np.flatnonzero(new_scan):
             d, nadir = diam[i], self.nadir_mm[i]
             if np.isfinite(nadir) and not start[i]:
-                grown = (
-                    d >= nadir * (1 + PROGRESSION_RELATIVE) and d - nadir >= PROGRESSION_ABSOLUTE_MM
-                )
-                reappeared = nadir == 0.0 and d > 0.0
-                if grown or reappeared:
+                if rules.is_progression(d, d > 0.0, nadir, rules.RECIST_1_1):
                     if self.line[i] + 1 < len(self.lines):
                         self.line[i] += 1
                         self.clock[i] = 0

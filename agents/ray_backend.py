@@ -1,8 +1,9 @@
 """The Ray backend of the benchmark: each unit is a Ray task (optional extra ``oncogym[ray]``).
 
-The units and what they write are those of :mod:`oncogym.agents.benchmark` — the same
-function (:func:`~oncogym.agents.benchmark.run_unit`) runs in a Ray worker instead of a
-local process, so both backends give the same files.  ``address`` (or ``RAY_ADDRESS``)
+The units and what they write are those of :mod:`oncogym.agents.units` — the same
+function (:func:`~oncogym.agents.units.run_unit`) runs in a Ray worker instead of a local
+process, under the same loop (:func:`~oncogym.agents.units.run_pending`), so both backends
+give the same files.  ``address`` (or ``RAY_ADDRESS``)
 joins an existing cluster; otherwise a local Ray instance with ``workers`` CPUs starts and
 is shut down afterwards.  A task whose worker process dies is retried (at most
 :data:`MAX_RETRIES` times, Ray's own ``max_retries``); an exception raised by the unit
@@ -13,10 +14,10 @@ itself is not retried and is reported by unit name.  Every worker must see the s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .benchmark import BenchmarkConfig, Unit, run_unit, worker_init
+from .units import BenchmarkConfig, Outcome, Unit, run_unit, worker_init
 
 MAX_RETRIES = 3
 """Retries of a unit whose worker process died (node failure, OOM kill, SIGKILL)."""
@@ -52,44 +53,31 @@ def _unit_task(unit: Unit, cfg: BenchmarkConfig) -> str:
     return run_unit(unit, cfg)
 
 
-def run_units_ray(
+def run_on_ray(
     units: Sequence[Unit],
     cfg: BenchmarkConfig,
     *,
     workers: int = 1,
     address: str | None = None,
-    on_done: Callable[[Unit, str | None, BaseException | None], None] | None = None,
     max_retries: int = MAX_RETRIES,
-) -> dict[str, BaseException]:
-    """Run ``units`` as Ray tasks (finished units skipped); failures by unit key."""
+) -> Iterator[Outcome]:
+    """Execute units as Ray tasks, yielding each as it finishes (a backend for
+    :func:`~oncogym.agents.units.run_pending`).  A local instance started here is shut
+    down when the last unit is done."""
     ray = require_ray()
-    done = on_done or (lambda u, p, e: None)
-    todo = []
-    for u in units:
-        if cfg.result_path(u).exists():
-            done(u, str(cfg.result_path(u)), None)
-        else:
-            todo.append(u)
-    failures: dict[str, BaseException] = {}
-    if not todo:
-        return failures
     started = init_ray(workers, address)
     try:
         task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_unit_task)
-        refs = {task.remote(u, cfg): u for u in todo}
+        refs = {task.remote(u, cfg): u for u in units}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
-                u = refs[ref]
                 try:
-                    done(u, ray.get(ref), None)
+                    yield refs[ref], ray.get(ref), None
                 except Exception as exc:  # RayTaskError wraps the unit's own exception
                     cause = getattr(exc, "cause", None)
-                    err = cause if isinstance(cause, BaseException) else exc
-                    failures[u.key] = err
-                    done(u, None, err)
+                    yield refs[ref], None, cause if isinstance(cause, BaseException) else exc
     finally:
         if started:
             ray.shutdown()
-    return failures

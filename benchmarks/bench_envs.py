@@ -18,6 +18,13 @@ of ``--repeats`` runs after a warm-up (compilation is not measured).
 
 Run: ``python benchmarks/bench_envs.py`` (``--quick`` for a smoke run); writes
 ``benchmarks/results/bench_envs.json`` (``--json`` to change).
+
+**Against an earlier revision, in the same run**: ``--against REV`` (a git revision of this
+repository, e.g. the release before a change) checks ``REV`` out into a temporary folder
+and measures the single env and the 1,024-env vector env of both trees in alternating
+subprocesses (``--rounds`` pairs, each the median of ``--repeats`` runs; each tree keeps its
+own compiled-kernel cache), then prints both and the ratio of their medians.  Writes
+``benchmarks/results/bench_envs_against.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,11 @@ import importlib
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +52,8 @@ import oncogym
 
 ENV_ID = "oncogym/Melanoma-v0"
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_envs.json"
+AGAINST = RESULTS.with_name("bench_envs_against.json")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def median_run(fn: Callable[[], tuple[float, float, float]], repeats: int) -> dict[str, float]:
@@ -154,6 +167,63 @@ def bench_peer(label: str, module: str, ids: list[str], steps: int, repeats: int
     return row
 
 
+def _tree_of(rev: str, into: Path) -> Path:
+    """An importable ``oncogym`` package of git revision ``rev`` (its core, envs and
+    agents assembled as the installed package lays them out); returns its parent folder."""
+    src = into / "checkout"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(src), rev],
+                   check=True, capture_output=True)  # fmt: skip
+    pkg = into / "path" / "oncogym"
+    shutil.copytree(src / "src" / "oncogym", pkg)
+    shutil.copytree(src / "envs", pkg / "envs")
+    shutil.copytree(src / "agents", pkg / "agents")
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
+                   check=True, capture_output=True)  # fmt: skip
+    return pkg.parent
+
+
+def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """This script's single and 1,024-env measurements, in a subprocess on ``path``."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    cmd = [sys.executable, __file__, "--worker", "--json", str(out),
+           "--single-steps", str(args.single_steps), "--vector-steps", str(args.vector_steps),
+           "--repeats", str(args.repeats), "--seed", str(args.seed)]  # fmt: skip
+    subprocess.run(cmd, check=True, env=env, cwd=tempfile.gettempdir())
+    return json.loads(out.read_text())
+
+
+def against(args: argparse.Namespace) -> dict[str, Any]:
+    """Both trees, measured in alternating subprocesses; the ratio of their medians."""
+    with tempfile.TemporaryDirectory(prefix="bench_envs_") as tmp:
+        ref_path = _tree_of(args.against, Path(tmp))
+        runs: dict[str, list[dict[str, Any]]] = {"current": [], args.against: []}
+        for r in range(args.rounds):
+            for label, path in (("current", None), (args.against, ref_path)):
+                res = _worker(path, args, Path(tmp) / f"{label}_{r}.json")
+                runs[label].append({row["method"]: row for row in res["rows"]})
+                print(f"# round {r + 1}/{args.rounds}: {label} done", flush=True)
+    metrics = (("oncogym single env (gym.make)", "us_per_step", "µs per step"),
+               ("oncogym vector env, 1024 envs", "steps_per_s", "env-steps/s"))  # fmt: skip
+    table = []
+    for method, key, unit in metrics:
+        cur = [run[method][key] for run in runs["current"]]
+        ref = [run[method][key] for run in runs[args.against]]
+        table.append({"method": method, "unit": unit, "current": cur, args.against: ref,
+                      "ratio": statistics.median(cur) / statistics.median(ref)})  # fmt: skip
+    print(f"\n| environment | measure | current (median of rounds) | {args.against} | ratio |")
+    print("|---|---|---:|---:|---:|")
+    for row in table:
+        print(f"| {row['method']} | {row['unit']} | {statistics.median(row['current']):,.0f} | "
+              f"{statistics.median(row[args.against]):,.0f} | {row['ratio']:.3f} |")  # fmt: skip
+    out = {"against": args.against, "rounds": args.rounds, "repeats": args.repeats,
+           "load_average": os.getloadavg(), "rows": table}  # fmt: skip
+    AGAINST.parent.mkdir(parents=True, exist_ok=True)
+    AGAINST.write_text(json.dumps(out, indent=2, default=float))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--single-steps", type=int, default=2000)
@@ -162,10 +232,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     ap.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
+    ap.add_argument("--against", help="a git revision to measure in the same run")
+    ap.add_argument("--rounds", type=int, default=3, help="--against: alternating rounds")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
         args.single_steps, args.vector_steps, args.repeats = 200, 5, 1
+    if args.against:
+        return against(args)
     sizes = (64, 1024) if not args.quick else (64,)
+    if args.worker:
+        sizes = (1024,)
 
     rows = [bench_single(args.single_steps, args.repeats, args.seed)]
     for n in sizes:
@@ -176,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("immunosim CombinationTherapy-v0", "immunosim", ["immunosim/CombinationTherapy-v0",
                                                          "CombinationTherapy-v0"]),
     ]  # fmt: skip
-    for label, module, ids in peers:
+    for label, module, ids in peers if not args.worker else ():
         rows.append(bench_peer(label, module, ids, args.single_steps, args.repeats, args.seed))
 
     info = {
@@ -187,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "numba": numba.__version__,
         "gymnasium": gym.__version__,
         "numba_threads": numba.get_num_threads(),
+        "package": str(Path(oncogym.__file__).parent),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "repeats": args.repeats,

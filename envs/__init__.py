@@ -10,8 +10,9 @@
     venv = gym.make_vec("oncogym/Melanoma-v0", num_envs=1024)    # native vector env
     sb3_env = oncogym.envs.SB3VecEnv(num_envs=64, task="melanoma")  # for stable-baselines3
 
-Layout: :mod:`.task` (parameters as data), :mod:`.functional` (the pure functions shared by
-every adapter), :mod:`._kernels` (the compiled step), :mod:`.oncology` (``OncologyEnv``),
+Layout: :mod:`.task` (parameters as data), :mod:`.functional` (``OncologyFunctional``: the
+dynamics, observation, reward and info of a task, and the one ``step`` every adapter
+calls), :mod:`._kernels` (the compiled step), :mod:`.oncology` (``OncologyEnv``),
 :mod:`.vector` (``OncologyVectorEnv``), :mod:`.sb3` (``SB3VecEnv``; imported lazily because
 it pulls in torch), :mod:`.render`, :mod:`.registration`.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .functional import OncologyFunctional, Patients
 from .oncology import OncologyEnv
 from .registration import ENV_IDS, register_envs
 from .task import STANDARD_OF_CARE, EnvParams, make_params
@@ -41,7 +43,9 @@ __all__ = [
     "STANDARD_OF_CARE",
     "EnvParams",
     "OncologyEnv",
+    "OncologyFunctional",
     "OncologyVectorEnv",
+    "Patients",
     "SB3VecEnv",
     "make_params",
     "register_envs",

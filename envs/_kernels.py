@@ -1,43 +1,50 @@
-"""Compiled kernels of the environments: one decision interval for B patients in one call.
+"""Compiled kernels of the environments: one decision interval for a batch of patients.
 
-Everything here is a Numba kernel over flat arrays (STYLE: no objects, no randomness, no
-exceptions).  :func:`step_serial` and :func:`step_parallel` run the same per-patient
-function :func:`_step_one`, so a single environment (serial, no thread start-up) and the
-vector environment (``prange`` over patients) give identical numbers.
+The kernels take named records — NamedTuples of arrays and scalars, which Numba compiles
+as structs (flat: its parallel loops cannot take nested records):
 
-Per patient and interval ``[t, t + dt)`` the kernel
+* :class:`Task` — the task's constants, :class:`~oncogym.envs.task.EnvParams` compiled:
+  therapy menu, delivery patterns and constraints, scans, toxicity grading, reward
+  weights, observation layout;
+* :class:`State` — what each patient is now: model state and parameters, the clinic's
+  record (day, doses given, scans and RECIST, toxicity), the current observation;
+* :class:`Interval` — what the last decision interval did: doses delivered and blocked,
+  reward components;
+* :class:`Work` — preallocated scratch; and the core's :class:`oncogym.integrate.Solver`.
 
-1. turns the requested dose of each therapy into the interval's schedule (one bolus, the
-   weekday radiotherapy fractions, a lymphodepletion course, an infusion, or a CAR-T
-   infusion two days after a course given in the same interval) and blocks it if a
-   clinical constraint (minimum interval, maximum administrations, cumulative cap)
-   forbids it;
+Row ``b`` of every array is patient ``b``.  :func:`step_serial` and :func:`step_parallel`
+run the same per-patient body :func:`_step_one` (a plain loop, or ``prange``), so a
+single environment and the vector environment give identical numbers.  Per patient and
+interval ``[t, t + dt)`` the step
+
+1. turns the requested amount of each therapy into the interval's schedule
+   (:func:`_schedule`: one bolus, the weekday radiotherapy fractions, a lymphodepletion
+   course, an infusion, or a CAR-T infusion two days after a course given in the same
+   interval) and blocks it if a clinical constraint (minimum interval, maximum
+   administrations, cumulative cap) forbids it;
 2. integrates the patient over ``t, t + 1, …, t + dt`` (daily outputs) with the core's
-   :func:`oncogym.integrate.simulate_one` into preallocated buffers;
-3. grades toxicity at every output day (the thresholds of :mod:`oncogym.toxicity`, with
-   the same absorbing grade 5 and the 14-day fatal-neutropenia rule on the daily grid),
-   finds death (lethal burden, interpolated in ln(cells) as :func:`oncogym.clinical.
-   death_day`, or grade 5), accumulates the reward components day by day;
-4. performs the scans due in ``(t, t + dt]`` (noisy diameter, RECIST 1.1 as
-   :func:`oncogym.clinical.recist_responses` with measured diameters) and writes the
-   observation row.
+   :func:`oncogym.integrate.simulate_one`;
+3. grades toxicity on every output day, finds death (lethal burden or grade 5) and
+   accumulates the reward components (:func:`_days`);
+4. performs the scans due in ``(t, t + dt]`` (:func:`_scan`: noisy diameter, RECIST 1.1)
+   and writes the observation (:func:`_observe`).
 
-All random numbers (scan noise) are drawn at reset by the caller and passed in.
+The clinical rules — diameter, RECIST, the lethal crossing, grades — are the rulebook's
+(:mod:`oncogym.rules`).  Kernels never raise and never draw random numbers: the scan noise
+is drawn at reset by the caller.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 from numba import prange
 
-from oncogym.integrate import OK, Doses, Scratch, Solver, simulate_one
-
-_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
-jit = nb.njit(**_OPTIONS)
-jit_parallel = nb.njit(parallel=True, **_OPTIONS)
+from oncogym import rules
+from oncogym._jit import jit, jit_parallel
+from oncogym.integrate import OK, Doses, Scratch, simulate_one
 
 # --- delivery patterns within a decision interval ----------------------------------------
 BOLUS = 0
@@ -51,62 +58,195 @@ INFUSION = 3
 AFTER_COURSE = 4
 """a bolus ``gap_days`` after the end of a course given in the same interval (else day 0)"""
 
-# --- per-patient float bookkeeping (columns of F) ------------------------------------------
-F_T = 0  # day (elapsed since start of treatment)
-F_BASE_MM = 1  # measured baseline diameter (0: not measurable)
-F_NADIR_MM = 2  # smallest measured diameter so far (baseline included)
-F_SCAN_DAY = 3  # day of the latest scan
-F_SCAN_LOG10 = 4  # log10(1 + cells) implied by the latest measured diameter
-F_ANC_LOW = 5  # first day of the current run below the fatal ANC (inf: not low)
-F_DEATH_DAY = 6  # day of death (inf: alive)
-F_SCAN_MM = 7  # latest measured diameter (mm, 0 when not seen)
-N_F = 8
-
-# --- per-patient integer bookkeeping (columns of I) ----------------------------------------
-I_ALIVE = 0
-I_STATUS = 1  # integrator status of the last interval (0 = ok)
-I_RECIST = 2  # RECIST code of the latest scan (oncogym.clinical.Response)
-I_PROGRESSED = 3
-I_SCAN_IDX = 4  # index of the next scan in scan_days
-I_CAUSE = 5  # DEATH_* code
-I_STEP = 6
-I_BEST = 7  # best overall response so far
-N_I = 8
-
+# --- death causes (State.death_cause) -----------------------------------------------------
 DEATH_NONE = 0
 DEATH_TUMOUR = 1
 DEATH_TOXICITY = 2
-DEATH_ERROR = 3  # integrator failure: the episode ends with info["error"]
-
-# RECIST codes (oncogym.clinical.Response)
-CR, PR, SD, PD, NE = 0, 1, 2, 3, 4
-
-# --- reward components (columns of COMP) ---------------------------------------------------
-C_DAYS_ALIVE = 0  # days alive in the interval
-C_QALY = 1  # quality-adjusted life years lived in the interval (before treatment burden)
-C_BURDEN_LOSS = 2  # years of utility lost to tumour burden
-C_TOX_LOSS = 3  # years of utility lost to toxicity
-C_ADMIN_LOSS = 4  # years of utility lost to administrations (hospital days, infusions)
-C_DEATH_PENALTY = 5  # years of life lost before the horizon (charged at death)
-C_LOG10_START = 6  # log10(1 + tumour cells) at the start of the interval
-C_LOG10_END = 7  # log10(1 + tumour cells) at the end (at death if earlier)
-C_DOSE_FRACTION = 8  # sum over therapies of delivered amount / maximum dose level
-N_COMP = 9
-
-# --- toxicity categories (rows of the toxicity spec) ---------------------------------------
-TOX_BELOW = 0  # grade = number of thresholds the value is below (counts)
-TOX_AT_LEAST = 1  # grade = number of thresholds reached (signals, accumulated doses)
+DEATH_ERROR = 3
+"""an integrator failure: the episode ends with ``info["error"]``"""
 
 # --- observation modes --------------------------------------------------------------------
 OBS_CLINICAL = 0
 OBS_FULL = 1
 
-_EPS_DAY = 1e-9
-_AT_LEAST_RTOL = 1e-9
-_TOL_MM = 1e-9
-_DAYS_PER_YEAR = 365.25
+CLINICAL_LOG10_CAP = 14.0
+"""Cap of the log10(1 + x) entries of the clinical observation (scan burden, blood
+counts): 1e14 cells, or cells per litre, lies above every lethal burden and blood count."""
+
+EPS_DAY = 1e-9
+"""Days closer than this are the same day (interval and scan boundaries)."""
+DAYS_PER_YEAR = 365.25
 
 
+class Task(NamedTuple):
+    """A task's constants as the kernels read them (built by ``EnvParams.kernel_task``).
+
+    Per-therapy arrays follow ``EnvParams.therapies``; per-category arrays
+    ``EnvParams.tox_categories``; per-level tables are padded with their last entry.
+    """
+
+    therapy_index: np.ndarray
+    """index of each therapy in the model's therapy list"""
+    delivery: np.ndarray
+    """delivery pattern per therapy (BOLUS, FRACTIONS, COURSE, INFUSION, AFTER_COURSE)"""
+    dose_levels: np.ndarray
+    """``(n_therapies, max_levels)`` amounts, clinical units (level 0 = no dose)"""
+    n_levels: np.ndarray
+    max_level: np.ndarray
+    min_interval_days: np.ndarray
+    """``(n_therapies, max_levels)`` least days since the last dose, per dose level"""
+    max_cumulative: np.ndarray
+    max_administrations: np.ndarray
+    admin_days: np.ndarray
+    """days of full health lost per administration (treatment burden)"""
+    course_days: int
+    gap_days: int
+    enforce_constraints: bool
+    decision_days: int
+    horizon_days: float
+    tumour_index: np.ndarray
+    """model states summed as tumour cells"""
+    lethal_cells: float
+    scan_days: np.ndarray
+    scan_sigma: float
+    """sd of the log of a scan's multiplicative measurement noise"""
+    cr_threshold_mm: float
+    cells_per_cm3: float
+    tox_state: np.ndarray
+    """model state graded, per category"""
+    tox_param: np.ndarray
+    """parameter the state is divided by (−1: none), per category"""
+    tox_scale: np.ndarray
+    tox_thresholds: np.ndarray
+    """``(n_categories, 5)`` thresholds of grades 1–5 (padded with ∓inf)"""
+    tox_below: np.ndarray
+    """True: the grade counts the thresholds the value is below; False: those it reaches"""
+    tox_fatal: np.ndarray
+    """grade 5 after ``fatal_days`` below ``fatal_anc`` (neutropenia)"""
+    fatal_anc: float
+    fatal_days: float
+    tox_disutility: np.ndarray
+    """utility lost per category at grades 0–5"""
+    burden_weight: float
+    burden_lo: float
+    burden_span: float
+    death_weight: float
+    obs_mode: int
+    lab_state: np.ndarray
+    lab_param: np.ndarray
+    lab_scale: np.ndarray
+    cum_cap: np.ndarray
+    days_cap: float
+    full_cap: float
+
+
+class State(NamedTuple):
+    """Per-patient state: row ``b`` of every array is patient ``b``."""
+
+    y: np.ndarray
+    """model state ``(n, n_states)``"""
+    params: np.ndarray
+    """model parameters ``(n, n_params)``"""
+    day: np.ndarray
+    """days since the start of treatment (at death: the day of death)"""
+    alive: np.ndarray
+    death_cause: np.ndarray
+    """DEATH_NONE, DEATH_TUMOUR, DEATH_TOXICITY or DEATH_ERROR"""
+    death_day: np.ndarray
+    """inf while alive"""
+    status: np.ndarray
+    """integrator status of the last interval (0 = ok)"""
+    steps: np.ndarray
+    """decision intervals stepped"""
+    scan_noise: np.ndarray
+    """``(n, n_scans)`` standard normal draws, one per scheduled scan (drawn at reset)"""
+    next_scan: np.ndarray
+    """index of the next scheduled scan"""
+    scan_day: np.ndarray
+    """day of the latest scan"""
+    scan_mm: np.ndarray
+    """latest measured diameter (mm; 0: not seen)"""
+    scan_log10_cells: np.ndarray
+    """log10(1 + cells) implied by the latest measured diameter"""
+    baseline_mm: np.ndarray
+    """measured baseline diameter (0: not measurable)"""
+    nadir_mm: np.ndarray
+    """smallest measured diameter so far, baseline included"""
+    recist: np.ndarray
+    """RECIST code of the latest scan (:class:`oncogym.clinical.Response`)"""
+    best_response: np.ndarray
+    progressed: np.ndarray
+    last_dose_day: np.ndarray
+    """``(n, n_therapies)`` day of the last delivery (−inf: never)"""
+    cumulative_dose: np.ndarray
+    """``(n, n_therapies)`` amount delivered so far (clinical units)"""
+    administrations: np.ndarray
+    """``(n, n_therapies)`` deliveries so far"""
+    interval_grade: np.ndarray
+    """``(n, n_categories)`` worst toxicity grade in the last interval"""
+    worst_grade: np.ndarray
+    """``(n, n_categories)`` worst toxicity grade so far"""
+    anc_low_since: np.ndarray
+    """first day of the current run below the fatal ANC (inf: not low)"""
+    obs: np.ndarray
+    """``(n, obs_size)`` float32 current observation"""
+
+
+class Interval(NamedTuple):
+    """What the last decision interval did, per patient (years unless stated)."""
+
+    delivered: np.ndarray
+    """``(n, n_therapies)`` amounts given (clinical units; an infusion: rate × days)"""
+    blocked: np.ndarray
+    """``(n, n_therapies)`` requests the constraints refused"""
+    days_alive: np.ndarray
+    """days alive in the interval"""
+    qaly: np.ndarray
+    """quality-adjusted life years lived (before treatment burden)"""
+    burden_loss: np.ndarray
+    """utility lost to tumour burden"""
+    toxicity_loss: np.ndarray
+    """utility lost to toxicity"""
+    treatment_loss: np.ndarray
+    """utility lost to administrations (hospital days, infusions)"""
+    death_penalty: np.ndarray
+    """years of life lost before the horizon (charged at death)"""
+    log10_burden_start: np.ndarray
+    """log10(1 + tumour cells) at the start of the interval"""
+    log10_burden_end: np.ndarray
+    """log10(1 + tumour cells) at its end (at death if earlier)"""
+    dose_fraction: np.ndarray
+    """sum over therapies of amount delivered / highest dose level"""
+
+
+COMPONENTS = Interval._fields[2:]
+"""The reward components of an :class:`Interval`, in order."""
+
+
+class Work(NamedTuple):
+    """Preallocated scratch per patient (row ``b``); nothing is allocated in the step."""
+
+    t_out: np.ndarray
+    """``(n, decision_days + 1)`` output days of the interval"""
+    out: np.ndarray
+    """``(n, decision_days + 1, n_states)`` model state on those days"""
+    offsets: np.ndarray
+    """day offsets of one therapy's deliveries"""
+    grade: np.ndarray
+    """``(n, n_categories)`` grade on the day being graded"""
+    event_day: np.ndarray
+    event_therapy: np.ndarray
+    event_amount: np.ndarray
+    infusion_start: np.ndarray
+    infusion_end: np.ndarray
+    infusion_therapy: np.ndarray
+    infusion_rate: np.ndarray
+    u: np.ndarray
+    integrator: np.ndarray
+    stats: np.ndarray
+
+
+# --- schedule and constraints -------------------------------------------------------------
 @jit
 def _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets):
     """Write the day offsets of a therapy's deliveries in ``[t, t + n_days)``; return count.
@@ -118,7 +258,7 @@ def _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets):
         return 1
     if kind == FRACTIONS:
         n = 0
-        day0 = math.floor(t + _EPS_DAY)
+        day0 = math.floor(t + EPS_DAY)
         for j in range(n_days):
             if (day0 + j) % 7 < 5:
                 offsets[n] = float(j)
@@ -138,353 +278,337 @@ def _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets):
 
 
 @jit
-def _min_interval(k, amount, min_int, levels):
-    """Minimum days since the last dose before a dose of ``amount`` of therapy ``k``.
+def _min_interval(task, k, amount):
+    """Least days since the last dose before a dose of ``amount`` of therapy ``k``.
 
-    ``min_int[k, j]`` is the interval of dose level ``levels[k, j]`` (rows padded with their
-    last entry); an amount between levels takes the interval of the next level up, so a
-    double dose needs the double interval (pembrolizumab 400 mg q6w, not q3w).
+    An amount between levels takes the interval of the next level up, so a double dose
+    needs the double interval (pembrolizumab 400 mg q6w, not q3w).
     """
-    width = levels.shape[1]
+    width = task.dose_levels.shape[1]
     for j in range(1, width):
-        if amount <= levels[k, j] * (1.0 + 1e-9):
-            return min_int[k, j]
-    return min_int[k, width - 1]
+        if amount <= task.dose_levels[k, j] * (1.0 + 1e-9):
+            return task.min_interval_days[k, j]
+    return task.min_interval_days[k, width - 1]
 
 
 @jit
-def _allowed(k, amount, n_deliv, first_day, interval, last, cum, nadm, min_int, levels, max_cum,
-             max_adm):  # fmt: skip
+def _allowed(task, state, b, k, amount, n_deliv, first_day, interval):
     """Whether ``n_deliv`` deliveries of ``amount`` from ``first_day`` respect the constraints.
 
     ``interval`` is the interval length (days): an infusion's total is ``amount·interval``.
     """
     if n_deliv <= 0:
         return False
-    if first_day - last[k] < _min_interval(k, amount, min_int, levels) - _EPS_DAY:
+    if first_day - state.last_dose_day[b, k] < _min_interval(task, k, amount) - EPS_DAY:
         return False
-    if nadm[k] + n_deliv > max_adm[k]:
+    if state.administrations[b, k] + n_deliv > task.max_administrations[k]:
         return False
     total = amount * n_deliv if interval <= 0.0 else amount * interval
-    if cum[k] + total > max_cum[k] * (1.0 + 1e-9) + 1e-12:
+    if state.cumulative_dose[b, k] + total > task.max_cumulative[k] * (1.0 + 1e-9) + 1e-12:
         return False
     return True
 
 
 @jit
-def _grade(value, thresholds, kind):
-    g = 0
-    if kind == TOX_BELOW:
-        for i in range(thresholds.shape[0]):
-            if value < thresholds[i]:
-                g += 1
-    else:
-        for i in range(thresholds.shape[0]):
-            if value >= thresholds[i] * (1.0 - _AT_LEAST_RTOL):
-                g += 1
-    return g
+def _interval_days(task, t):
+    """``(dt, n_days)``: length of the interval from day ``t`` (shortened at the horizon)."""
+    dt = min(float(task.decision_days), task.horizon_days - t)
+    return dt, math.ceil(dt - EPS_DAY)
 
 
 @jit
-def _grade_row(y, p, t, F, grade, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
-               tox_fatal, fatal_anc, fatal_days, worst_ever):  # fmt: skip
-    """Grade every category at one time; update the neutropenia run; return True on grade 5."""
-    dead = False
-    for c in range(tox_state.shape[0]):
-        v = y[tox_state[c]] * tox_scale[c]
-        if tox_param[c] >= 0:
-            v = v / p[tox_param[c]]
-        g = _grade(v, tox_thr[c], tox_kind[c])
-        if tox_fatal[c]:
-            if v < fatal_anc:
-                if not math.isfinite(F[F_ANC_LOW]):
-                    F[F_ANC_LOW] = t
-                if t - F[F_ANC_LOW] >= fatal_days:
-                    g = 5
+def _schedule(task, state, interval, work, requested, b):
+    """Turn the requested amounts into the interval's events and infusions.
+
+    Courses first (a CAR-T infusion is timed after them); a request the constraints
+    forbid is blocked.  Returns ``(n_events, n_infusions, admin_days, dose_fraction)``.
+    """
+    t = state.day[b]
+    dt, n_days = _interval_days(task, t)
+    offsets = work.offsets[b]
+    n_ev = 0
+    n_inf = 0
+    course_len = 0
+    admin_days = 0.0
+    dose_fraction = 0.0
+    for phase in range(2):
+        for k in range(requested.shape[1]):
+            kind = task.delivery[k]
+            if (phase == 0) != (kind == COURSE):
+                continue
+            a = requested[b, k]
+            if a <= 0.0:
+                continue
+            n_deliv = _deliveries(
+                kind, t, n_days, task.course_days, course_len, task.gap_days, offsets
+            )
+            if n_deliv == 0:
+                continue  # e.g. radiotherapy asked for in an interval of weekend days only
+            span = dt if kind == INFUSION else 0.0
+            if task.enforce_constraints and not _allowed(
+                task, state, b, k, a, n_deliv, t + offsets[0], span
+            ):
+                interval.blocked[b, k] = True
+                continue
+            if kind == INFUSION:
+                work.infusion_start[b, n_inf] = t
+                work.infusion_end[b, n_inf] = t + dt
+                work.infusion_therapy[b, n_inf] = task.therapy_index[k]
+                work.infusion_rate[b, n_inf] = a
+                n_inf += 1
+                total = a * dt
             else:
-                F[F_ANC_LOW] = np.inf
-        if worst_ever[c] == 5:
+                for j in range(n_deliv):
+                    work.event_day[b, n_ev] = t + offsets[j]
+                    work.event_therapy[b, n_ev] = task.therapy_index[k]
+                    work.event_amount[b, n_ev] = a
+                    n_ev += 1
+                total = a * n_deliv
+            if kind == COURSE:
+                course_len = n_deliv
+            interval.delivered[b, k] = total
+            state.cumulative_dose[b, k] += total
+            state.administrations[b, k] += n_deliv
+            state.last_dose_day[b, k] = t + offsets[n_deliv - 1]
+            admin_days += task.admin_days[k] * n_deliv
+            dose_fraction += total / task.max_level[k]
+    _sort_events(work, b, n_ev)
+    return n_ev, n_inf, admin_days, dose_fraction
+
+
+@jit
+def _sort_events(work, b, n_ev):
+    """Sort patient ``b``'s events by day (insertion sort: stable, few events)."""
+    day, therapy, amount = work.event_day[b], work.event_therapy[b], work.event_amount[b]
+    for i in range(1, n_ev):
+        et = day[i]
+        ek = therapy[i]
+        ea = amount[i]
+        j = i - 1
+        while j >= 0 and day[j] > et:
+            day[j + 1] = day[j]
+            therapy[j + 1] = therapy[j]
+            amount[j + 1] = amount[j]
+            j -= 1
+        day[j + 1] = et
+        therapy[j + 1] = ek
+        amount[j + 1] = ea
+
+
+# --- toxicity, tumour, scans ------------------------------------------------------------
+@jit
+def _grade_day(task, state, work, b, y, day):
+    """Grade every category on one day into ``work.grade[b]``; True on grade 5."""
+    p = state.params[b]
+    dead = False
+    for c in range(task.tox_state.shape[0]):
+        v = y[task.tox_state[c]] * task.tox_scale[c]
+        if task.tox_param[c] >= 0:
+            v = v / p[task.tox_param[c]]
+        if task.tox_below[c]:
+            g = rules.grade_below(v, task.tox_thresholds[c])
+        else:
+            g = rules.grade_at_least(v, task.tox_thresholds[c])
+        if task.tox_fatal[c]:
+            start = rules.low_run_start(v, task.fatal_anc, day, state.anc_low_since[b])
+            state.anc_low_since[b] = start
+            if day - start >= task.fatal_days:
+                g = 5
+        if state.worst_grade[b, c] == 5:
             g = 5  # grade 5 is absorbing
-        grade[c] = g
+        work.grade[b, c] = g
         if g >= 5:
             dead = True
     return dead
 
 
 @jit
-def _cells(y, tumour_idx):
+def _cells(y, tumour_index):
     c = 0.0
-    for i in range(tumour_idx.shape[0]):
-        c += y[tumour_idx[i]]
+    for i in range(tumour_index.shape[0]):
+        c += y[tumour_index[i]]
     return c
 
 
 @jit
-def _diameter_mm(cells, cells_per_cm3):
-    return 10.0 * np.cbrt(6.0 * (max(cells, 0.0) / cells_per_cm3) / np.pi)
+def _recist(task):
+    return rules.Recist(
+        task.cr_threshold_mm,
+        rules.PR_DECREASE,
+        rules.PD_INCREASE,
+        rules.PD_MIN_INCREASE_MM,
+        rules.MIN_SD_DAYS,
+    )
 
 
 @jit
-def _scan(F, I, cells, day, z, sigma, cr_mm, cells_per_cm3, baseline):
-    """One scan: noisy diameter, RECIST 1.1 update (clinical.recist_responses rules)."""
-    true_mm = _diameter_mm(cells, cells_per_cm3)
-    raw = true_mm * math.exp(sigma * z)
-    visible = raw >= cr_mm
+def _scan(task, state, b, cells, day, z, baseline):
+    """One scan of patient ``b``: noisy diameter, then the RECIST 1.1 record (rulebook)."""
+    rule = _recist(task)
+    raw = rules.diameter_mm(cells, task.cells_per_cm3) * math.exp(task.scan_sigma * z)
+    visible = rules.is_visible(raw, rule)
     measured = raw if visible else 0.0
-    F[F_SCAN_DAY] = day
-    F[F_SCAN_MM] = measured
-    vol_cm3 = math.pi / 6.0 * (measured / 10.0) ** 3
-    F[F_SCAN_LOG10] = math.log10(1.0 + vol_cm3 * cells_per_cm3)
+    state.scan_day[b] = day
+    state.scan_mm[b] = measured
+    state.scan_log10_cells[b] = math.log10(
+        1.0 + rules.cells_of_diameter(measured, task.cells_per_cm3)
+    )
     if baseline:
-        F[F_BASE_MM] = measured
-        F[F_NADIR_MM] = measured
-        I[I_RECIST] = NE
-        I[I_PROGRESSED] = 0
-        I[I_BEST] = NE
+        state.baseline_mm[b] = measured
+        state.nadir_mm[b] = measured
+        state.recist[b] = rules.NE
+        state.progressed[b] = False
+        state.best_response[b] = rules.NE
         return
-    base = F[F_BASE_MM]
-    nadir = F[F_NADIR_MM]
-    measurable = base > 0.0
-    rise = measured - nadir
-    is_pd = visible and rise >= 0.2 * nadir - _TOL_MM and rise >= 5.0 - _TOL_MM
-    cat = SD
-    if measured <= 0.7 * base + _TOL_MM:
-        cat = PR
-    if not visible:
-        cat = CR
-    if not measurable:
-        cat = NE
-    if is_pd:
-        cat = PD
-    if I[I_PROGRESSED]:
-        cat = PD
-    else:
-        # best overall response: scans up to and including the first PD
-        qualifies = cat == CR or cat == PR or cat == PD or (cat == SD and day >= 42.0)
-        if qualifies and cat < I[I_BEST]:
-            I[I_BEST] = cat
-    if is_pd:
-        I[I_PROGRESSED] = 1
-    I[I_RECIST] = cat
-    F[F_NADIR_MM] = min(nadir, measured)
+    base = state.baseline_mm[b]
+    cat, nadir, progressed, best = rules.follow_up(
+        measured,
+        visible,
+        day,
+        base,
+        base > 0.0,
+        state.nadir_mm[b],
+        state.progressed[b],
+        state.best_response[b],
+        rule,
+    )
+    state.recist[b] = cat
+    state.nadir_mm[b] = nadir
+    state.progressed[b] = progressed
+    state.best_response[b] = best
 
 
 @jit
-def _observe(obs_mode, y, p, F, I, last, cum, worst_step, obs, lab_state, lab_param,
-             lab_scale, max_level, cum_cap, days_cap, full_cap):  # fmt: skip
-    """Write one observation row (float32); every value is clipped to its finite bounds."""
-    t = F[F_T]
+def _observe(task, state, b):
+    """Write patient ``b``'s observation row (float32), every value within its bounds."""
+    obs = state.obs[b]
+    y = state.y[b]
+    t = state.day[b]
+    cap = CLINICAL_LOG10_CAP
     j = 0
-    if obs_mode == OBS_CLINICAL:
-        obs[0] = min(max(F[F_SCAN_LOG10], 0.0), 14.0)
-        obs[1] = min(max((t - F[F_SCAN_DAY]) / 7.0, 0.0), days_cap / 7.0)
+    if task.obs_mode == OBS_CLINICAL:
+        obs[0] = min(max(state.scan_log10_cells[b], 0.0), cap)
+        obs[1] = min(max((t - state.scan_day[b]) / 7.0, 0.0), task.days_cap / 7.0)
         j = 2
-        for i in range(lab_state.shape[0]):
-            v = y[lab_state[i]] * lab_scale[i]
-            if lab_param[i] >= 0:
-                v = v / p[lab_param[i]]
-            obs[j] = min(math.log10(1.0 + max(v, 0.0)), 14.0)
+        for i in range(task.lab_state.shape[0]):
+            v = y[task.lab_state[i]] * task.lab_scale[i]
+            if task.lab_param[i] >= 0:
+                v = v / state.params[b, task.lab_param[i]]
+            obs[j] = min(math.log10(1.0 + max(v, 0.0)), cap)
             j += 1
-        for c in range(worst_step.shape[0]):
-            obs[j] = worst_step[c]
+        for c in range(state.interval_grade.shape[1]):
+            obs[j] = state.interval_grade[b, c]
             j += 1
     else:
         for i in range(y.shape[0]):
-            obs[j] = min(math.log10(1.0 + max(y[i], 0.0)), full_cap)
+            obs[j] = min(math.log10(1.0 + max(y[i], 0.0)), task.full_cap)
             j += 1
-    for k in range(last.shape[0]):
-        obs[j] = min(max(t - last[k], 0.0), days_cap)
+    for k in range(task.max_level.shape[0]):
+        obs[j] = min(max(t - state.last_dose_day[b, k], 0.0), task.days_cap)
         j += 1
-    for k in range(cum.shape[0]):
-        obs[j] = min(cum[k] / max_level[k], cum_cap[k])
+    for k in range(task.max_level.shape[0]):
+        obs[j] = min(state.cumulative_dose[b, k] / task.max_level[k], task.cum_cap[k])
         j += 1
-    obs[j] = min(t, days_cap)
+    obs[j] = min(t, task.days_cap)
+
+
+# --- start of an episode -------------------------------------------------------------------
+@jit
+def _clear_interval(interval, b):
+    for k in range(interval.delivered.shape[1]):
+        interval.delivered[b, k] = 0.0
+        interval.blocked[b, k] = False
+    for field in (
+        interval.days_alive,
+        interval.qaly,
+        interval.burden_loss,
+        interval.toxicity_loss,
+        interval.treatment_loss,
+        interval.death_penalty,
+        interval.log10_burden_start,
+        interval.log10_burden_end,
+        interval.dose_fraction,
+    ):
+        field[b] = 0.0
 
 
 @jit
-def _start_one(y, p, F, I, last, cum, nadm, grade, worst_step, worst_ever, scan_z, obs,
-               obs_mode, tumour_idx, scan_days, scan_sigma, cr_mm, cells_per_cm3,
-               tox_state, tox_param, tox_scale, tox_thr, tox_kind, tox_fatal, fatal_anc,
-               fatal_days, lab_state, lab_param, lab_scale, max_level, cum_cap, days_cap,
-               full_cap):  # fmt: skip
-    """Reset one patient's bookkeeping at day 0 (baseline scan, grades) and observe."""
-    for i in range(F.shape[0]):
-        F[i] = 0.0
-    for i in range(I.shape[0]):
-        I[i] = 0
-    F[F_ANC_LOW] = np.inf
-    F[F_DEATH_DAY] = np.inf
-    I[I_ALIVE] = 1
-    I[I_BEST] = NE
-    I[I_RECIST] = NE
-    for k in range(last.shape[0]):
-        last[k] = -np.inf
-        cum[k] = 0.0
-        nadm[k] = 0
-    for c in range(grade.shape[0]):
-        worst_ever[c] = 0
-    _grade_row(y, p, 0.0, F, grade, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
-               tox_fatal, fatal_anc, fatal_days, worst_ever)  # fmt: skip
-    for c in range(grade.shape[0]):
-        worst_step[c] = grade[c]
-        worst_ever[c] = grade[c]
-    if scan_days.shape[0] > 0 and scan_days[0] <= _EPS_DAY:
-        _scan(F, I, _cells(y, tumour_idx), 0.0, scan_z[0], scan_sigma, cr_mm, cells_per_cm3,
-              True)  # fmt: skip
-        I[I_SCAN_IDX] = 1
-    _observe(obs_mode, y, p, F, I, last, cum, worst_step, obs, lab_state, lab_param,
-             lab_scale, max_level, cum_cap, days_cap, full_cap)  # fmt: skip
+def _start_one(task, state, interval, work, b):
+    """Start patient ``b`` (its ``y``, ``params`` and ``scan_noise`` already set) at day 0:
+    clinic record, grades, baseline scan, observation."""
+    state.day[b] = 0.0
+    state.alive[b] = True
+    state.death_cause[b] = DEATH_NONE
+    state.death_day[b] = np.inf
+    state.status[b] = OK
+    state.steps[b] = 0
+    state.next_scan[b] = 0
+    state.scan_day[b] = 0.0
+    state.scan_mm[b] = 0.0
+    state.scan_log10_cells[b] = 0.0
+    state.baseline_mm[b] = 0.0
+    state.nadir_mm[b] = 0.0
+    state.recist[b] = rules.NE
+    state.best_response[b] = rules.NE
+    state.progressed[b] = False
+    state.anc_low_since[b] = np.inf
+    for k in range(state.last_dose_day.shape[1]):
+        state.last_dose_day[b, k] = -np.inf
+        state.cumulative_dose[b, k] = 0.0
+        state.administrations[b, k] = 0
+    for c in range(state.worst_grade.shape[1]):
+        state.worst_grade[b, c] = 0
+    _clear_interval(interval, b)
+    _grade_day(task, state, work, b, state.y[b], 0.0)
+    for c in range(state.worst_grade.shape[1]):
+        state.interval_grade[b, c] = work.grade[b, c]
+        state.worst_grade[b, c] = work.grade[b, c]
+    if task.scan_days.shape[0] > 0 and task.scan_days[0] <= EPS_DAY:
+        _scan(
+            task, state, b, _cells(state.y[b], task.tumour_index), 0.0, state.scan_noise[b, 0], True
+        )
+        state.next_scan[b] = 1
+    _observe(task, state, b)
 
 
 @jit
-def start_batch(rows, Y, P, F, I, LAST, CUM, NADM, GRADE, WSTEP, WEVER, SCAN_Z, OBS, obs_mode,
-                tumour_idx, scan_days, scan_sigma, cr_mm, cells_per_cm3, tox_state, tox_param,
-                tox_scale, tox_thr, tox_kind, tox_fatal, fatal_anc, fatal_days, lab_state,
-                lab_param, lab_scale, max_level, cum_cap, days_cap, full_cap):  # fmt: skip
-    """Reset the patients in ``rows`` (their ``Y``, ``P`` and ``SCAN_Z`` rows already set)."""
+def start(task, state, interval, work, rows):
+    """Start the patients ``rows`` (see :func:`_start_one`)."""
     for r in range(rows.shape[0]):
-        b = rows[r]
-        _start_one(Y[b], P[b], F[b], I[b], LAST[b], CUM[b], NADM[b], GRADE[b], WSTEP[b],
-                   WEVER[b], SCAN_Z[b], OBS[b], obs_mode, tumour_idx, scan_days, scan_sigma,
-                   cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
-                   tox_fatal, fatal_anc, fatal_days, lab_state, lab_param, lab_scale,
-                   max_level, cum_cap, days_cap, full_cap)  # fmt: skip
+        _start_one(task, state, interval, work, rows[r])
 
 
+# --- one decision interval -----------------------------------------------------------------
 @jit
-def _step_one(method, rhs, dose, y, p, F, I, last, cum, nadm, req, deliv, blocked, grade,
-              worst_step, worst_ever, scan_z, comp, obs, t_out, ev_t, ev_k, ev_a, inf_t0,
-              inf_t1, inf_k, inf_r, u, out, work, stats, offsets, tx_model, tx_kind,
-              min_int, levels, max_cum, max_adm, max_level, admin_days, course_days, gap_days,
-              enforce, decision_days, horizon, tumour_idx, lethal, scan_days, scan_sigma,
-              cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
-              tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight, burden_lo,
-              burden_span, death_weight, obs_mode, lab_state, lab_param, lab_scale, cum_cap,
-              days_cap, full_cap, rtol, atol, floor, max_steps):  # fmt: skip
-    nt = req.shape[0]
-    for c in range(comp.shape[0]):
-        comp[c] = 0.0
-    for k in range(nt):
-        deliv[k] = 0.0
-        blocked[k] = False
-    if I[I_ALIVE] == 0:
-        return
-    t = F[F_T]
-    dt = min(float(decision_days), horizon - t)
-    n_days = math.ceil(dt - _EPS_DAY)
-    n_out = n_days + 1
-    for j in range(n_days):
-        t_out[j] = t + j
-    t_out[n_days] = t + dt
+def _days(task, state, interval, work, b, n_out):
+    """Grade, find death and add up the utility on each output day of the interval.
 
-    # --- 1. schedule of the interval, constraints -----------------------------------------
-    n_ev = 0
-    n_inf = 0
-    course_len = 0
-    admin_loss = 0.0
-    dose_fraction = 0.0
-    for phase in range(2):  # courses first: a CAR-T infusion is timed after them
-        for k in range(nt):
-            kind = tx_kind[k]
-            if (phase == 0) != (kind == COURSE):
-                continue
-            a = req[k]
-            if a <= 0.0:
-                continue
-            n_deliv = _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets)
-            if n_deliv == 0:
-                continue  # e.g. radiotherapy asked for in an interval of weekend days only
-            interval = dt if kind == INFUSION else 0.0
-            first = t + offsets[0]
-            if enforce and not _allowed(k, a, n_deliv, first, interval, last, cum, nadm,
-                                        min_int, levels, max_cum, max_adm):  # fmt: skip
-                blocked[k] = True
-                continue
-            if kind == INFUSION:
-                inf_t0[n_inf] = t
-                inf_t1[n_inf] = t + dt
-                inf_k[n_inf] = tx_model[k]
-                inf_r[n_inf] = a
-                n_inf += 1
-                total = a * dt
-            else:
-                for j in range(n_deliv):
-                    ev_t[n_ev] = t + offsets[j]
-                    ev_k[n_ev] = tx_model[k]
-                    ev_a[n_ev] = a
-                    n_ev += 1
-                total = a * n_deliv
-            if kind == COURSE:
-                course_len = n_deliv
-            deliv[k] = total
-            cum[k] += total
-            nadm[k] += n_deliv
-            last[k] = t + offsets[n_deliv - 1]
-            admin_loss += admin_days[k] * n_deliv
-            dose_fraction += total / max_level[k]
-    # events sorted by time (insertion sort: stable, few events)
-    for i in range(1, n_ev):
-        et = ev_t[i]
-        ek = ev_k[i]
-        ea = ev_a[i]
-        j = i - 1
-        while j >= 0 and ev_t[j] > et:
-            ev_t[j + 1] = ev_t[j]
-            ev_k[j + 1] = ev_k[j]
-            ev_a[j + 1] = ev_a[j]
-            j -= 1
-        ev_t[j + 1] = et
-        ev_k[j + 1] = ek
-        ev_a[j + 1] = ea
-
-    # --- 2. integrate -------------------------------------------------------------------------
-    cells0 = _cells(y, tumour_idx)
-    comp[C_LOG10_START] = math.log10(1.0 + cells0)
-    status = simulate_one(rhs, dose, Solver(method, rtol, atol, floor, max_steps), y, p,
-                          t_out[:n_out], Doses(ev_t, ev_k, ev_a, n_ev, inf_t0, inf_t1, inf_k,
-                          inf_r, n_inf), Scratch(u, work, stats), out[:n_out])  # fmt: skip
-    I[I_STEP] += 1
-    I[I_STATUS] = status
-    if status != OK:
-        # the state stays at the start of the interval (finite); the episode ends
-        I[I_ALIVE] = 0
-        I[I_CAUSE] = DEATH_ERROR
-        F[F_DEATH_DAY] = t
-        comp[C_LOG10_END] = comp[C_LOG10_START]
-        _observe(obs_mode, y, p, F, I, last, cum, worst_step, obs, lab_state, lab_param,
-                 lab_scale, max_level, cum_cap, days_cap, full_cap)  # fmt: skip
-        return
-
-    # --- 3. toxicity, death, reward components day by day -----------------------------------
-    for c in range(worst_step.shape[0]):
-        worst_step[c] = 0
+    Returns ``(j_end, death_day, cause)``: the last output day lived (the day of death's
+    output day), the day of death (inf: alive) and its cause.
+    """
+    t_out, out = work.t_out[b], work.out[b]
+    for c in range(state.interval_grade.shape[1]):
+        state.interval_grade[b, c] = 0
     qaly = 0.0
     burden_loss = 0.0
     tox_loss = 0.0
     alive_days = 0.0
     death = np.inf
     cause = DEATH_NONE
-    j_end = n_days
-    log_lethal = math.log(lethal)
+    j_end = n_out - 1
     for j in range(1, n_out):
         row = out[j]
         tj = t_out[j]
-        cells = _cells(row, tumour_idx)
-        tox_dead = _grade_row(row, p, tj, F, grade, tox_state, tox_param, tox_scale, tox_thr,
-                              tox_kind, tox_fatal, fatal_anc, fatal_days, worst_ever)  # fmt: skip
-        for c in range(grade.shape[0]):
-            if grade[c] > worst_step[c]:
-                worst_step[c] = grade[c]
-            if grade[c] > worst_ever[c]:
-                worst_ever[c] = grade[c]
-        if cells >= lethal:
-            c0 = _cells(out[j - 1], tumour_idx)
-            if c0 > 0.0:
-                frac = (log_lethal - math.log(c0)) / (math.log(cells) - math.log(c0))
-                frac = min(max(frac, 0.0), 1.0)
-                death = t_out[j - 1] + frac * (tj - t_out[j - 1])
-            else:
-                death = tj
+        cells = _cells(row, task.tumour_index)
+        tox_dead = _grade_day(task, state, work, b, row, tj)
+        for c in range(state.interval_grade.shape[1]):
+            g = work.grade[b, c]
+            state.interval_grade[b, c] = max(state.interval_grade[b, c], g)
+            state.worst_grade[b, c] = max(state.worst_grade[b, c], g)
+        if cells >= task.lethal_cells:
+            death = rules.lethal_crossing_day(
+                t_out[j - 1], _cells(out[j - 1], task.tumour_index), tj, cells, task.lethal_cells
+            )
             cause = DEATH_TUMOUR
         if tox_dead and tj < death:
             death = tj
@@ -492,124 +616,145 @@ def _step_one(method, rhs, dose, y, p, F, I, last, cum, nadm, req, deliv, blocke
         # utility over (t_{j-1}, t_j], evaluated at its end (right Riemann sum)
         span = min(tj, death) - t_out[j - 1]
         if span > 0.0:
-            b = (math.log10(1.0 + cells) - burden_lo) / burden_span
-            b = burden_weight * min(max(b, 0.0), 1.0)
-            tx = 0.0
-            for c in range(grade.shape[0]):
-                tx += tox_disutility[min(grade[c], 5)]
-            util = max(1.0 - b - tx, 0.0)
-            qaly += util * span
-            burden_loss += b * span
-            tox_loss += tx * span
+            burden = (math.log10(1.0 + cells) - task.burden_lo) / task.burden_span
+            burden = task.burden_weight * min(max(burden, 0.0), 1.0)
+            tox = 0.0
+            for c in range(state.interval_grade.shape[1]):
+                tox += task.tox_disutility[min(work.grade[b, c], 5)]
+            qaly += max(1.0 - burden - tox, 0.0) * span
+            burden_loss += burden * span
+            tox_loss += tox * span
             alive_days += span
         if cause != DEATH_NONE:
             j_end = j
             break
-    for i in range(y.shape[0]):
-        y[i] = out[j_end, i]
-    comp[C_LOG10_END] = math.log10(1.0 + _cells(y, tumour_idx))
-    comp[C_DAYS_ALIVE] = alive_days
-    comp[C_QALY] = qaly / _DAYS_PER_YEAR
-    comp[C_BURDEN_LOSS] = burden_loss / _DAYS_PER_YEAR
-    comp[C_TOX_LOSS] = tox_loss / _DAYS_PER_YEAR
-    comp[C_ADMIN_LOSS] = admin_loss / _DAYS_PER_YEAR
-    comp[C_DOSE_FRACTION] = dose_fraction
-
-    # --- 4. scans due in (t, t + dt], before death --------------------------------------------
-    t_end = t_out[j_end]
-    while I[I_SCAN_IDX] < scan_days.shape[0]:
-        s = scan_days[I[I_SCAN_IDX]]
-        if s > t_end + _EPS_DAY or s > death:
-            break
-        js = round(s - t)
-        js = min(max(js, 0), j_end)
-        _scan(F, I, _cells(out[js], tumour_idx), s, scan_z[I[I_SCAN_IDX]], scan_sigma, cr_mm,
-              cells_per_cm3, False)  # fmt: skip
-        I[I_SCAN_IDX] += 1
-
-    if cause != DEATH_NONE:
-        I[I_ALIVE] = 0
-        I[I_CAUSE] = cause
-        F[F_DEATH_DAY] = death
-        F[F_T] = death
-        comp[C_DEATH_PENALTY] = death_weight * max(horizon - death, 0.0) / _DAYS_PER_YEAR
-    else:
-        F[F_T] = t + dt
-    _observe(obs_mode, y, p, F, I, last, cum, worst_step, obs, lab_state, lab_param,
-             lab_scale, max_level, cum_cap, days_cap, full_cap)  # fmt: skip
+    interval.days_alive[b] = alive_days
+    interval.qaly[b] = qaly / DAYS_PER_YEAR
+    interval.burden_loss[b] = burden_loss / DAYS_PER_YEAR
+    interval.toxicity_loss[b] = tox_loss / DAYS_PER_YEAR
+    return j_end, death, cause
 
 
 @jit
-def step_serial(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BLOCKED, GRADE,
-                WSTEP, WEVER, SCAN_Z, COMP, OBS, T_OUT, EV_T, EV_K, EV_A, INF_T0, INF_T1,
-                INF_K, INF_R, U, OUT, WORK, STATS, OFFSETS, tx_model, tx_kind, min_int,
-                levels, max_cum, max_adm, max_level, admin_days, course_days, gap_days, enforce,
-                decision_days, horizon, tumour_idx, lethal, scan_days, scan_sigma, cr_mm,
-                cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind, tox_fatal,
-                fatal_anc, fatal_days, tox_disutility, burden_weight, burden_lo, burden_span,
-                death_weight, obs_mode, lab_state, lab_param, lab_scale, cum_cap, days_cap,
-                full_cap, rtol, atol, floor, max_steps):  # fmt: skip
+def _scans(task, state, work, b, j_end, death):
+    """The scheduled scans of ``(t, t_out[j_end]]`` before death, on the output days."""
+    t_out, out = work.t_out[b], work.out[b]
+    t = t_out[0]
+    while state.next_scan[b] < task.scan_days.shape[0]:
+        i = state.next_scan[b]
+        s = task.scan_days[i]
+        if s > t_out[j_end] + EPS_DAY or s > death:
+            break
+        js = min(max(round(s - t), 0), j_end)
+        _scan(task, state, b, _cells(out[js], task.tumour_index), s, state.scan_noise[b, i], False)
+        state.next_scan[b] = i + 1
+
+
+@jit
+def _step_one(rhs, dose, solver, task, state, interval, work, requested, b):
+    """Advance patient ``b`` by one decision interval (the module docstring's four parts)."""
+    _clear_interval(interval, b)
+    if not state.alive[b]:
+        return
+    t = state.day[b]
+    dt, n_days = _interval_days(task, t)
+    n_out = n_days + 1
+    for j in range(n_days):
+        work.t_out[b, j] = t + j
+    work.t_out[b, n_days] = t + dt
+
+    n_ev, n_inf, admin_days, dose_fraction = _schedule(task, state, interval, work, requested, b)
+
+    y = state.y[b]
+    interval.log10_burden_start[b] = math.log10(1.0 + _cells(y, task.tumour_index))
+    doses = Doses(
+        work.event_day[b],
+        work.event_therapy[b],
+        work.event_amount[b],
+        n_ev,
+        work.infusion_start[b],
+        work.infusion_end[b],
+        work.infusion_therapy[b],
+        work.infusion_rate[b],
+        n_inf,
+    )
+    scratch = Scratch(work.u[b], work.integrator[b], work.stats[b])
+    status = simulate_one(
+        rhs,
+        dose,
+        solver,
+        y,
+        state.params[b],
+        work.t_out[b, :n_out],
+        doses,
+        scratch,
+        work.out[b, :n_out],
+    )
+    state.steps[b] += 1
+    state.status[b] = status
+    if status != OK:
+        # the state stays at the start of the interval (finite); the episode ends
+        state.alive[b] = False
+        state.death_cause[b] = DEATH_ERROR
+        state.death_day[b] = t
+        interval.log10_burden_end[b] = interval.log10_burden_start[b]
+        _observe(task, state, b)
+        return
+
+    interval.treatment_loss[b] = admin_days / DAYS_PER_YEAR
+    interval.dose_fraction[b] = dose_fraction
+    j_end, death, cause = _days(task, state, interval, work, b, n_out)
+    for i in range(y.shape[0]):
+        y[i] = work.out[b, j_end, i]
+    interval.log10_burden_end[b] = math.log10(1.0 + _cells(y, task.tumour_index))
+    _scans(task, state, work, b, j_end, death)
+    if cause != DEATH_NONE:
+        state.alive[b] = False
+        state.death_cause[b] = cause
+        state.death_day[b] = death
+        state.day[b] = death
+        interval.death_penalty[b] = (
+            task.death_weight * max(task.horizon_days - death, 0.0) / DAYS_PER_YEAR
+        )
+    else:
+        state.day[b] = t + dt
+    _observe(task, state, b)
+
+
+@jit
+def step_serial(rhs, dose, solver, task, state, interval, work, requested):
     """Advance every patient by one decision interval, one after the other."""
-    for b in range(Y.shape[0]):
-        _step_one(method, rhs, dose, Y[b], P[b], F[b], I[b], LAST[b], CUM[b], NADM[b], REQ[b],
-                  DELIV[b], BLOCKED[b], GRADE[b], WSTEP[b], WEVER[b], SCAN_Z[b], COMP[b],
-                  OBS[b], T_OUT[b], EV_T[b], EV_K[b], EV_A[b], INF_T0[b], INF_T1[b],
-                  INF_K[b], INF_R[b], U[b], OUT[b], WORK[b], STATS[b], OFFSETS[b], tx_model,
-                  tx_kind, min_int, levels, max_cum, max_adm, max_level, admin_days, course_days,
-                  gap_days, enforce, decision_days, horizon, tumour_idx, lethal, scan_days,
-                  scan_sigma, cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr,
-                  tox_kind, tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight,
-                  burden_lo, burden_span, death_weight, obs_mode, lab_state, lab_param,
-                  lab_scale, cum_cap, days_cap, full_cap, rtol, atol, floor,
-                  max_steps)  # fmt: skip
+    for b in range(state.day.shape[0]):
+        _step_one(rhs, dose, solver, task, state, interval, work, requested, b)
 
 
 @jit_parallel
-def step_parallel(method, rhs, dose, Y, P, F, I, LAST, CUM, NADM, REQ, DELIV, BLOCKED, GRADE,
-                  WSTEP, WEVER, SCAN_Z, COMP, OBS, T_OUT, EV_T, EV_K, EV_A, INF_T0, INF_T1,
-                  INF_K, INF_R, U, OUT, WORK, STATS, OFFSETS, tx_model, tx_kind, min_int,
-                  levels, max_cum, max_adm, max_level, admin_days, course_days, gap_days, enforce,
-                  decision_days, horizon, tumour_idx, lethal, scan_days, scan_sigma, cr_mm,
-                  cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr, tox_kind,
-                  tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight, burden_lo,
-                  burden_span, death_weight, obs_mode, lab_state, lab_param, lab_scale,
-                  cum_cap, days_cap, full_cap, rtol, atol, floor, max_steps):  # fmt: skip
-    """Advance every patient by one decision interval in parallel (``prange``)."""
-    for b in prange(Y.shape[0]):
-        _step_one(method, rhs, dose, Y[b], P[b], F[b], I[b], LAST[b], CUM[b], NADM[b], REQ[b],
-                  DELIV[b], BLOCKED[b], GRADE[b], WSTEP[b], WEVER[b], SCAN_Z[b], COMP[b],
-                  OBS[b], T_OUT[b], EV_T[b], EV_K[b], EV_A[b], INF_T0[b], INF_T1[b],
-                  INF_K[b], INF_R[b], U[b], OUT[b], WORK[b], STATS[b], OFFSETS[b], tx_model,
-                  tx_kind, min_int, levels, max_cum, max_adm, max_level, admin_days, course_days,
-                  gap_days, enforce, decision_days, horizon, tumour_idx, lethal, scan_days,
-                  scan_sigma, cr_mm, cells_per_cm3, tox_state, tox_param, tox_scale, tox_thr,
-                  tox_kind, tox_fatal, fatal_anc, fatal_days, tox_disutility, burden_weight,
-                  burden_lo, burden_span, death_weight, obs_mode, lab_state, lab_param,
-                  lab_scale, cum_cap, days_cap, full_cap, rtol, atol, floor,
-                  max_steps)  # fmt: skip
+def step_parallel(rhs, dose, solver, task, state, interval, work, requested):
+    """Advance every patient by one decision interval, in parallel (``prange``)."""
+    for b in prange(state.day.shape[0]):
+        _step_one(rhs, dose, solver, task, state, interval, work, requested, b)
 
 
 @jit
-def masks(F, I, LAST, CUM, NADM, MASK, levels, n_levels, tx_kind, min_int, max_cum, max_adm,
-          course_days, decision_days, horizon, enforce):  # fmt: skip
-    """Allowed dose levels of the next interval, flattened per patient (MultiDiscrete order)."""
-    nt = levels.shape[0]
-    offsets = np.empty(max(decision_days, 1) + 1)
-    for b in range(F.shape[0]):
-        t = F[b, F_T]
-        dt = min(float(decision_days), horizon - t)
-        n_days = max(math.ceil(dt - _EPS_DAY), 1)
+def masks(task, state, offsets, out):
+    """Allowed dose levels of the next interval, flattened per patient (MultiDiscrete order).
+
+    ``offsets`` is scratch of at least ``decision_days + 1`` entries.
+    """
+    for b in range(state.day.shape[0]):
+        t = state.day[b]
+        dt, n_days = _interval_days(task, t)
+        n_days = max(n_days, 1)
         col = 0
-        for k in range(nt):
-            kind = tx_kind[k]
-            n_deliv = _deliveries(kind, t, n_days, course_days, 0, 0, offsets)
-            interval = dt if kind == INFUSION else 0.0
-            for j in range(n_levels[k]):
-                if j == 0 or not enforce:
-                    ok = True
-                else:
-                    ok = I[b, I_ALIVE] == 1 and _allowed(
-                        k, levels[k, j], n_deliv, t + offsets[0], interval, LAST[b], CUM[b],
-                        NADM[b], min_int, levels, max_cum, max_adm)  # fmt: skip
-                MASK[b, col + j] = ok
-            col += n_levels[k]
+        for k in range(task.n_levels.shape[0]):
+            kind = task.delivery[k]
+            n_deliv = _deliveries(kind, t, n_days, task.course_days, 0, 0, offsets)
+            span = dt if kind == INFUSION else 0.0
+            for j in range(task.n_levels[k]):
+                ok = True
+                if j > 0 and task.enforce_constraints:
+                    ok = state.alive[b] and _allowed(
+                        task, state, b, k, task.dose_levels[k, j], n_deliv, t + offsets[0], span
+                    )
+                out[b, col + j] = ok
+            col += task.n_levels[k]

@@ -1,200 +1,207 @@
-"""The pure functions of every oncogym environment (Gymnasium phys2d style).
+"""The functional environment: every oncogym environment's dynamics, written once.
 
-The single environment (:class:`oncogym.envs.OncologyEnv`), the native vector environment
-(:class:`oncogym.envs.OncologyVectorEnv`) and planners share these functions; they differ
-only in how many patients a :class:`BatchState` holds and in whether the compiled step
-runs serially or in parallel.
+:class:`OncologyFunctional` has the shape of Gymnasium's ``FuncEnv`` (phys2d style):
+:meth:`~OncologyFunctional.initial`, :meth:`~OncologyFunctional.transition`,
+:meth:`~OncologyFunctional.observation`, :meth:`~OncologyFunctional.reward`,
+:meth:`~OncologyFunctional.terminal`, :meth:`~OncologyFunctional.info`, and one composition
+:meth:`~OncologyFunctional.step` that the single environment, the vector environment (and
+the SB3 adapter over it), the evaluator and the planner all call.  Unlike ``FuncEnv`` it
+works on a batch of patients in place (:class:`Patients`: preallocated records, so that a
+step allocates nothing in the compiled part), and randomness is drawn only at reset
+(patients and scan noise, :meth:`~OncologyFunctional.draw`).
 
-* :func:`allocate` — a :class:`BatchState` for ``n`` patients with every buffer;
-* :func:`sample_patients` — draw patients from the task's training distribution;
-* :func:`initial` — start patients at day 0 (baseline scan, grades, first observation);
-* :func:`action_to_request` — validate actions and turn them into requested doses;
-* :func:`transition` — advance every patient by one decision interval in one compiled call;
-* :func:`observation`, :func:`reward`, :func:`terminal` — read the result;
-* :func:`action_masks` — the dose levels the constraints allow in the next interval.
+A dose, from ``env.step`` to the integrator and back::
 
-Unlike phys2d, state is updated in place: the buffers are preallocated once so that a
-step allocates nothing in the compiled part and little in Python.
+    OncologyEnv.step(action)                   # one patient; OncologyVectorEnv: n at once
+      OncologyFunctional.step(patients, action)
+        transition(patients, action)           # -> Interval (what the interval did)
+          requested_amounts(action)            #   dose levels / fractions -> amounts
+          _kernels.step_serial|step_parallel   #   one compiled call for every patient:
+            _schedule                          #     constraints, the interval's doses
+            integrate.simulate_one             #     the core's integrator, daily outputs
+            _days, _scans, _observe            #     grades, death, utility, RECIST, obs
+        reward(interval)                       # from the interval's components
+        terminal(patients)                     # death; the horizon reached alive
+        observation(patients)                  # written by the compiled step
+      info(patients, interval, 0)              # the info dict
+
+The kernels' records (:mod:`oncogym.envs._kernels`) are internal; :attr:`Patients.view`
+is the public, read-only view of the patients' state (day, scans, RECIST, doses given,
+toxicity, model state) that the planner, the evaluator and tests read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import numpy as np
+from gymnasium import spaces
 
 from oncogym import integrate
+from oncogym.clinical import RESPONSE_NAMES
 
 from . import _kernels as K
-from .task import EnvParams
+from .task import FULL_OBS_CAP, EnvParams, make_params
 
-COMPONENT_NAMES = (
-    "days_alive",
-    "qaly",
-    "burden_loss",
-    "toxicity_loss",
-    "treatment_loss",
-    "death_penalty",
-    "log10_burden_start",
-    "log10_burden_end",
-    "dose_fraction",
-)
-"""Reward components (columns of :attr:`BatchState.COMP`), in the kernels' order.  Years
-except ``days_alive`` (days), the log10 burdens and ``dose_fraction`` (sum over therapies of
-delivered amount / maximum level)."""
+COMPONENT_NAMES = K.COMPONENTS
+"""Reward components of an interval (fields of :class:`~._kernels.Interval`), in order.
+Years except ``days_alive`` (days), the log10 burdens and ``dose_fraction`` (sum over
+therapies of delivered amount / maximum level)."""
 
 DEATH_CAUSES = ("none", "tumour", "toxicity", "error")
-"""``info["death_cause"]`` by the kernels' code."""
+"""``info["death_cause"]`` by the kernels' code (``State.death_cause``)."""
 
+ACTION_MODES = ("discrete", "continuous")
 REWARDS = ("qaly", "tumor_reduction")
-"""Named reward presets (see :func:`reward`)."""
+"""Named reward presets (see :meth:`OncologyFunctional.reward`)."""
 
 TUMOR_REDUCTION_DOSE_WEIGHT = 0.05
 """Dose cost per maximum-dose equivalent in the ``tumor_reduction`` preset."""
 
+RewardFn = Callable[[Mapping[str, np.ndarray]], Any]
+
+
+class Draws(NamedTuple):
+    """What a reset draws for ``n`` patients: parameters, initial states, scan noise."""
+
+    params: np.ndarray
+    y0: np.ndarray
+    scan_noise: np.ndarray
+
+
+class Step(NamedTuple):
+    """One step of every patient: what :meth:`OncologyFunctional.step` returns."""
+
+    observation: np.ndarray
+    """``(n, obs_size)`` float32 (a view of the state; copy before keeping)"""
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    interval: K.Interval
+    """what the interval did (doses delivered and blocked, reward components)"""
+
+
+def _read_only(record: Any) -> Any:
+    views = []
+    for a in record:
+        v = a.view()
+        v.flags.writeable = False
+        views.append(v)
+    return type(record)(*views)
+
 
 @dataclass(eq=False)
-class BatchState:
-    """State of ``n`` patients plus the preallocated work buffers of the compiled step.
+class Patients:
+    """``n`` patients of one task: their state, the last interval, the scratch buffers.
 
-    Row ``b`` of every array is patient ``b``.  ``Y`` (model state) and ``P`` (parameters)
-    are float64; the clinical bookkeeping is in ``F``/``I`` (columns named in
-    :mod:`oncogym.envs._kernels`); ``LAST``, ``CUM``, ``NADM`` are per therapy: day of the
-    last delivery, cumulative amount, number of administrations.  ``OBS`` holds the
-    current observation, ``COMP`` the last interval's reward components, ``REQ`` the
-    requested and ``DELIV`` the delivered amounts, ``BLOCKED`` which requests the
-    constraints refused.
+    Built by :meth:`OncologyFunctional.allocate`; the compiled step writes ``state``,
+    ``interval`` and ``work`` in place.  Read them through :attr:`view` and
+    :attr:`last` (read-only arrays that follow the patients).
     """
 
-    Y: np.ndarray
-    P: np.ndarray
-    F: np.ndarray
-    I: np.ndarray
-    LAST: np.ndarray
-    CUM: np.ndarray
-    NADM: np.ndarray
-    GRADE: np.ndarray
-    WSTEP: np.ndarray
-    WEVER: np.ndarray
-    SCAN_Z: np.ndarray
-    COMP: np.ndarray
-    OBS: np.ndarray
-    REQ: np.ndarray
-    DELIV: np.ndarray
-    BLOCKED: np.ndarray
-    MASK: np.ndarray
-    T_OUT: np.ndarray
-    EV_T: np.ndarray
-    EV_K: np.ndarray
-    EV_A: np.ndarray
-    INF_T0: np.ndarray
-    INF_T1: np.ndarray
-    INF_K: np.ndarray
-    INF_R: np.ndarray
-    U: np.ndarray
-    OUT: np.ndarray
-    WORK: np.ndarray
-    STATS: np.ndarray
-    OFFSETS: np.ndarray
+    state: K.State
+    interval: K.Interval
+    work: K.Work
+    requested: np.ndarray
+    """``(n, n_therapies)`` scratch: the amounts an action asks for"""
+    mask: np.ndarray
+    """``(n, sum(n_levels))`` scratch of :meth:`OncologyFunctional.action_masks`"""
 
     @property
     def n(self) -> int:
-        return self.Y.shape[0]
+        return int(self.state.day.shape[0])
 
-    @property
-    def day(self) -> np.ndarray:
-        return self.F[:, K.F_T]
+    @cached_property
+    def view(self) -> K.State:
+        """The patients' state, read-only (fields documented in :class:`~._kernels.State`)."""
+        return _read_only(self.state)
 
-    @property
-    def alive(self) -> np.ndarray:
-        return self.I[:, K.I_ALIVE] == 1
+    @cached_property
+    def last(self) -> K.Interval:
+        """The last interval's outcome, read-only (:class:`~._kernels.Interval`)."""
+        return _read_only(self.interval)
+
+    def rows(self, m: int) -> Patients:
+        """The first ``m`` patients, sharing this batch's memory (planner scratch)."""
+
+        def head(record: Any) -> Any:
+            return type(record)(*(a[:m] for a in record))
+
+        return Patients(
+            head(self.state), head(self.interval), head(self.work), self.requested[:m],
+            self.mask[:m],
+        )  # fmt: skip
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("view", None)  # views are rebuilt on the unpickled arrays
+        state.pop("last", None)
+        return state
 
 
-def obs_size(params: EnvParams) -> int:
-    nt = params.n_therapies
-    if params.obs_mode == K.OBS_CLINICAL:
-        return 2 + len(params.lab_names) + len(params.tox_categories) + 2 * nt + 1
-    return params.model.n_states + 2 * nt + 1
+def copy_rows(
+    dst: Patients,
+    src: Patients,
+    src_rows: np.ndarray | None = None,
+    *,
+    dst_rows: np.ndarray | None = None,
+) -> None:
+    """Copy patients' state and last interval from ``src`` to ``dst``.
+
+    ``src_rows`` picks the source patients (default: the first ones), ``dst_rows`` where
+    they go (default: the first ones); both sides must hold the same number of patients.
+    """
+    for d_rec, s_rec in ((dst.state, src.state), (dst.interval, src.interval)):
+        for d, s in zip(d_rec, s_rec, strict=True):
+            m = d.shape[0] if dst_rows is None else len(dst_rows)
+            value = s[:m] if src_rows is None else s[src_rows]
+            if dst_rows is None:
+                d[:] = value
+            else:
+                d[dst_rows] = value
+
+
+def end_episodes(patients: Patients, rows: np.ndarray) -> None:
+    """Stop stepping patients ``rows`` (a planner's simulations past the horizon)."""
+    patients.state.alive[rows] = False
+
+
+def continue_clinic(dst: Patients, dst_rows: np.ndarray, src: Patients, b: int) -> None:
+    """Give patients ``dst_rows`` of ``dst`` patient ``b``'s clinic record of ``src`` — day,
+    doses given, scan schedule — so that they continue its episode (a particle filter
+    attached mid-episode)."""
+    d, s = dst.state, src.state
+    for name in ("last_dose_day", "cumulative_dose", "administrations"):
+        getattr(d, name)[dst_rows] = getattr(s, name)[b]
+    d.day[dst_rows] = s.day[b]
+    d.next_scan[dst_rows] = s.next_scan[b]
+    d.steps[dst_rows] = s.steps[b]
 
 
 def observation_layout(params: EnvParams) -> list[tuple[str, str, float, float]]:
     """``(name, unit, low, high)`` of every observation entry, in order."""
     rows: list[tuple[str, str, float, float]] = []
     days = params.days_cap
+    cap = K.CLINICAL_LOG10_CAP
     if params.obs_mode == K.OBS_CLINICAL:
-        rows.append(("scan_log10_cells", "log10(1 + cells) at the last scan", 0.0, 14.0))
+        rows.append(("scan_log10_cells", "log10(1 + cells) at the last scan", 0.0, cap))
         rows.append(("weeks_since_scan", "weeks", 0.0, days / 7.0))
-        rows += [(f"log10_{n}", f"log10(1 + {u})", 0.0, 14.0)
+        rows += [(f"log10_{n}", f"log10(1 + {u})", 0.0, cap)
                  for n, u in zip(params.lab_names, params.lab_units, strict=True)]  # fmt: skip
         rows += [(f"grade_{c}", "CTCAE-like grade, worst in the last interval", 0.0, 5.0)
                  for c in params.tox_categories]  # fmt: skip
     else:
-        m = params.model
-        rows += [(f"log10_{s.name}", f"log10(1 + {s.unit})", 0.0, FULL_CAP) for s in m.states]
+        rows += [(f"log10_{s.name}", f"log10(1 + {s.unit})", 0.0, FULL_OBS_CAP)
+                 for s in params.model.states]  # fmt: skip
     rows += [(f"days_since_{t}", "days (capped; never given = cap)", 0.0, days)
              for t in params.therapies]  # fmt: skip
-    rows += [(f"cumulative_{t}", "maximum-dose equivalents", 0.0, float(cap))
-             for t, cap in zip(params.therapies, params.cum_cap, strict=True)]  # fmt: skip
+    rows += [(f"cumulative_{t}", "maximum-dose equivalents", 0.0, float(c))
+             for t, c in zip(params.therapies, params.cum_cap, strict=True)]  # fmt: skip
     rows.append(("day", "days since start of treatment", 0.0, days))
     return rows
-
-
-FULL_CAP = 20.0
-"""Upper bound of a log10(1 + state) entry of the ``"full"`` observation (clipped)."""
-
-
-def allocate(params: EnvParams, n: int) -> BatchState:
-    """A :class:`BatchState` for ``n`` patients (all buffers zero; call :func:`initial`)."""
-    m = params.model
-    ns, nt, ncat = m.n_states, params.n_therapies, len(params.tox_categories)
-    mo, me = params.max_out, params.max_events
-    return BatchState(
-        Y=np.zeros((n, ns)),
-        P=np.tile(m.params_array(), (n, 1)),
-        F=np.zeros((n, K.N_F)),
-        I=np.zeros((n, K.N_I), dtype=np.int64),
-        LAST=np.full((n, nt), -np.inf),
-        CUM=np.zeros((n, nt)),
-        NADM=np.zeros((n, nt), dtype=np.int64),
-        GRADE=np.zeros((n, ncat), dtype=np.int64),
-        WSTEP=np.zeros((n, ncat), dtype=np.int64),
-        WEVER=np.zeros((n, ncat), dtype=np.int64),
-        SCAN_Z=np.zeros((n, max(1, len(params.scan_days)))),
-        COMP=np.zeros((n, K.N_COMP)),
-        OBS=np.zeros((n, obs_size(params)), dtype=np.float32),
-        REQ=np.zeros((n, nt)),
-        DELIV=np.zeros((n, nt)),
-        BLOCKED=np.zeros((n, nt), dtype=np.bool_),
-        MASK=np.ones((n, int(params.n_levels.sum())), dtype=np.bool_),
-        T_OUT=np.zeros((n, mo)),
-        EV_T=np.zeros((n, me)),
-        EV_K=np.zeros((n, me), dtype=np.int64),
-        EV_A=np.zeros((n, me)),
-        INF_T0=np.zeros((n, max(1, nt))),
-        INF_T1=np.zeros((n, max(1, nt))),
-        INF_K=np.zeros((n, max(1, nt)), dtype=np.int64),
-        INF_R=np.zeros((n, max(1, nt))),
-        U=np.zeros((n, max(1, len(m.therapies)))),
-        OUT=np.zeros((n, mo, ns)),
-        WORK=np.zeros((n, integrate.n_work_rows(ns), ns)),
-        STATS=np.zeros((n, integrate.N_STATS), dtype=np.int64),
-        OFFSETS=np.zeros((n, mo)),
-    )
-
-
-def sample_patients(
-    params: EnvParams, rng: np.random.Generator, n: int = 1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw ``n`` patients and their scan noise: ``(P, Y0, scan_z)``.
-
-    The patient comes first from ``rng`` (the scenario's training distribution), then one
-    standard normal per scheduled scan.
-    """
-    P, Y0 = params.sampler.sample(rng, n)
-    z = rng.standard_normal((n, max(1, len(params.scan_days))))
-    return P, Y0, z
 
 
 def patient_rows(params: EnvParams, patient: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -223,199 +230,6 @@ def patient_rows(params: EnvParams, patient: Any) -> tuple[np.ndarray, np.ndarra
             raise ValueError(f"options['patient'] {what}: values must be finite and >= 0")
         rows.append(arr.copy())
     return rows[0], rows[1]
-
-
-def _start_args(params: EnvParams, s: BatchState) -> tuple:
-    return (
-        s.Y, s.P, s.F, s.I, s.LAST, s.CUM, s.NADM, s.GRADE, s.WSTEP, s.WEVER, s.SCAN_Z, s.OBS,
-        params.obs_mode, params.tumour_index, params.scan_days, params.scan_sigma,
-        params.cr_threshold_mm, params.cells_per_cm3, params.tox_state, params.tox_param,
-        params.tox_scale, params.tox_thresholds, params.tox_kind, params.tox_fatal,
-        _FATAL_ANC, _FATAL_DAYS, params.lab_state, params.lab_param, params.lab_scale,
-        params.max_level, params.cum_cap, params.days_cap, FULL_CAP,
-    )  # fmt: skip
-
-
-def _fatal() -> tuple[float, float]:
-    from oncogym import toxicity
-
-    return toxicity.NEUTROPENIA_FATAL_ANC_PER_L, toxicity.NEUTROPENIA_FATAL_DAYS
-
-
-_FATAL_ANC, _FATAL_DAYS = _fatal()
-
-
-def initial(
-    params: EnvParams,
-    state: BatchState,
-    rows: np.ndarray,
-    P: np.ndarray,
-    Y0: np.ndarray,
-    scan_z: np.ndarray,
-    *,
-    args: StepArgs | None = None,
-) -> None:
-    """Start the patients ``rows`` of ``state`` at day 0 with parameters ``P``, states ``Y0``.
-
-    Writes their first observation into ``state.OBS``.  ``args`` caches the argument
-    tuple (:class:`StepArgs`).
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    state.P[rows] = P
-    state.Y[rows] = Y0
-    state.SCAN_Z[rows] = scan_z
-    state.COMP[rows] = 0.0
-    state.DELIV[rows] = 0.0
-    state.BLOCKED[rows] = False
-    K.start_batch(rows, *(args.start if args is not None else _start_args(params, state)))
-
-
-def action_to_request(
-    params: EnvParams,
-    actions: Any,
-    mode: str,
-    out: np.ndarray,
-    *,
-    min_dose_fraction: float = 0.0,
-) -> np.ndarray:
-    """Validate ``actions`` (shape ``(n, n_therapies)``) and write requested amounts to ``out``.
-
-    ``"discrete"``: integer dose-level indices, ``0 <= a < n_levels``; ``"continuous"``:
-    fractions of the maximum dose level in ``[0, 1]`` (below ``min_dose_fraction``: no
-    dose).  Anything else — wrong shape, NaN, out of range, non-integer levels — raises
-    :class:`ValueError`.
-    """
-    a = np.asarray(actions)
-    if a.shape != out.shape:
-        raise ValueError(f"action: expected shape {out.shape[1:]} per env, got {a.shape[1:]}")
-    if a.dtype.kind not in "iufb":
-        raise ValueError(f"action: expected numbers, got dtype {a.dtype}")
-    if mode == "discrete":
-        if a.dtype.kind == "f":
-            if not np.all(np.isfinite(a)):
-                raise ValueError("action: NaN or infinite dose level")
-            if not np.all(a == np.round(a)):
-                raise ValueError(f"action: dose levels must be integers, got {a.tolist()}")
-        idx = a.astype(np.int64)
-        if np.any(idx < 0) or np.any(idx >= params.n_levels):
-            raise ValueError(
-                f"action: dose levels must lie in [0, n_levels) with n_levels = "
-                f"{params.n_levels.tolist()}, got {a.tolist()}"
-            )
-        out[:] = params.level_table[np.arange(params.n_therapies), idx]
-    else:
-        x = a.astype(np.float64)
-        if not np.all(np.isfinite(x)):
-            raise ValueError("action: NaN or infinite dose fraction")
-        if np.any(x < 0.0) or np.any(x > 1.0):
-            raise ValueError(f"action: dose fractions must lie in [0, 1], got {x.tolist()}")
-        np.multiply(x, params.max_level, out=out)
-        out[x < min_dose_fraction] = 0.0
-    return out
-
-
-def _step_args(params: EnvParams, s: BatchState) -> tuple:
-    m = params.model
-    return (
-        params.method, m.rhs_pointer, m.dose_pointer, s.Y, s.P, s.F, s.I, s.LAST, s.CUM,
-        s.NADM, s.REQ, s.DELIV, s.BLOCKED, s.GRADE, s.WSTEP, s.WEVER, s.SCAN_Z, s.COMP,
-        s.OBS, s.T_OUT, s.EV_T, s.EV_K, s.EV_A, s.INF_T0, s.INF_T1, s.INF_K, s.INF_R, s.U,
-        s.OUT, s.WORK, s.STATS, s.OFFSETS, params.tx_model, params.tx_kind,
-        params.min_interval_days, params.level_table, params.max_cumulative,
-        params.max_administrations, params.max_level, params.admin_days, params.course_days,
-        params.gap_days, params.enforce_constraints, params.decision_days, params.horizon_days,
-        params.tumour_index, params.lethal_cells, params.scan_days, params.scan_sigma,
-        params.cr_threshold_mm, params.cells_per_cm3, params.tox_state, params.tox_param,
-        params.tox_scale, params.tox_thresholds, params.tox_kind, params.tox_fatal,
-        _FATAL_ANC, _FATAL_DAYS, params.tox_disutility, params.burden_weight,
-        params.burden_lo, params.burden_span, params.death_weight, params.obs_mode,
-        params.lab_state, params.lab_param, params.lab_scale, params.cum_cap,
-        params.days_cap, FULL_CAP, params.rtol, params.atol, params.floor, params.max_steps,
-    )  # fmt: skip
-
-
-class StepArgs:
-    """The argument tuple of the compiled step, built once per (params, state) pair."""
-
-    def __init__(self, params: EnvParams, state: BatchState) -> None:
-        self.args = _step_args(params, state)
-        self.start = _start_args(params, state)
-
-
-def transition(
-    params: EnvParams,
-    state: BatchState,
-    *,
-    parallel: bool = False,
-    args: StepArgs | None = None,
-) -> None:
-    """Advance every patient of ``state`` by one decision interval (requests in ``state.REQ``).
-
-    One compiled call: schedules, constraints, integration, toxicity, death, scans,
-    reward components and the next observation.  ``parallel`` runs patients on all
-    cores (identical results).  ``args`` caches the argument tuple (:class:`StepArgs`).
-    """
-    a = args.args if args is not None else _step_args(params, state)
-    if parallel:
-        K.step_parallel(*a)
-    else:
-        K.step_serial(*a)
-
-
-def observation(params: EnvParams, state: BatchState) -> np.ndarray:
-    """The current observations (float32, ``(n, obs_size)``; a view of ``state.OBS``)."""
-    return state.OBS
-
-
-def components(state: BatchState) -> dict[str, np.ndarray]:
-    """The last interval's reward components by name (views, one value per patient)."""
-    return {name: state.COMP[:, i] for i, name in enumerate(COMPONENT_NAMES)}
-
-
-RewardFn = Callable[[Mapping[str, np.ndarray]], Any]
-
-
-def reward(params: EnvParams, state: BatchState, kind: str | RewardFn = "qaly") -> np.ndarray:
-    """Rewards of the last interval (float64, one per patient).
-
-    * ``"qaly"`` — quality-adjusted life years lived in the interval, minus the treatment
-      burden, minus (once, at death) the years of life lost before the horizon;
-    * ``"tumor_reduction"`` — the fall of log10 tumour cells over the interval minus
-      :data:`TUMOR_REDUCTION_DOSE_WEIGHT` per maximum-dose equivalent (peer style; it does
-      not price death and can be gamed — provided for comparison);
-    * a callable receiving :func:`components` (arrays) and returning the rewards.
-    """
-    c = state.COMP
-    if kind == "qaly":
-        return c[:, K.C_QALY] - c[:, K.C_ADMIN_LOSS] - c[:, K.C_DEATH_PENALTY]
-    if kind == "tumor_reduction":
-        return (c[:, K.C_LOG10_START] - c[:, K.C_LOG10_END]) - TUMOR_REDUCTION_DOSE_WEIGHT * c[
-            :, K.C_DOSE_FRACTION
-        ]
-    r = np.asarray(kind(components(state)), dtype=np.float64)
-    r = np.broadcast_to(r, (state.n,)).copy()
-    if not np.all(np.isfinite(r)):
-        raise ValueError("reward: the reward callable returned a non-finite value")
-    return r
-
-
-def terminal(params: EnvParams, state: BatchState) -> tuple[np.ndarray, np.ndarray]:
-    """``(terminated, truncated)``: death (or integrator failure); the horizon reached alive."""
-    alive = state.I[:, K.I_ALIVE] == 1
-    truncated = alive & (state.F[:, K.F_T] >= params.horizon_days - 1e-9)
-    return ~alive, truncated
-
-
-def action_masks(params: EnvParams, state: BatchState) -> np.ndarray:
-    """Allowed dose levels of the next interval, ``(n, sum(n_levels))`` bool (a view)."""
-    level_table = params.level_table
-    K.masks(
-        state.F, state.I, state.LAST, state.CUM, state.NADM, state.MASK, level_table,
-        params.n_levels, params.tx_kind, params.min_interval_days, params.max_cumulative,
-        params.max_administrations, params.course_days, params.decision_days,
-        params.horizon_days, params.enforce_constraints,
-    )  # fmt: skip
-    return state.MASK
 
 
 def schedule_to_actions(params: EnvParams, schedule: Any) -> np.ndarray:
@@ -464,3 +278,452 @@ def schedule_to_actions(params: EnvParams, schedule: Any) -> np.ndarray:
                              f"{params.max_level[k]}")  # fmt: skip
         out[step, k] = max(out[step, k], min(frac, 1.0))
     return out
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+class OncologyFunctional:
+    """The dynamics, observation, reward and info of one task (see the module docstring).
+
+    Takes the arguments of :class:`oncogym.envs.OncologyEnv` (less ``render_mode``),
+    validates them and holds the result; every adapter builds one.
+
+    :param task: a task of :func:`oncogym.envs.task.make_params`
+    :param action_mode: ``"discrete"`` (dose-level indices) or ``"continuous"`` (fractions
+        of each therapy's highest level)
+    :param reward: ``"qaly"``, ``"tumor_reduction"`` or a callable of the components
+    :param min_dose_fraction: continuous actions below this are no dose
+    :param params_kwargs: the other arguments of :func:`~oncogym.envs.task.make_params`
+        (``observation``, ``decision_days``, ``horizon_days``, ``scan_noise_cv``,
+        ``enforce_constraints``, ``reward_weights``, ``rtol``, ``method``); ``None``
+        means the task's default
+    """
+
+    def __init__(
+        self,
+        task: str = "melanoma",
+        *,
+        action_mode: str = "discrete",
+        reward: str | RewardFn = "qaly",
+        min_dose_fraction: float = 0.05,
+        **params_kwargs: Any,
+    ) -> None:
+        _check_choice("action_mode", action_mode, ACTION_MODES)
+        if not callable(reward):
+            _check_choice("reward", reward, REWARDS)
+        if (
+            isinstance(min_dose_fraction, bool)
+            or not isinstance(min_dose_fraction, (int, float))
+            or not 0 <= min_dose_fraction < 1
+        ):
+            raise ValueError(
+                f"min_dose_fraction: expected a number in [0, 1), got {min_dose_fraction!r}"
+            )
+        kwargs = {k: v for k, v in params_kwargs.items() if v is not None}
+        self._setup(make_params(task, **kwargs), action_mode, reward, float(min_dose_fraction))
+
+    @classmethod
+    def from_params(
+        cls,
+        params: EnvParams,
+        *,
+        action_mode: str = "discrete",
+        reward: str | RewardFn = "qaly",
+        min_dose_fraction: float = 0.05,
+    ) -> OncologyFunctional:
+        """The functional environment of already-built parameters."""
+        fn = cls.__new__(cls)
+        fn._setup(params, action_mode, reward, min_dose_fraction)
+        return fn
+
+    def _setup(self, params: EnvParams, action_mode: str, reward: Any, mdf: float) -> None:
+        self.params = params
+        self.action_mode = action_mode
+        self.reward_kind = reward
+        self.min_dose_fraction = mdf
+        if action_mode == "discrete":
+            self.action_space: spaces.Space = spaces.MultiDiscrete(params.n_levels.copy())
+        else:
+            self.action_space = spaces.Box(0.0, 1.0, shape=(params.n_therapies,),
+                                           dtype=np.float32)  # fmt: skip
+        layout = observation_layout(params)
+        self.observation_space = spaces.Box(
+            np.array([r[2] for r in layout], dtype=np.float32),
+            np.array([r[3] for r in layout], dtype=np.float32),
+            dtype=np.float32,
+        )
+        self.observation_names = tuple(r[0] for r in layout)
+        self._blocked_names = [
+            tuple(t for k, t in enumerate(params.therapies) if code >> k & 1)
+            for code in range(2**params.n_therapies)
+        ]
+
+    def with_params(self, params: EnvParams) -> OncologyFunctional:
+        """The same action mode, reward and dose threshold on other parameters."""
+        return OncologyFunctional.from_params(
+            params, action_mode=self.action_mode, reward=self.reward_kind,
+            min_dose_fraction=self.min_dose_fraction,
+        )  # fmt: skip
+
+    # --- state ----------------------------------------------------------------------------
+    def allocate(self, n: int) -> Patients:
+        """:class:`Patients` for ``n`` patients (zeroed: call :meth:`initial`)."""
+        p = self.params
+        m = p.model
+        ns, nt, ncat = m.n_states, p.n_therapies, len(p.tox_categories)
+        mo, me = p.max_out, p.max_events
+
+        def f(*shape: int) -> np.ndarray:
+            return np.zeros((n, *shape))
+
+        def i(*shape: int) -> np.ndarray:
+            return np.zeros((n, *shape), dtype=np.int64)
+
+        def flag(*shape: int) -> np.ndarray:
+            return np.zeros((n, *shape), dtype=np.bool_)
+
+        state = K.State(
+            y=f(ns), params=np.tile(m.params_array(), (n, 1)), day=f(), alive=flag(),
+            death_cause=i(), death_day=np.full(n, np.inf), status=i(), steps=i(),
+            scan_noise=f(max(1, len(p.scan_days))), next_scan=i(), scan_day=f(), scan_mm=f(),
+            scan_log10_cells=f(), baseline_mm=f(), nadir_mm=f(), recist=i(),
+            best_response=i(), progressed=flag(), last_dose_day=np.full((n, nt), -np.inf),
+            cumulative_dose=f(nt), administrations=i(nt), interval_grade=i(ncat),
+            worst_grade=i(ncat), anc_low_since=np.full(n, np.inf),
+            obs=np.zeros((n, len(self.observation_names)), dtype=np.float32),
+        )  # fmt: skip
+        interval = K.Interval(f(nt), flag(nt), *(f() for _ in COMPONENT_NAMES))
+        scratch = integrate.allocate_scratch(ns, len(m.therapies), rows=n)
+        work = K.Work(
+            t_out=f(mo), out=f(mo, ns), offsets=f(mo), grade=i(ncat), event_day=f(me),
+            event_therapy=i(me), event_amount=f(me), infusion_start=f(max(1, nt)),
+            infusion_end=f(max(1, nt)), infusion_therapy=i(max(1, nt)),
+            infusion_rate=f(max(1, nt)), u=scratch.u, integrator=scratch.work,
+            stats=scratch.stats,
+        )  # fmt: skip
+        return Patients(state, interval, work, f(nt),
+                        np.ones((n, int(p.n_levels.sum())), dtype=np.bool_))  # fmt: skip
+
+    def draw(
+        self,
+        rngs: list[np.random.Generator],
+        options: Mapping[str, Any] | None = None,
+        env_indices: Any = None,
+    ) -> Draws:
+        """Patients for ``len(rngs)`` resets: drawn from each generator, or fixed by ``options``.
+
+        Drawn patients come from the task's training distribution, then one standard
+        normal per scheduled scan.  ``options["patient"]`` (``(params, y0)``, dicts by name
+        or arrays in model order) fixes every patient; ``options["cohort"]`` with
+        ``options["index"]`` (default 0) gives patient ``index + env_indices[j]`` to the
+        ``j``-th reset (in a vector env, sub-env ``i`` gets patient ``index + i``); the scan
+        noise still comes from the generators.
+        """
+        p = self.params
+        n = len(rngs)
+        env_indices = np.arange(n) if env_indices is None else env_indices
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"options: expected a dict, got {type(options).__name__}")
+        opts = dict(options or {})
+        opts.pop("reset_mask", None)
+        unknown = set(opts) - {"patient", "cohort", "index"}
+        if unknown:
+            raise ValueError(
+                f"options: unknown keys {sorted(unknown)}; allowed: patient, cohort, index"
+            )
+        if "patient" in opts and "cohort" in opts:
+            raise ValueError("options: give either 'patient' or 'cohort', not both")
+        m = p.model
+        P = np.empty((n, len(m.param_names)))
+        Y0 = np.empty((n, m.n_states))
+        Z = np.empty((n, max(1, len(p.scan_days))))
+        for j, rng in enumerate(rngs):
+            if "patient" in opts:
+                P[j], Y0[j] = patient_rows(p, opts["patient"])
+            elif "cohort" in opts:
+                P[j], Y0[j] = self._cohort_patient(opts, int(env_indices[j]))
+            else:
+                P[j], Y0[j] = (row[0] for row in p.sampler.sample(rng, 1))
+            Z[j] = rng.standard_normal(Z.shape[1])
+        return Draws(P, Y0, Z)
+
+    def _cohort_patient(self, opts: Mapping[str, Any], offset: int) -> tuple:
+        cohort = opts["cohort"]
+        m = self.params.model
+        if not hasattr(cohort, "params") or not hasattr(cohort, "y0"):
+            raise ValueError(f"options['cohort']: expected a Cohort, got {type(cohort).__name__}")
+        if cohort.params.shape[1] != len(m.param_names):
+            raise ValueError(f"options['cohort']: not a cohort of model {m.name!r}")
+        index = opts.get("index", 0)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ValueError(f"options['index']: expected an integer, got {index!r}")
+        i = int(index) + offset
+        if not 0 <= i < cohort.params.shape[0]:
+            size = cohort.params.shape[0]
+            raise ValueError(f"options['index']: patient {i} is outside the cohort of {size}")
+        return cohort.params[i], cohort.y0[i]
+
+    def initial(self, patients: Patients, rows: Any, draws: Draws) -> None:
+        """Start patients ``rows`` at day 0 with ``draws``: baseline scan, grades, first
+        observation."""
+        rows = np.asarray(rows, dtype=np.int64)
+        s = patients.state
+        s.params[rows] = draws.params
+        s.y[rows] = draws.y0
+        s.scan_noise[rows] = draws.scan_noise
+        K.start(self.params.kernel_task, s, patients.interval, patients.work, rows)
+
+    # --- one interval ---------------------------------------------------------------------
+    def requested_amounts(self, action: Any, out: np.ndarray) -> np.ndarray:
+        """Validate ``action`` (``(n, n_therapies)``) and write the amounts it asks for.
+
+        ``"discrete"``: integer dose-level indices, ``0 <= a < n_levels``;
+        ``"continuous"``: fractions of the highest dose level in ``[0, 1]`` (below
+        ``min_dose_fraction``: no dose).  Anything else — wrong shape, NaN, out of range,
+        non-integer levels — raises :class:`ValueError`.
+        """
+        p = self.params
+        a = np.asarray(action)
+        if a.shape != out.shape:
+            raise ValueError(f"action: expected shape {out.shape[1:]} per env, got {a.shape[1:]}")
+        if a.dtype.kind not in "iufb":
+            raise ValueError(f"action: expected numbers, got dtype {a.dtype}")
+        if self.action_mode == "discrete":
+            if a.dtype.kind == "f":
+                if not np.all(np.isfinite(a)):
+                    raise ValueError("action: NaN or infinite dose level")
+                if not np.all(a == np.round(a)):
+                    raise ValueError(f"action: dose levels must be integers, got {a.tolist()}")
+            idx = a.astype(np.int64)
+            if np.any(idx < 0) or np.any(idx >= p.n_levels):
+                raise ValueError(
+                    f"action: dose levels must lie in [0, n_levels) with n_levels = "
+                    f"{p.n_levels.tolist()}, got {a.tolist()}"
+                )
+            out[:] = p.level_table[np.arange(p.n_therapies), idx]
+        else:
+            x = a.astype(np.float64)
+            if not np.all(np.isfinite(x)):
+                raise ValueError("action: NaN or infinite dose fraction")
+            if np.any(x < 0.0) or np.any(x > 1.0):
+                raise ValueError(f"action: dose fractions must lie in [0, 1], got {x.tolist()}")
+            np.multiply(x, p.max_level, out=out)
+            out[x < self.min_dose_fraction] = 0.0
+        return out
+
+    def transition(self, patients: Patients, action: Any, *, parallel: bool = False) -> K.Interval:
+        """Advance every patient by one decision interval under ``action``.
+
+        One compiled call: schedules, constraints, integration, toxicity, death, scans,
+        reward components and the next observation.  ``parallel`` runs patients on all
+        cores (identical results).  Returns what the interval did (:attr:`Patients.last`).
+        """
+        requested = self.requested_amounts(action, patients.requested)
+        p = self.params
+        m = p.model
+        kernel = K.step_parallel if parallel else K.step_serial
+        kernel(m.rhs_pointer, m.dose_pointer, p.solver, p.kernel_task, patients.state,
+               patients.interval, patients.work, requested)  # fmt: skip
+        return patients.last
+
+    def observation(self, patients: Patients) -> np.ndarray:
+        """The current observations, ``(n, obs_size)`` float32 (read-only; written by the
+        compiled step, see the observation table of :class:`~oncogym.envs.OncologyEnv`)."""
+        return patients.view.obs
+
+    def reward(self, interval: K.Interval) -> np.ndarray:
+        """Rewards of an interval (float64, one per patient).
+
+        * ``"qaly"`` — quality-adjusted life years lived in the interval, minus the treatment
+          burden, minus (once, at death) the years of life lost before the horizon;
+        * ``"tumor_reduction"`` — the fall of log10 tumour cells over the interval minus
+          :data:`TUMOR_REDUCTION_DOSE_WEIGHT` per maximum-dose equivalent (peer style; it
+          does not price death and can be gamed — provided for comparison);
+        * a callable receiving :func:`components` (arrays) and returning the rewards.
+        """
+        kind = self.reward_kind
+        if kind == "qaly":
+            return interval.qaly - interval.treatment_loss - interval.death_penalty
+        if kind == "tumor_reduction":
+            return (interval.log10_burden_start - interval.log10_burden_end
+                    - TUMOR_REDUCTION_DOSE_WEIGHT * interval.dose_fraction)  # fmt: skip
+        n = interval.qaly.shape[0]
+        r = np.asarray(kind(components(interval)), dtype=np.float64)
+        r = np.broadcast_to(r, (n,)).copy()
+        if not np.all(np.isfinite(r)):
+            raise ValueError("reward: the reward callable returned a non-finite value")
+        return r
+
+    def terminal(self, patients: Patients) -> tuple[np.ndarray, np.ndarray]:
+        """``(terminated, truncated)``: death (or integrator failure); the horizon reached
+        alive."""
+        s = patients.view
+        truncated = s.alive & (s.day >= self.params.horizon_days - 1e-9)
+        return ~s.alive, truncated
+
+    def step(self, patients: Patients, action: Any, *, parallel: bool = False) -> Step:
+        """:meth:`transition`, then :meth:`reward`, :meth:`terminal` and :meth:`observation`."""
+        interval = self.transition(patients, action, parallel=parallel)
+        terminated, truncated = self.terminal(patients)
+        return Step(self.observation(patients), self.reward(interval), terminated, truncated,
+                    interval)  # fmt: skip
+
+    def action_masks(self, patients: Patients) -> np.ndarray:
+        """Allowed dose levels of the next interval, ``(n, sum(n_levels))`` bool (a view)."""
+        K.masks(self.params.kernel_task, patients.state, patients.work.offsets[0],
+                patients.mask)  # fmt: skip
+        return patients.mask
+
+    # --- info -----------------------------------------------------------------------------
+    def info(
+        self, patients: Patients, b: int, *, reset: bool, reward: float = 0.0
+    ) -> dict[str, Any]:
+        """The info dict of patient ``b`` (true state, toxicity, RECIST, doses, components).
+
+        Keys: ``day``, ``state`` (model state), ``tumour_cells``, ``toxicity`` (worst grade
+        in the last interval per category), ``worst_toxicity`` (worst so far), ``recist``
+        and ``best_response`` (names), ``doses`` and ``cumulative_doses`` (per therapy),
+        ``blocked`` (therapies refused); after a step ``reward_components`` (with the
+        ``reward``); after death ``death_cause`` and ``death_day``; after an integrator
+        failure ``error``.
+        """
+        p = self.params
+        s, last = patients.view, patients.last
+        th, cats = p.therapies, p.tox_categories
+        info: dict[str, Any] = {
+            "day": float(s.day[b]),
+            "state": s.y[b].copy(),
+            "tumour_cells": float(s.y[b, p.tumour_index].sum()),
+            "toxicity": dict(zip(cats, s.interval_grade[b].tolist(), strict=True)),
+            "worst_toxicity": dict(zip(cats, s.worst_grade[b].tolist(), strict=True)),
+            "recist": RESPONSE_NAMES[int(s.recist[b])],
+            "best_response": RESPONSE_NAMES[int(s.best_response[b])],
+            "doses": dict(zip(th, last.delivered[b].tolist(), strict=True)),
+            "cumulative_doses": dict(zip(th, s.cumulative_dose[b].tolist(), strict=True)),
+            "blocked": tuple(t for t, x in zip(th, last.blocked[b], strict=True) if x),
+        }
+        if not reset:
+            comps = {n: float(getattr(last, n)[b]) for n in COMPONENT_NAMES}
+            comps["reward"] = reward
+            info["reward_components"] = comps
+        cause = int(s.death_cause[b])
+        if cause != K.DEATH_NONE:
+            info["death_cause"] = DEATH_CAUSES[cause]
+            info["death_day"] = float(s.death_day[b])
+        if cause == K.DEATH_ERROR:
+            info["error"] = f"integrator failed: {integrate.STATUS_NAMES[int(s.status[b])]}"
+        return info
+
+    def infos(
+        self, patients: Patients, *, reset: bool, rewards: np.ndarray | None = None
+    ) -> _Stacked:
+        """The info of every patient, stacked as a Gymnasium vector env stacks
+        :meth:`info` dicts (arrays over patients, with their ``_key`` masks): see
+        :class:`_Stacked`."""
+        p = self.params
+        s, last = patients.view, patients.last
+        n = patients.n
+        every = np.ones(n, dtype=np.bool_)
+        cause = s.death_cause
+        dead = cause != K.DEATH_NONE
+        error = cause == K.DEATH_ERROR
+        names = np.asarray(RESPONSE_NAMES, dtype=object)
+        codes = (last.blocked * (1 << np.arange(p.n_therapies))).sum(axis=1)
+        blocked = np.empty(n, dtype=object)
+        blocked[:] = [self._blocked_names[c] for c in codes]
+
+        def group(values: dict[str, np.ndarray], mask: np.ndarray) -> tuple:
+            return {k: (np.array(v), mask) for k, v in values.items()}, mask
+
+        cats, th = p.tox_categories, p.therapies
+        leaves: dict[str, Any] = {
+            "day": (s.day.copy(), every),
+            "state": (s.y.copy(), every),
+            "tumour_cells": (s.y[:, p.tumour_index].sum(axis=1), every),
+            "toxicity": group({c: s.interval_grade[:, i] for i, c in enumerate(cats)}, every),
+            "worst_toxicity": group({c: s.worst_grade[:, i] for i, c in enumerate(cats)}, every),
+            "recist": (names[s.recist], every),
+            "best_response": (names[s.best_response], every),
+            "doses": group({t: last.delivered[:, k] for k, t in enumerate(th)}, every),
+            "cumulative_doses": group({t: s.cumulative_dose[:, k] for k, t in enumerate(th)},
+                                      every),
+            "blocked": (blocked, every),
+        }  # fmt: skip
+        on = np.zeros(n, dtype=np.bool_) if reset else every
+        comps = {c: getattr(last, c) for c in COMPONENT_NAMES}
+        comps["reward"] = np.zeros(n) if rewards is None else np.asarray(rewards, np.float64)
+        leaves["reward_components"] = group(comps, on)
+        causes = np.full(n, None, dtype=object)
+        causes[dead] = np.asarray(DEATH_CAUSES, dtype=object)[cause[dead]]
+        leaves["death_cause"] = (causes, dead)
+        leaves["death_day"] = (np.where(dead, s.death_day, 0.0), dead)
+        errors = np.full(n, None, dtype=object)
+        for b in np.flatnonzero(error):
+            errors[b] = f"integrator failed: {integrate.STATUS_NAMES[int(s.status[b])]}"
+        leaves["error"] = (errors, error)
+        return _Stacked(leaves)
+
+
+def components(interval: K.Interval) -> dict[str, np.ndarray]:
+    """An interval's reward components by name (arrays, one value per patient)."""
+    return {name: getattr(interval, name) for name in COMPONENT_NAMES}
+
+
+class _Stacked:
+    """Per-patient infos as a tree of ``(values, present)`` leaves (``values`` an array over
+    patients, or a dict of such leaves), merged and laid out as Gymnasium vector infos:
+    every key an array over patients and a ``_key`` mask of the patients that have it,
+    dicts recursively; keys no patient has are left out."""
+
+    def __init__(self, leaves: dict[str, Any]) -> None:
+        self.leaves = leaves
+
+    def where(self, rows: np.ndarray, other: _Stacked) -> _Stacked:
+        """These infos, with ``other``'s for the patients ``rows`` (a bool mask)."""
+
+        def merge(a: tuple, b: tuple) -> tuple:
+            (va, ma), (vb, mb) = a, b
+            mask = np.where(rows, mb, ma)
+            if isinstance(va, dict):
+                return {k: merge(va[k], vb[k]) for k in va}, mask
+            return np.where(_broadcast(rows, va), vb, va), mask
+
+        return _Stacked({k: merge(v, other.leaves[k]) for k, v in self.leaves.items()})
+
+    def only(self, rows: np.ndarray) -> _Stacked:
+        """These infos for the patients ``rows`` only (the others lack every key)."""
+
+        def keep(leaf: tuple) -> tuple:
+            v, m = leaf
+            if isinstance(v, dict):
+                return {k: keep(x) for k, x in v.items()}, m & rows
+            return v, m & rows
+
+        return _Stacked({k: keep(v) for k, v in self.leaves.items()})
+
+    def gymnasium(self) -> dict[str, Any]:
+        """The Gymnasium vector layout (see the class docstring)."""
+
+        def lay(tree: dict[str, tuple]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, (value, mask) in tree.items():
+                if not mask.any():
+                    continue
+                if isinstance(value, dict):
+                    value = lay({k: (v, m & mask) for k, (v, m) in value.items()})
+                else:
+                    value = np.array(value)
+                    value[~_broadcast(mask, value)] = None if value.dtype == object else 0
+                out[key] = value
+                out[f"_{key}"] = mask.copy()
+            return out
+
+        return lay(self.leaves)
+
+
+def _broadcast(mask: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(mask.reshape(-1, *([1] * (value.ndim - 1))), value.shape)

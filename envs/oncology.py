@@ -1,4 +1,4 @@
-"""The single-patient Gymnasium environment (a thin adapter over :mod:`.functional`)."""
+"""The single-patient Gymnasium environment: a thin adapter over :mod:`.functional`."""
 
 from __future__ import annotations
 
@@ -7,46 +7,12 @@ from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from . import _kernels as K
 from . import functional as Fn
-from .task import EnvParams, make_params
+from .task import EnvParams
 
-ACTION_MODES = ("discrete", "continuous")
 RENDER_MODES = ("rgb_array", "ansi")
-
-
-def build_spaces(params: EnvParams, action_mode: str) -> tuple[spaces.Space, spaces.Box]:
-    """``(action_space, observation_space)`` of one patient."""
-    if action_mode == "discrete":
-        action_space: spaces.Space = spaces.MultiDiscrete(params.n_levels.copy())
-    else:
-        action_space = spaces.Box(0.0, 1.0, shape=(params.n_therapies,), dtype=np.float32)
-    layout = Fn.observation_layout(params)
-    low = np.array([r[2] for r in layout], dtype=np.float32)
-    high = np.array([r[3] for r in layout], dtype=np.float32)
-    return action_space, spaces.Box(low, high, dtype=np.float32)
-
-
-def check_mode(action_mode: Any, reward: Any, render_mode: Any) -> None:
-    if not isinstance(action_mode, str) or action_mode not in ACTION_MODES:
-        raise ValueError(
-            f"action_mode: expected one of {', '.join(ACTION_MODES)}, got {action_mode!r}"
-        )
-    if not callable(reward) and (not isinstance(reward, str) or reward not in Fn.REWARDS):
-        raise ValueError(
-            f"reward: expected one of {', '.join(Fn.REWARDS)} or a callable, got {reward!r}"
-        )
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        allowed = ", ".join(RENDER_MODES)
-        raise ValueError(f"render_mode: expected None or one of {allowed}, got {render_mode!r}")
-
-
-def check_min_dose_fraction(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"min_dose_fraction: expected a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -195,43 +161,45 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
         method: str = "auto",
         render_mode: str | None = None,
     ) -> None:
-        check_mode(action_mode, reward, render_mode)
-        kwargs: dict[str, Any] = {
-            "observation": observation,
-            "horizon_days": horizon_days,
-            "enforce_constraints": enforce_constraints,
-            "reward_weights": reward_weights,
-            "rtol": rtol,
-            "method": method,
-        }
-        if decision_days is not None:
-            kwargs["decision_days"] = decision_days
-        if scan_noise_cv is not None:
-            kwargs["scan_noise_cv"] = scan_noise_cv
-        self.params: EnvParams = make_params(task, **kwargs)
-        self.action_mode = action_mode
-        self.reward_kind = reward
-        self.min_dose_fraction = check_min_dose_fraction(min_dose_fraction)
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            allowed = ", ".join(RENDER_MODES)
+            raise ValueError(f"render_mode: expected None or one of {allowed}, got {render_mode!r}")
+        self.functional = Fn.OncologyFunctional(
+            task,
+            action_mode=action_mode,
+            reward=reward,
+            min_dose_fraction=min_dose_fraction,
+            observation=observation,
+            decision_days=decision_days,
+            horizon_days=horizon_days,
+            scan_noise_cv=scan_noise_cv,
+            enforce_constraints=enforce_constraints,
+            reward_weights=reward_weights,
+            rtol=rtol,
+            method=method,
+        )
         self.render_mode = render_mode
-        self.action_space, self.observation_space = build_spaces(self.params, action_mode)
-        self.observation_names = tuple(r[0] for r in Fn.observation_layout(self.params))
-        self._state = Fn.allocate(self.params, 1)
-        self._args = Fn.StepArgs(self.params, self._state)
-        self._rows = np.zeros(1, dtype=np.int64)
+        self.action_space = self.functional.action_space
+        self.observation_space = self.functional.observation_space
+        self.observation_names = self.functional.observation_names
+        self._patients = self.functional.allocate(1)
         self._ready = False
         self._history: list[dict[str, Any]] = []
 
-    # --- pickling: the compiled kernels' argument tuple holds function pointers ---------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_args", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._args = Fn.StepArgs(self.params, self._state)
-
     # --- descriptive attributes -------------------------------------------------------------
+    @property
+    def params(self) -> EnvParams:
+        """The task's parameters (:class:`~oncogym.envs.task.EnvParams`)."""
+        return self.functional.params
+
+    @property
+    def action_mode(self) -> str:
+        return self.functional.action_mode
+
+    @property
+    def min_dose_fraction(self) -> float:
+        return self.functional.min_dose_fraction
+
     @property
     def therapies(self) -> tuple[str, ...]:
         return self.params.therapies
@@ -245,48 +213,44 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.params.model.state_names
 
     @property
-    def state(self) -> Fn.BatchState:
-        """The patient's state (a one-row :class:`~oncogym.envs.functional.BatchState`)."""
-        return self._state
+    def state(self) -> K.State:
+        """The patient's state, read-only (one row; fields in :class:`~._kernels.State`)."""
+        return self._patients.view
+
+    @property
+    def patients(self) -> Fn.Patients:
+        """The one-patient batch the functional environment steps."""
+        return self._patients
 
     # --- Gymnasium API -----------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        P, Y0, z = choose_patients(self.params, [self.np_random], options, [0])
-        Fn.initial(self.params, self._state, self._rows, P, Y0, z, args=self._args)
+        fn = self.functional
+        fn.initial(self._patients, [0], fn.draw([self.np_random], options))
         self._ready = True
-        info = self._info(reset=True)
+        info = fn.info(self._patients, 0, reset=True)
         if self.render_mode is not None:
             self._history = [self._snapshot(0.0)]
-        return self._state.OBS[0].copy(), info
+        return fn.observation(self._patients)[0].copy(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
         if not self._ready:
             raise RuntimeError("step: call reset() before step()")
-        s = self._state
-        Fn.action_to_request(
-            self.params,
-            np.asarray(action)[np.newaxis],
-            self.action_mode,
-            s.REQ,
-            min_dose_fraction=self.min_dose_fraction,
-        )
-        Fn.transition(self.params, s, args=self._args)
-        r = float(Fn.reward(self.params, s, self.reward_kind)[0])
-        terminated = s.I[0, K.I_ALIVE] == 0
-        truncated = not terminated and s.F[0, K.F_T] >= self.params.horizon_days - 1e-9
+        out = self.functional.step(self._patients, np.asarray(action)[np.newaxis])
+        r = float(out.reward[0])
+        terminated, truncated = bool(out.terminated[0]), bool(out.truncated[0])
         if terminated or truncated:
             self._ready = False
-        info = self._info(reset=False, reward=r)
+        info = self.functional.info(self._patients, 0, reset=False, reward=r)
         if self.render_mode is not None:
             self._history.append(self._snapshot(r))
-        return s.OBS[0].copy(), r, bool(terminated), bool(truncated), info
+        return out.observation[0].copy(), r, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """Allowed dose levels of the next step, flattened over therapies (MaskablePPO)."""
-        return Fn.action_masks(self.params, self._state)[0].copy()
+        return self.functional.action_masks(self._patients)[0].copy()
 
     def render(self) -> Any:
         if self.render_mode is None:
@@ -298,102 +262,7 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
             return render.ansi_lines(self.params, self._history)
         return render.rgb_array(self.params, self._history)
 
-    # --- info --------------------------------------------------------------------------------
-    def _info(self, *, reset: bool, reward: float = 0.0) -> dict[str, Any]:
-        return step_info(self.params, self._state, 0, reset=reset, reward=reward)
-
     def _snapshot(self, reward: float) -> dict[str, Any]:
         from . import render
 
-        return render.snapshot(self.params, self._state, 0, reward)
-
-
-def step_info(
-    params: EnvParams, s: Fn.BatchState, b: int, *, reset: bool, reward: float = 0.0
-) -> dict[str, Any]:
-    """The info dict of patient ``b`` (true state, toxicity, RECIST, doses, components)."""
-    from oncogym.clinical import RESPONSE_NAMES
-
-    th = params.therapies
-    cats = params.tox_categories
-    info: dict[str, Any] = {
-        "day": float(s.F[b, K.F_T]),
-        "state": s.Y[b].copy(),
-        "tumour_cells": float(s.Y[b, params.tumour_index].sum()),
-        "toxicity": {c: int(s.WSTEP[b, i]) for i, c in enumerate(cats)},
-        "worst_toxicity": {c: int(s.WEVER[b, i]) for i, c in enumerate(cats)},
-        "recist": RESPONSE_NAMES[int(s.I[b, K.I_RECIST])],
-        "best_response": RESPONSE_NAMES[int(s.I[b, K.I_BEST])],
-        "doses": dict(zip(th, s.DELIV[b].tolist(), strict=True)),
-        "cumulative_doses": dict(zip(th, s.CUM[b].tolist(), strict=True)),
-        "blocked": tuple(t for t, x in zip(th, s.BLOCKED[b], strict=True) if x),
-    }
-    if not reset:
-        comps = {n: float(s.COMP[b, i]) for i, n in enumerate(Fn.COMPONENT_NAMES)}
-        comps["reward"] = reward
-        info["reward_components"] = comps
-    cause = int(s.I[b, K.I_CAUSE])
-    if cause != K.DEATH_NONE:
-        info["death_cause"] = Fn.DEATH_CAUSES[cause]
-        info["death_day"] = float(s.F[b, K.F_DEATH_DAY])
-    if cause == K.DEATH_ERROR:
-        from oncogym.integrate import STATUS_NAMES
-
-        info["error"] = f"integrator failed: {STATUS_NAMES[int(s.I[b, K.I_STATUS])]}"
-    return info
-
-
-def choose_patients(
-    params: EnvParams,
-    rngs: list[np.random.Generator],
-    options: Mapping[str, Any] | None,
-    env_indices: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Patients for ``len(rngs)`` resets: drawn from each generator, or fixed by ``options``.
-
-    ``options["cohort"]`` with ``options["index"]`` (default 0) gives patient
-    ``index + env_indices[j]`` to the ``j``-th reset (in a vector env, sub-env ``i`` gets
-    patient ``index + i``); the scan noise still comes from the generators.
-    """
-    n = len(rngs)
-    if options is not None and not isinstance(options, Mapping):
-        raise ValueError(f"options: expected a dict, got {type(options).__name__}")
-    opts = dict(options or {})
-    opts.pop("reset_mask", None)
-    unknown = set(opts) - {"patient", "cohort", "index"}
-    if unknown:
-        raise ValueError(
-            f"options: unknown keys {sorted(unknown)}; allowed: patient, cohort, index"
-        )
-    if "patient" in opts and "cohort" in opts:
-        raise ValueError("options: give either 'patient' or 'cohort', not both")
-    m = params.model
-    P = np.empty((n, len(m.param_names)))
-    Y0 = np.empty((n, m.n_states))
-    Z = np.empty((n, max(1, len(params.scan_days))))
-    for j, rng in enumerate(rngs):
-        if "patient" in opts:
-            p, y = Fn.patient_rows(params, opts["patient"])
-            P[j], Y0[j] = p, y
-            Z[j] = rng.standard_normal(Z.shape[1])
-        elif "cohort" in opts:
-            cohort = opts["cohort"]
-            if not hasattr(cohort, "params") or not hasattr(cohort, "y0"):
-                raise ValueError(
-                    f"options['cohort']: expected a Cohort, got {type(cohort).__name__}"
-                )
-            if cohort.params.shape[1] != len(m.param_names):
-                raise ValueError(f"options['cohort']: not a cohort of model {m.name!r}")
-            index = opts.get("index", 0)
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-                raise ValueError(f"options['index']: expected an integer, got {index!r}")
-            i = int(index) + int(env_indices[j])
-            if not 0 <= i < cohort.params.shape[0]:
-                size = cohort.params.shape[0]
-                raise ValueError(f"options['index']: patient {i} is outside the cohort of {size}")
-            P[j], Y0[j] = cohort.params[i], cohort.y0[i]
-            Z[j] = rng.standard_normal(Z.shape[1])
-        else:
-            p, y, z = Fn.sample_patients(params, rng, 1)
-            P[j], Y0[j], Z[j] = p[0], y[0], z[0]
-    return P, Y0, Z
+        return render.snapshot(self.params, self._patients, 0, reward)

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels as K
 from . import functional as Fn
 from .task import EnvParams
 
@@ -14,21 +13,22 @@ _IMMUNE = ("L", "N", "R", "CARe")
 """Immune populations plotted where the model has them (CTL, NK, Tregs, CAR-T)."""
 
 
-def snapshot(params: EnvParams, s: Fn.BatchState, b: int, reward: float) -> dict[str, Any]:
-    """What the renderers need of one step, copied out of the state."""
+def snapshot(params: EnvParams, patients: Fn.Patients, b: int, reward: float) -> dict[str, Any]:
+    """What the renderers need of one step, copied out of the patients' state."""
     names = params.model.state_names
+    s, last = patients.view, patients.last
     return {
-        "day": float(s.F[b, K.F_T]),
-        "cells": float(s.Y[b, params.tumour_index].sum()),
-        "scan_log10": float(s.F[b, K.F_SCAN_LOG10]),
-        "scan_day": float(s.F[b, K.F_SCAN_DAY]),
-        "immune": {n: float(s.Y[b, names.index(n)]) for n in _IMMUNE if n in names},
-        "grades": s.WSTEP[b].copy(),
-        "doses": s.DELIV[b].copy(),
-        "blocked": s.BLOCKED[b].copy(),
-        "recist": int(s.I[b, K.I_RECIST]),
+        "day": float(s.day[b]),
+        "cells": float(s.y[b, params.tumour_index].sum()),
+        "scan_log10": float(s.scan_log10_cells[b]),
+        "scan_day": float(s.scan_day[b]),
+        "immune": {n: float(s.y[b, names.index(n)]) for n in _IMMUNE if n in names},
+        "grades": s.interval_grade[b].copy(),
+        "doses": last.delivered[b].copy(),
+        "blocked": last.blocked[b].copy(),
+        "recist": int(s.recist[b]),
         "reward": float(reward),
-        "alive": bool(s.I[b, K.I_ALIVE]),
+        "alive": bool(s.alive[b]),
     }
 
 

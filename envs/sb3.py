@@ -79,13 +79,13 @@ class SB3VecEnv(VecEnv):
             {"TimeLimit.truncated": bool(time_limit[i])} for i in range(self.num_envs)
         ]
         if dones.any():
-            final_obs = info["final_obs"]
-            causes = info["final_info"]["death_cause"]
-            days = info["final_info"]["day"]
+            final_obs, final = info["final_obs"], info["final_info"]
+            died = final.get("_death_cause", np.zeros(self.num_envs, dtype=np.bool_))
             for i in np.flatnonzero(dones):
                 infos[i]["terminal_observation"] = final_obs[i]
-                infos[i]["death_cause"] = int(causes[i])
-                infos[i]["day"] = float(days[i])
+                infos[i]["day"] = float(final["day"][i])
+                if died[i]:
+                    infos[i]["death_cause"] = final["death_cause"][i]
         return obs, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:

@@ -28,12 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from oncogym import integrate, models, toxicity
+from oncogym import integrate, models, rules, toxicity
 from oncogym.models.base import Model
+from oncogym.simulate import DEFAULT_MAX_STEPS
 
 from . import _kernels as K
 
@@ -90,13 +92,6 @@ _DELIVERY = {
     "lymphodepletion": K.COURSE,
     "car_t": K.AFTER_COURSE,
 }
-DELIVERY_NAMES = {
-    K.BOLUS: "one administration on the first day of the interval",
-    K.FRACTIONS: "one fraction on every weekday of the interval",
-    K.COURSE: f"a course on {LYMPHODEPLETION_COURSE_DAYS} consecutive days",
-    K.INFUSION: "a constant infusion over the interval (amount per day)",
-    K.AFTER_COURSE: "one infusion, two days after a course in the same interval",
-}
 
 # --- default reward weights --------------------------------------------------------------
 BURDEN_WEIGHT = 0.3
@@ -110,6 +105,17 @@ DEATH_PENALTY_PER_YEAR = 1.0
 
 SCAN_NOISE_CV = 0.1
 """Coefficient of variation of a scan's diameter measurement (inter-reader variability)."""
+
+ENV_RTOL = 1e-6
+"""Relative tolerance of the environments' integration: looser, on purpose, than the
+core's default (:data:`oncogym.simulate.DEFAULT_RTOL`, 1e-8, for reproducing the
+literature): an env reads its patient through scans with 10 % noise, and every
+decimal of tolerance costs integration steps.  ``rtol=`` overrides it."""
+
+DEPILLIS_ALC_VOLUME_L = 31.25
+"""Litres that turn de Pillis' circulating lymphocytes C (cells) into an ALC (cells/L): the
+model's homeostatic C* = α/β = 7.5e8 / 1.2e-2 = 6.25e10 cells reads as a normal ALC of
+2.0e9/L (the same mapping as ``oncoimmune``'s ``alc_volume_l``)."""
 
 TASKS = ("melanoma", "nsclc", "rcc", "prostate", "b_all", "lbcl")
 """Scenario tasks (oncoimmune); the literature tasks are in :data:`LITERATURE_TASKS`."""
@@ -209,7 +215,7 @@ class EnvParams:
     tox_param: np.ndarray
     tox_scale: np.ndarray
     tox_thresholds: np.ndarray
-    tox_kind: np.ndarray
+    tox_below: np.ndarray
     tox_fatal: np.ndarray
     lab_names: tuple[str, ...]
     lab_units: tuple[str, ...]
@@ -280,6 +286,60 @@ class EnvParams:
     def floor(self) -> np.ndarray:
         return self.model.floor
 
+    @cached_property
+    def solver(self) -> integrate.Solver:
+        """The integrator settings of the compiled step."""
+        return integrate.Solver(self.method, self.rtol, self.atol, self.floor, self.max_steps)
+
+    @cached_property
+    def kernel_task(self) -> K.Task:
+        """These parameters as the compiled kernels read them (:class:`~._kernels.Task`)."""
+        return K.Task(
+            therapy_index=self.tx_model,
+            delivery=self.tx_kind,
+            dose_levels=self.level_table,
+            n_levels=self.n_levels,
+            max_level=self.max_level,
+            min_interval_days=self.min_interval_days,
+            max_cumulative=self.max_cumulative,
+            max_administrations=self.max_administrations,
+            admin_days=self.admin_days,
+            course_days=self.course_days,
+            gap_days=self.gap_days,
+            enforce_constraints=self.enforce_constraints,
+            decision_days=self.decision_days,
+            horizon_days=self.horizon_days,
+            tumour_index=self.tumour_index,
+            lethal_cells=self.lethal_cells,
+            scan_days=self.scan_days,
+            scan_sigma=self.scan_sigma,
+            cr_threshold_mm=self.cr_threshold_mm,
+            cells_per_cm3=self.cells_per_cm3,
+            tox_state=self.tox_state,
+            tox_param=self.tox_param,
+            tox_scale=self.tox_scale,
+            tox_thresholds=self.tox_thresholds,
+            tox_below=self.tox_below,
+            tox_fatal=self.tox_fatal,
+            fatal_anc=toxicity.NEUTROPENIA_FATAL_ANC_PER_L,
+            fatal_days=toxicity.NEUTROPENIA_FATAL_DAYS,
+            tox_disutility=self.tox_disutility,
+            burden_weight=self.burden_weight,
+            burden_lo=self.burden_lo,
+            burden_span=self.burden_span,
+            death_weight=self.death_weight,
+            obs_mode=self.obs_mode,
+            lab_state=self.lab_state,
+            lab_param=self.lab_param,
+            lab_scale=self.lab_scale,
+            cum_cap=self.cum_cap,
+            days_cap=self.days_cap,
+            full_cap=FULL_OBS_CAP,
+        )
+
+
+FULL_OBS_CAP = 20.0
+"""Upper bound of a log10(1 + state) entry of the ``"full"`` observation (clipped)."""
 
 _OBS_MODES = ("clinical", "full")
 
@@ -300,42 +360,28 @@ def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool 
     return int(value) if integer else float(value)
 
 
-def _oncoimmune_toxicity(m: Model) -> dict[str, Any]:
-    """Grading spec of oncoimmune, from the thresholds of :mod:`oncogym.toxicity`."""
-    cats = toxicity.CATEGORIES
-    spec = {
-        "neutropenia": ("ANC", -1, toxicity.NEUTROPENIA_ANC_PER_L, K.TOX_BELOW, True),
-        "lymphopenia": ("C", m.param_names.index("alc_volume_l"),
-                        toxicity.LYMPHOPENIA_ALC_PER_L, K.TOX_BELOW, False),
-        "irae": ("irAE", -1, toxicity.IRAE_HAZARD, K.TOX_AT_LEAST, False),
-        "crs": ("IL6", -1, toxicity.CRS_IL6_PG_ML, K.TOX_AT_LEAST, False),
-        "radiation_late": ("BED_late", -1, toxicity.RADIATION_LATE_BED_GY3, K.TOX_AT_LEAST,
-                           False),
-    }  # fmt: skip
-    return _tox_arrays(m, cats, spec)
-
-
-def _tox_arrays(m: Model, cats: tuple[str, ...], spec: Mapping[str, tuple]) -> dict[str, Any]:
-    n = len(cats)
-    thr = np.empty((n, 5))
+def _tox_arrays(m: Model, categories: Mapping[str, toxicity.Category],
+                scale: Mapping[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The grading arrays of ``categories`` (:data:`oncogym.toxicity.GRADING` entries)."""
+    n = len(categories)
     out = {
-        "tox_categories": tuple(cats),
+        "tox_categories": tuple(categories),
         "tox_state": np.zeros(n, dtype=np.int64),
         "tox_param": np.full(n, -1, dtype=np.int64),
         "tox_scale": np.ones(n),
-        "tox_kind": np.zeros(n, dtype=np.int64),
+        "tox_below": np.zeros(n, dtype=np.bool_),
         "tox_fatal": np.zeros(n, dtype=np.bool_),
-        "tox_thresholds": thr,
+        "tox_thresholds": np.empty((n, 5)),
     }
-    for i, c in enumerate(cats):
-        state, param, thresholds, kind, fatal = spec[c]
-        out["tox_state"][i] = m.state_names.index(state)
-        out["tox_param"][i] = param
-        out["tox_kind"][i] = kind
-        out["tox_fatal"][i] = fatal
-        pad = -np.inf if kind == K.TOX_BELOW else np.inf
-        thr[i] = pad
-        thr[i, : len(thresholds)] = thresholds
+    for i, (name, cat) in enumerate(categories.items()):
+        out["tox_state"][i] = m.state_names.index(cat.state)
+        if cat.per_param is not None:
+            out["tox_param"][i] = m.param_names.index(cat.per_param)
+        out["tox_scale"][i] = (scale or {}).get(name, 1.0)
+        out["tox_below"][i] = cat.below
+        out["tox_fatal"][i] = cat.fatal_run
+        out["tox_thresholds"][i] = -np.inf if cat.below else np.inf
+        out["tox_thresholds"][i, : len(cat.thresholds)] = cat.thresholds
     return out
 
 
@@ -444,7 +490,7 @@ def _common(
         "scan_sigma": math.sqrt(math.log1p(cv * cv)),
         "rtol": r,
         "method": integrate.METHODS[method],
-        "max_steps": 200_000,
+        "max_steps": DEFAULT_MAX_STEPS,
         "enforce_constraints": bool(enforce_constraints),
         "burden_weight": _positive(
             "reward_weights['burden_weight']", weights["burden_weight"], allow_zero=True
@@ -468,7 +514,7 @@ def scenario_params(
     decision_days: int = 7,
     horizon_days: float | None = None,
     scan_noise_cv: float = SCAN_NOISE_CV,
-    rtol: float = 1e-6,
+    rtol: float = ENV_RTOL,
     method: str = "auto",
     enforce_constraints: bool = True,
     reward_weights: Mapping[str, Any] | None = None,
@@ -507,7 +553,7 @@ def scenario_params(
         gap_days=CAR_T_GAP_DAYS,
         scan_days=sc.scan_schedule(float(common["horizon_days"])).astype(np.float64),
         cr_threshold_mm=float(sc.cr_threshold_mm),
-        cells_per_cm3=1e9,
+        cells_per_cm3=rules.CELLS_PER_CM3,
         lethal_cells=float(sc.lethal_cells),
         tumour_index=np.array([m.state_names.index("Tp"), m.state_names.index("Tn")]),
         lab_names=("ANC", "ALC"),
@@ -525,7 +571,7 @@ def scenario_params(
             sc.max_cumulative,
             sc.max_administrations,
         ),
-        **_oncoimmune_toxicity(m),
+        **_tox_arrays(m, toxicity.GRADING),
         **common,
     )
 
@@ -562,8 +608,8 @@ LITERATURE_TASKS: dict[str, dict[str, Any]] = {
         ),
         "lethal_cells": 5e8,
         "tumour": ("T",),
-        "labs": (("ALC", "C", 1.0 / 31.25),),
-        "toxicity": ("lymphopenia", "C", 1.0 / 31.25),
+        "labs": (("ALC", "C", 1.0 / DEPILLIS_ALC_VOLUME_L),),
+        "toxicity": ("lymphopenia", "C", 1.0 / DEPILLIS_ALC_VOLUME_L),
         "scan_interval_days": 7.0,
         "decision_days": 1,
         "horizon_days": 150.0,
@@ -605,7 +651,7 @@ def literature_params(
     decision_days: int | None = None,
     horizon_days: float | None = None,
     scan_noise_cv: float = SCAN_NOISE_CV,
-    rtol: float = 1e-6,
+    rtol: float = ENV_RTOL,
     method: str = "auto",
     enforce_constraints: bool = True,
     reward_weights: Mapping[str, Any] | None = None,
@@ -629,12 +675,11 @@ def literature_params(
     scans = np.arange(0.0, horizon + 1e-9, spec["scan_interval_days"])
     tox_spec = spec["toxicity"]
     if tox_spec is None:
-        tox = _tox_arrays(m, (), {})
+        tox = _tox_arrays(m, {})
     else:
         cat, state, scale = tox_spec
-        tox = _tox_arrays(m, (cat,), {cat: (state, -1, toxicity.LYMPHOPENIA_ALC_PER_L,
-                                             K.TOX_BELOW, False)})  # fmt: skip
-        tox["tox_scale"][0] = scale
+        rule = toxicity.GRADING[cat]._replace(state=state, per_param=None)
+        tox = _tox_arrays(m, {cat: rule}, {cat: scale})
     labs = spec["labs"]
     return EnvParams(
         name=name,
@@ -649,7 +694,7 @@ def literature_params(
         gap_days=CAR_T_GAP_DAYS,
         scan_days=scans,
         cr_threshold_mm=1e-3,
-        cells_per_cm3=1e9,
+        cells_per_cm3=rules.CELLS_PER_CM3,
         lethal_cells=float(spec["lethal_cells"]),
         tumour_index=np.array([m.state_names.index(s) for s in spec["tumour"]]),
         lab_names=tuple(lab[0] for lab in labs),

@@ -12,13 +12,7 @@ from gymnasium.vector.utils import batch_space
 
 from . import _kernels as K
 from . import functional as Fn
-from .oncology import (
-    build_spaces,
-    check_min_dose_fraction,
-    check_mode,
-    choose_patients,
-)
-from .task import EnvParams, make_params
+from .task import EnvParams
 
 
 class OncologyVectorEnv(VectorEnv):
@@ -40,10 +34,11 @@ class OncologyVectorEnv(VectorEnv):
       patient ``i0 + i`` of the cohort (an evaluation of a whole cohort in one batch);
       ``{"patient": (params, y0)}`` gives every sub-env that patient; ``"reset_mask"``
       resets only the masked sub-envs.
-    * **Info**: arrays with one row per sub-env — ``day``, ``tumour_cells``, ``state``,
-      ``toxicity`` (worst grade in the interval, per category), ``recist`` (code of
-      :class:`oncogym.clinical.Response`), ``doses``, ``blocked``, ``death_cause`` (code of
-      :data:`oncogym.envs.functional.DEATH_CAUSES`), ``reward_components`` (dict of arrays).
+    * **Info**: the single env's info dicts (:meth:`OncologyFunctional.info
+      <oncogym.envs.functional.OncologyFunctional.info>`) stacked exactly as
+      :class:`gymnasium.vector.SyncVectorEnv` stacks them (same keys, types and ``_key``
+      masks; names stay names, e.g. ``info["death_cause"]`` is an object array of
+      ``"tumour"`` …, ``None`` for the living), built without a Python loop over patients.
 
     :param num_envs: number of patients stepped together
     :param task: a task of :func:`oncogym.envs.task.make_params`
@@ -84,57 +79,61 @@ class OncologyVectorEnv(VectorEnv):
             raise ValueError(f"num_envs: expected a positive integer, got {num_envs!r}")
         if render_mode is not None:
             raise ValueError("render_mode: the vector env does not render; use OncologyEnv")
-        check_mode(action_mode, reward, None)
-        kwargs: dict[str, Any] = {
-            "observation": observation,
-            "horizon_days": horizon_days,
-            "enforce_constraints": enforce_constraints,
-            "reward_weights": reward_weights,
-            "rtol": rtol,
-            "method": method,
-        }
-        if decision_days is not None:
-            kwargs["decision_days"] = decision_days
-        if scan_noise_cv is not None:
-            kwargs["scan_noise_cv"] = scan_noise_cv
-        self.params: EnvParams = make_params(task, **kwargs)
+        self.functional = Fn.OncologyFunctional(
+            task,
+            action_mode=action_mode,
+            reward=reward,
+            min_dose_fraction=min_dose_fraction,
+            observation=observation,
+            decision_days=decision_days,
+            horizon_days=horizon_days,
+            scan_noise_cv=scan_noise_cv,
+            enforce_constraints=enforce_constraints,
+            reward_weights=reward_weights,
+            rtol=rtol,
+            method=method,
+        )
         self.num_envs = int(num_envs)
-        self.action_mode = action_mode
-        self.reward_kind = reward
-        self.min_dose_fraction = check_min_dose_fraction(min_dose_fraction)
         self.max_episode_steps = max_episode_steps
         self.render_mode = None
-        self.single_action_space, self.single_observation_space = build_spaces(
-            self.params, action_mode
-        )
+        self.single_action_space = self.functional.action_space
+        self.single_observation_space = self.functional.observation_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.observation_names = tuple(r[0] for r in Fn.observation_layout(self.params))
-        self._state = Fn.allocate(self.params, self.num_envs)
-        self._args = Fn.StepArgs(self.params, self._state)
+        self.observation_names = self.functional.observation_names
+        self._patients = self.functional.allocate(self.num_envs)
         self._rngs: list[np.random.Generator] = [
             seeding.np_random(None)[0] for _ in range(self.num_envs)
         ]
         self._ready = False
 
-    # --- pickling: the compiled kernels' argument tuple holds function pointers ---------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_args", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._args = Fn.StepArgs(self.params, self._state)
-
     # --- descriptive attributes -------------------------------------------------------------
+    @property
+    def params(self) -> EnvParams:
+        """The task's parameters (:class:`~oncogym.envs.task.EnvParams`)."""
+        return self.functional.params
+
+    @property
+    def action_mode(self) -> str:
+        return self.functional.action_mode
+
+    @property
+    def min_dose_fraction(self) -> float:
+        return self.functional.min_dose_fraction
+
     @property
     def therapies(self) -> tuple[str, ...]:
         return self.params.therapies
 
     @property
-    def state(self) -> Fn.BatchState:
-        return self._state
+    def state(self) -> K.State:
+        """The patients' state, read-only (fields in :class:`~._kernels.State`)."""
+        return self._patients.view
+
+    @property
+    def patients(self) -> Fn.Patients:
+        """The batch the functional environment steps."""
+        return self._patients
 
     @property
     def np_random_generators(self) -> list[np.random.Generator]:
@@ -170,74 +169,47 @@ class OncologyVectorEnv(VectorEnv):
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
         self._reset_rows(rows, options)
         self._ready = True
-        info = self._infos(np.zeros(n), reset=True)
-        return self._state.OBS.copy(), info
+        infos = self.functional.infos(self._patients, reset=True)
+        if mask is not None:
+            infos = infos.only(mask)
+        return self.functional.observation(self._patients).copy(), infos.gymnasium()
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._ready:
             raise RuntimeError("step: call reset() before step()")
-        s = self._state
-        Fn.action_to_request(
-            self.params, actions, self.action_mode, s.REQ, min_dose_fraction=self.min_dose_fraction
-        )
-        Fn.transition(self.params, s, parallel=True, args=self._args)
-        rewards = Fn.reward(self.params, s, self.reward_kind)
-        terminated, truncated = Fn.terminal(self.params, s)
-        infos = self._infos(rewards, reset=False)
+        fn, patients = self.functional, self._patients
+        out = fn.step(patients, actions, parallel=True)
+        rewards = out.reward.copy()
+        terminated, truncated = out.terminated.copy(), out.truncated.copy()
+        infos = fn.infos(patients, reset=False, rewards=rewards)
         done = terminated | truncated
+        final = {}
         if done.any():
             rows = np.flatnonzero(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
             for i in rows:
-                final_obs[i] = s.OBS[i].copy()
-            infos["final_obs"] = final_obs
-            infos["_final_obs"] = done.copy()
-            infos["final_info"] = _masked(self._infos(rewards, reset=False), done)
-            infos["_final_info"] = done.copy()
+                final_obs[i] = out.observation[i].copy()
+            final = {
+                "final_obs": final_obs,
+                "_final_obs": done.copy(),
+                "final_info": infos.only(done).gymnasium(),
+                "_final_info": done.copy(),
+            }
             self._reset_rows(rows, None)
-            reset_info = self._infos(rewards, reset=True)
-            for key in ("day", "tumour_cells", "state", "toxicity", "recist", "doses",
-                        "blocked"):  # fmt: skip
-                infos[key][rows] = reset_info[key][rows]
-        return s.OBS.copy(), rewards, terminated, truncated, infos
+            infos = infos.where(done, fn.infos(patients, reset=True))
+        info = infos.gymnasium()
+        info.update(final)
+        return fn.observation(patients).copy(), rewards, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """Allowed dose levels of the next step, ``(num_envs, sum(n_levels))`` bool."""
-        return Fn.action_masks(self.params, self._state).copy()
+        return self.functional.action_masks(self._patients).copy()
 
     # --- internals ---------------------------------------------------------------------------
     def _reset_rows(self, rows: np.ndarray, options: Mapping[str, Any] | None) -> None:
         if len(rows) == 0:
             return
-        P, Y0, Z = choose_patients(self.params, [self._rngs[i] for i in rows], options, rows)
-        Fn.initial(self.params, self._state, rows, P, Y0, Z, args=self._args)
-
-    def _infos(self, rewards: np.ndarray, *, reset: bool) -> dict[str, Any]:
-        s = self._state
-        p = self.params
-        info: dict[str, Any] = {
-            "day": s.F[:, K.F_T].copy(),
-            "tumour_cells": s.Y[:, p.tumour_index].sum(axis=1),
-            "state": s.Y.copy(),
-            "toxicity": s.WSTEP.copy(),
-            "recist": s.I[:, K.I_RECIST].copy(),
-            "doses": s.DELIV.copy(),
-            "blocked": s.BLOCKED.copy(),
-        }
-        if not reset:
-            comps = {n: s.COMP[:, i].copy() for i, n in enumerate(Fn.COMPONENT_NAMES)}
-            comps["reward"] = np.asarray(rewards, dtype=np.float64).copy()
-            info["reward_components"] = comps
-            info["death_cause"] = s.I[:, K.I_CAUSE].copy()
-        return info
-
-
-def _masked(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
-    """``info`` with its own ``_key`` masks (Gymnasium's vector info convention)."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        out[key] = _masked(value, mask) if isinstance(value, dict) else value
-        out[f"_{key}"] = mask.copy()
-    return out
+        fn = self.functional
+        fn.initial(self._patients, rows, fn.draw([self._rngs[i] for i in rows], options, rows))

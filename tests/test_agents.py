@@ -283,14 +283,16 @@ def test_benchmark_bad_input_is_named(tmp_path):
 
 
 def test_benchmark_failed_unit_is_reported_by_name(tmp_path, monkeypatch):
-    real = B.run_unit
+    from oncogym.agents import units as U
+
+    real = U.run_unit
 
     def flaky(unit, cfg):
         if unit.policy == "nivolumab":
             raise RuntimeError("boom")
         return real(unit, cfg)
 
-    monkeypatch.setattr(B, "run_unit", flaky)
+    monkeypatch.setattr(U, "run_unit", flaky)
     with pytest.raises(B.BenchmarkError, match="eval:melanoma:nivolumab: RuntimeError: boom"):
         B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment", "nivolumab"],
                         n_patients=3)  # fmt: skip

@@ -19,7 +19,7 @@ from numpy.testing import assert_array_equal
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import oncogym
-from oncogym import clinical
+from oncogym import clinical, rules
 from oncogym.envs import ENV_IDS, STANDARD_OF_CARE, OncologyEnv
 from oncogym.envs import _kernels as K
 from oncogym.envs import functional as Fn
@@ -205,7 +205,7 @@ def test_checkpoint_interval_and_ipilimumab_count_are_enforced():
     assert pd1 == [240.0 if w % 2 == 0 else 0.0 for w in range(16)]  # q2w at most
     assert [w for w, d in enumerate(ctla4) if d > 0] == [0, 3, 6, 9]  # q3w, four doses
     assert "anti_pd1" in blocked[1] and "anti_ctla4" in blocked[12]
-    assert env.state.CUM[0, 1] == 4 * 3.0
+    assert env.state.cumulative_dose[0, 1] == 4 * 3.0
 
 
 def test_double_checkpoint_dose_needs_the_double_label_interval():
@@ -243,7 +243,7 @@ def test_radiotherapy_week_is_weekday_fractions_and_cumulative_cap_holds():
         _, _, _, _, info = env.step(rt)
         delivered.append(info["doses"]["radiotherapy"])
     assert delivered == [10.0] * 6 + [0.0, 0.0]  # 5 × 2 Gy a week; the 66 Gy cap stops week 7
-    assert env.state.NADM[0, env.therapies.index("radiotherapy")] == 30
+    assert env.state.administrations[0, env.therapies.index("radiotherapy")] == 30
     assert env.action_masks()[-1] == 0  # radiotherapy level 1 is masked from now on
 
 
@@ -264,8 +264,8 @@ def test_car_t_at_most_once_and_after_lymphodepletion():
     assert info["doses"]["car_t"] == 3.0e6 and info["doses"]["lymphodepletion"] == 3.0
     # the CAR-T infusion went in on day 5, after the course on days 0–2
     s = env.state
-    assert s.LAST[0, env.therapies.index("car_t")] == 5.0
-    assert s.LAST[0, env.therapies.index("lymphodepletion")] == 2.0
+    assert s.last_dose_day[0, env.therapies.index("car_t")] == 5.0
+    assert s.last_dose_day[0, env.therapies.index("lymphodepletion")] == 2.0
     for _ in range(3):
         _, _, te, _, info = env.step(_levels(env, car_t=3))
         assert info["doses"]["car_t"] == 0.0 and "car_t" in info["blocked"]
@@ -332,13 +332,13 @@ def test_reset_draws_training_patients_and_options_fix_them():
     assert info_a["tumour_cells"] != info_b["tumour_cells"]
     cohort = Cohort.test("melanoma", 5)
     env.reset(seed=0, options={"cohort": cohort, "index": 3})
-    assert_array_equal(env.state.P[0], cohort.params[3])
-    assert_array_equal(env.state.Y[0], cohort.y0[3])
+    assert_array_equal(env.state.params[0], cohort.params[3])
+    assert_array_equal(env.state.y[0], cohort.y0[3])
     params, y0 = cohort.patient(2)
     env.reset(options={"patient": (params, y0)})
-    assert_array_equal(env.state.Y[0], cohort.y0[2])
+    assert_array_equal(env.state.y[0], cohort.y0[2])
     env.reset(options={"patient": (cohort.params[1], cohort.y0[1])})
-    assert_array_equal(env.state.P[0], cohort.params[1])
+    assert_array_equal(env.state.params[0], cohort.params[1])
     bad_options = [
         {"patient": (1, 2, 3)},
         {"cohort": cohort, "index": 9},
@@ -394,8 +394,7 @@ def test_toxic_death_terminates_with_grade_five():
 
 def test_integrator_failure_ends_the_episode_with_an_error():
     env = OncologyEnv("melanoma")
-    env.params = dataclasses.replace(env.params, max_steps=2)
-    env._args = Fn.StepArgs(env.params, env.state)
+    env.functional = env.functional.with_params(dataclasses.replace(env.params, max_steps=2))
     env.reset(seed=0)
     obs2, r, te, _, info = env.step(np.zeros(3, dtype=np.int64))
     assert te and "error" in info and info["death_cause"] == "error"
@@ -494,9 +493,20 @@ def test_render_rgb_array_and_ansi():
         assert OncologyEnv("melanoma").render() is None
 
 
-def test_kernel_constants_match_the_core():
-    assert (K.CR, K.PR, K.SD, K.PD, K.NE) == tuple(int(r) for r in clinical.Response)
-    assert len(Fn.COMPONENT_NAMES) == K.N_COMP
+def test_rulebook_codes_match_the_readouts():
+    assert (rules.CR, rules.PR, rules.SD, rules.PD, rules.NE) == tuple(
+        int(r) for r in clinical.Response
+    )
+    assert Fn.COMPONENT_NAMES == K.Interval._fields[2:]
+
+
+def test_state_view_is_read_only():
+    env = OncologyEnv("melanoma")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="read-only"):
+        env.state.day[0] = 5.0
+    with pytest.raises(ValueError, match="read-only"):
+        env.state.y[0, 0] = 1.0
 
 
 def test_interpreted_kernels_give_the_same_episode():

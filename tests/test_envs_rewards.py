@@ -38,21 +38,23 @@ MAX_DOSE_BEATS_SOC: dict[str, str] = {}
 
 
 def _episode_returns(task: str, cohort: Cohort, policy, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """Return of each cohort patient's first episode, and its cause of death code."""
+    """Return of each cohort patient's first episode, and its cause of death."""
     n = len(cohort)
     venv = OncologyVectorEnv(
         n, task, action_mode="continuous", horizon_days=HORIZON[task], **kwargs
     )
     venv.reset(seed=2024, options={"cohort": cohort})
     total = np.zeros(n)
-    cause = np.zeros(n, dtype=np.int64)
+    cause = np.full(n, "none", dtype=object)
     done = np.zeros(n, dtype=np.bool_)
     for step in range(venv.params.n_steps):
         _, r, te, tr, info = venv.step(policy(step, n, venv.params))
         total += np.where(done, 0.0, r)
         ended = (te | tr) & ~done
-        if ended.any():
-            cause[ended] = info["final_info"]["death_cause"][ended]
+        final = info.get("final_info", {})
+        if "death_cause" in final:
+            died = ended & final["_death_cause"]
+            cause[died] = final["death_cause"][died]
         done |= te | tr
         if done.all():
             break
@@ -101,7 +103,7 @@ def _soc_mean(task: str) -> tuple[Cohort, float]:
     if task not in _CACHE:
         cohort = Cohort.test(task, N_PATIENTS)
         soc, cause = _episode_returns(task, cohort, _soc_policy(task, cohort))
-        assert np.all(cause != 3), "integrator failure under the standard of care"
+        assert np.all(cause != "error"), "integrator failure under the standard of care"
         _CACHE[task] = (cohort, float(soc.mean()))
     return _CACHE[task]
 
@@ -146,8 +148,8 @@ def test_ending_episodes_through_toxicity_scores_below_standard_of_care(task):
     toxic, cause = _episode_returns(task, cohort, _max, enforce_constraints=False)
     assert toxic.mean() < soc
     # where toxicity did end episodes early, those patients fared worst of all
-    if np.any(cause == 2):
-        assert toxic[cause == 2].mean() < soc
+    if np.any(cause == "toxicity"):
+        assert toxic[cause == "toxicity"].mean() < soc
 
 
 def test_dying_now_never_pays_more_than_stopping_treatment():

@@ -76,7 +76,7 @@ def test_actions_in_range_and_allowed(cohort, mode):
         col = np.concatenate([[0], np.cumsum(env.params.n_levels)[:-1]])
         assert np.take_along_axis(mask, col + _levels(env.params, actions), axis=1).all()
         obs, _, _, _, info = env.step(actions)
-        assert not info["blocked"].any()
+        assert all(b == () for b in info["blocked"])
 
 
 def test_population_never_reads_the_true_patient(cohort):
@@ -86,14 +86,14 @@ def test_population_never_reads_the_true_patient(cohort):
     rng = np.random.default_rng(0)
 
     def hidden(env, call):
-        s = env.state
-        saved = s.P.copy(), s.Y.copy()
-        s.P *= rng.uniform(0.1, 10.0, s.P.shape)
-        s.Y[:] = rng.uniform(0.0, 1e12, s.Y.shape)
+        s = env.patients.state  # the kernels' record, writable
+        saved = s.params.copy(), s.y.copy()
+        s.params[:] *= rng.uniform(0.1, 10.0, s.params.shape)
+        s.y[:] = rng.uniform(0.0, 1e12, s.y.shape)
         try:
             return call()
         finally:
-            s.P[:], s.Y[:] = saved
+            s.params[:], s.y[:] = saved
 
     planners[0].attach(envs[0][0])
     hidden(envs[1][0], lambda: planners[1].attach(envs[1][0]))
@@ -111,7 +111,7 @@ def test_oracle_reads_the_true_patient(cohort):
     planner = MPCPlanner(TASK, mode="oracle", **SMALL)
     planner.attach(env)
     a = planner.predict(obs)[0]
-    env.state.P[:, env.params.model.param_names.index("a")] *= 3.0  # fast-growing tumours
+    env.patients.state.params[:, env.params.model.param_names.index("a")] *= 3.0  # fast tumours
     planner.attach(env)
     b = planner.predict(obs)[0]
     assert not np.array_equal(a, b)
@@ -153,7 +153,7 @@ def test_dead_patient_gets_no_dose(cohort):
     env, obs = _env(cohort)
     planner = MPCPlanner(TASK, mode="oracle", **SMALL)
     planner.attach(env)
-    env.state.I[0, 0] = 0  # I_ALIVE
+    env.patients.state.alive[0] = False
     assert np.all(planner.predict(obs)[0][0] == 0.0)
 
 
