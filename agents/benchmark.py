@@ -80,8 +80,11 @@ def check_planner(settings: Mapping[str, Any]) -> None:
 
     from .planner import MPCPlanner
 
-    allowed = [p for p in inspect.signature(MPCPlanner.__init__).parameters
-               if p not in ("self", "task", "mode", "seed")]  # fmt: skip
+    allowed = [
+        p
+        for p in inspect.signature(MPCPlanner.__init__).parameters
+        if p not in ("self", "task", "mode", "seed")
+    ]
     for key in settings:
         if key not in allowed:
             raise ValueError(f"planner: unknown setting {key!r}; allowed: {', '.join(allowed)}")
@@ -169,8 +172,11 @@ def report(cfg: BenchmarkConfig, eval_units: Sequence[Unit]) -> dict[str, list[d
         names = [r.policy for r in res]
         ref = STANDARD_OF_CARE.get(sc)
         ref = ref if ref in names else None
-        extra = {u.policy: _training_columns(cfg, u) for u in eval_units
-                 if u.scenario == sc and (u.algo or u.agent_dir)}  # fmt: skip
+        extra = {
+            u.policy: _training_columns(cfg, u)
+            for u in eval_units
+            if u.scenario == sc and (u.algo or u.agent_dir)
+        }
         rows[sc] = write_report(res, cfg.scenario_dir(sc), reference=ref, extra_rows=extra)
     return rows
 
@@ -222,8 +228,9 @@ def run_benchmark(
     t0 = time.perf_counter()
     failures = run_units(train_units, cfg, **run)
     t_train = time.perf_counter() - t0
-    ok_eval = [u for u in eval_units
-               if not (u.algo and f"train:{u.scenario}:{u.policy}" in failures)]  # fmt: skip
+    ok_eval = [
+        u for u in eval_units if not (u.algo and f"train:{u.scenario}:{u.policy}" in failures)
+    ]
     failures.update(run_units(ok_eval, cfg, **run))
     finished = [u for u in eval_units if cfg.result_path(u).exists()]
     rows = report(cfg, finished) if finished else {}

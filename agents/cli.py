@@ -219,8 +219,9 @@ def _list_envs_and_policies() -> None:
         names = [f"{b} (SoC)" if b == soc else b for b in baseline_names(task)]
         policies.append(f"  {env_id} ({task}): {', '.join(names)}")
     console.print(envs)
-    console.print("baselines (oncogym evaluate NAME -s TASK):\n" + "\n".join(policies),
-                  highlight=False)  # fmt: skip
+    console.print(
+        "baselines (oncogym evaluate NAME -s TASK):\n" + "\n".join(policies), highlight=False
+    )
     try:
         from .train import ALGOS
     except ImportError:  # pragma: no cover - SB3 is a dependency
@@ -327,8 +328,9 @@ def _simulate_protocol(
     try:
         task, _ = _task_of(scenario)
         if task not in STANDARD_OF_CARE:
-            raise CliError(f"--scenario: {task} has no protocols; scenarios: "
-                           f"{', '.join(STANDARD_OF_CARE)}")  # fmt: skip
+            raise CliError(
+                f"--scenario: {task} has no protocols; scenarios: {', '.join(STANDARD_OF_CARE)}"
+            )
         if patients < 1:
             raise CliError(f"--patients: must be >= 1, got {patients}")
         name = protocol or STANDARD_OF_CARE[task]
@@ -340,12 +342,18 @@ def _simulate_protocol(
     for col in ("patient", "best response", "PFS d", "OS d", "death", "worst grades", "QALYs"):
         table.add_column(col, justify="right")
     for i in range(min(res.n, 20)):
-        grades = ", ".join(f"{c} {g}" for c, g in zip(res.tox_categories, res.worst_grade[i],
-                                                       strict=True) if g)  # fmt: skip
+        grades = ", ".join(
+            f"{c} {g}" for c, g in zip(res.tox_categories, res.worst_grade[i], strict=True) if g
+        )
         table.add_row(
-            str(i), RESPONSE_NAMES[res.best_response[i]], f"{res.pfs_days[i]:.0f}",
-            f"{res.os_days[i]:.0f}", res.death_cause[i], grades or "-", f"{res.qalys[i]:.3f}",
-        )  # fmt: skip
+            str(i),
+            RESPONSE_NAMES[res.best_response[i]],
+            f"{res.pfs_days[i]:.0f}",
+            f"{res.os_days[i]:.0f}",
+            res.death_cause[i],
+            grades or "-",
+            f"{res.qalys[i]:.3f}",
+        )
     console.print(table)
     if res.n > 1:
         console.print(_metrics_table([summarise(res)], f"{task}: {name}, cohort summary"))
@@ -411,17 +419,31 @@ def _progress() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     return Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=True,
-    )  # fmt: skip
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _metrics_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
     from .evaluate import _fmt_months, _fmt_p
 
     table = Table(title=title)
-    for col in ("policy", "ORR %", "CR %", "mPFS mo", "mOS mo (95% CI)", "OS end %",
-                "G≥3 %", "QALYs", "Δ QALYs", "log-rank p"):  # fmt: skip
+    for col in (
+        "policy",
+        "ORR %",
+        "CR %",
+        "mPFS mo",
+        "mOS mo (95% CI)",
+        "OS end %",
+        "G≥3 %",
+        "QALYs",
+        "Δ QALYs",
+        "log-rank p",
+    ):
         table.add_column(col, justify="left" if col == "policy" else "right", overflow="fold")
     for r in rows:
         dq = r.get("qalys_diff", math.nan)
@@ -483,8 +505,13 @@ def evaluate(
             pol = make_baseline(policy, task, seed=seed)
         with _progress() as prog:
             bar = prog.add_task(f"{getattr(pol, 'name', policy)} on {task}", total=None)
-            res = rollout(pol, task, n_patients=patients, seed=seed,
-                          progress=lambda k, n: prog.update(bar, completed=k, total=n))  # fmt: skip
+            res = rollout(
+                pol,
+                task,
+                n_patients=patients,
+                seed=seed,
+                progress=lambda k, n: prog.update(bar, completed=k, total=n),
+            )
         from .evaluate import summarise
 
         rows = [summarise(res)]
@@ -536,16 +563,28 @@ def train(
             raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
         if len(seed_list) == 1 and backend == "local":
             folder = run_dir or out / task / f"{name}_s{seed_list[0]}"
-            path = train_run(env_id, name, seed=seed_list[0], n_timesteps=timesteps,
-                             run_dir=folder, config=config, resume=resume, n_envs=n_envs,
-                             progress_bar=True)  # fmt: skip
+            path = train_run(
+                env_id,
+                name,
+                seed=seed_list[0],
+                n_timesteps=timesteps,
+                run_dir=folder,
+                config=config,
+                resume=resume,
+                n_envs=n_envs,
+                progress_bar=True,
+            )
             console.print(f"wrote {path}", highlight=False)
             return
         if run_dir is not None:
             raise CliError("--run-dir: one seed only; with several seeds use --out")
-        cfg = BenchmarkConfig(out_dir=str(out), timesteps=timesteps, n_envs=n_envs,
-                              train_config=None if config is None else str(config),
-                              runs_subdir="")  # fmt: skip
+        cfg = BenchmarkConfig(
+            out_dir=str(out),
+            timesteps=timesteps,
+            n_envs=n_envs,
+            train_config=None if config is None else str(config),
+            runs_subdir="",
+        )
         units = [Unit("train", task, f"{name}_s{s}", algo=name, seed=s) for s in seed_list]
         with _progress() as prog:
             bar = prog.add_task(f"{name} on {env_id}", total=len(units))
@@ -554,8 +593,9 @@ def train(
                 prog.console.print(f"{'failed' if exc else 'done'}: {unit.key}", highlight=False)
                 prog.advance(bar)
 
-            failures = run_units(units, cfg, backend=backend, workers=workers, address=address,
-                                 on_done=done)  # fmt: skip
+            failures = run_units(
+                units, cfg, backend=backend, workers=workers, address=address, on_done=done
+            )
         if failures:
             raise CliError("; ".join(f"{k}: {type(e).__name__}: {e}" for k, e in failures.items()))
         for u in units:
@@ -584,8 +624,9 @@ def tune(
         _, env_id = _task_of(env)
         if samples is not None and samples < 1:
             raise CliError(f"--samples: must be >= 1, got {samples}")
-        path, params, score = tune_hyperparams(env_id, space, out=out, num_samples=samples,
-                                               cpus=cpus, address=address, seed=seed)  # fmt: skip
+        path, params, score = tune_hyperparams(
+            env_id, space, out=out, num_samples=samples, cpus=cpus, address=address, seed=seed
+        )
     except (CliError, ValueError, ImportError, FileNotFoundError) as exc:
         _fail(str(exc))
         return
@@ -673,11 +714,21 @@ def benchmark(
                 prog.advance(bar)
 
             rows = run_benchmark(
-                tasks, out, baselines=chosen, algos=algos, seeds=seed_list,
-                agents=_split(agent), n_patients=patients, eval_seed=seed,
-                timesteps=timesteps, planner=planner_kw, backend=backend, workers=workers,
-                address=address, on_done=done,
-            )  # fmt: skip
+                tasks,
+                out,
+                baselines=chosen,
+                algos=algos,
+                seeds=seed_list,
+                agents=_split(agent),
+                n_patients=patients,
+                eval_seed=seed,
+                timesteps=timesteps,
+                planner=planner_kw,
+                backend=backend,
+                workers=workers,
+                address=address,
+                on_done=done,
+            )
     except BenchmarkError as exc:
         _fail(str(exc))
         return

@@ -299,8 +299,15 @@ def summarise(
             raise ValueError("reference: must be evaluated on the same cohort")
         if result is reference or result.policy == reference.policy:
             nan = math.nan
-            out.update(os_logrank_p=nan, os_hr=1.0, os_hr_low=nan, os_hr_high=nan,
-                       qalys_diff=0.0, qalys_diff_low=nan, qalys_diff_high=nan)  # fmt: skip
+            out.update(
+                os_logrank_p=nan,
+                os_hr=1.0,
+                os_hr_low=nan,
+                os_hr_high=nan,
+                qalys_diff=0.0,
+                qalys_diff_low=nan,
+                qalys_diff_high=nan,
+            )
         else:
             lr = log_rank(result.os_days, result.death, reference.os_days, reference.death)
             out["os_logrank_p"] = lr.p_value
@@ -458,8 +465,13 @@ def _plot_swimmer(res: EvaluationResult, path: Path, n_show: int = 30) -> None:
         ax.barh(row, res.os_days[i], color="0.88", height=0.7)
         for j in range(len(res.therapies)):
             given = res.doses[i, :, j] > 0
-            ax.scatter(days[given], np.full(given.sum(), row + (j - len(res.therapies) / 2) * 0.12),
-                       s=7, color=colours(j), marker="|")  # fmt: skip
+            ax.scatter(
+                days[given],
+                np.full(given.sum(), row + (j - len(res.therapies) / 2) * 0.12),
+                s=7,
+                color=colours(j),
+                marker="|",
+            )
         if res.pfs_event[i] and res.pfs_days[i] < res.os_days[i]:
             ax.scatter(res.pfs_days[i], row, marker=">", color="k", s=14)
         if res.death[i]:

@@ -85,9 +85,15 @@ MODES = ("oracle", "population")
 TERMINALS = ("trend", "static", "none")
 
 _PARAM_KWARGS = (
-    "observation", "decision_days", "horizon_days", "scan_noise_cv", "rtol", "method",
-    "enforce_constraints", "reward_weights",
-)  # fmt: skip
+    "observation",
+    "decision_days",
+    "horizon_days",
+    "scan_noise_cv",
+    "rtol",
+    "method",
+    "enforce_constraints",
+    "reward_weights",
+)
 
 _DAYS_PER_YEAR = 365.25
 _TERMINAL_GRID = 24
@@ -348,8 +354,9 @@ class MPCPlanner:
             self._scan_day[r] = s.scan_day[r]
         lost = ~np.isfinite(lw).any(axis=1)
         if lost.any():  # no particle is consistent: restart uniform over the living ones
-            lw[lost] = np.where(pool_alive[lost] | ~pool_alive[lost].any(axis=1)[:, None],
-                                0.0, -np.inf)  # fmt: skip
+            lw[lost] = np.where(
+                pool_alive[lost] | ~pool_alive[lost].any(axis=1)[:, None], 0.0, -np.inf
+            )
         lw -= lw.max(axis=1, keepdims=True)
         self._logw[rows] = lw
 

@@ -488,9 +488,17 @@ def train(
     prefer_workqueue_threading()
     try:
         return _train(
-            env_id, name, cfg, run_dir, seed=seed, resume=resume, progress_bar=progress_bar,
-            checkpoint_freq=checkpoint_freq, tensorboard=tensorboard, t_start=t_start,
-        )  # fmt: skip
+            env_id,
+            name,
+            cfg,
+            run_dir,
+            seed=seed,
+            resume=resume,
+            progress_bar=progress_bar,
+            checkpoint_freq=checkpoint_freq,
+            tensorboard=tensorboard,
+            t_start=t_start,
+        )
     finally:
         torch.set_num_threads(threads_before)
 
@@ -837,9 +845,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--torch-threads", type=int, default=1, help="torch threads (0: torch's default)"
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key (YAML value; dotted keys reach inside mappings)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     try:
         run_dir = train(

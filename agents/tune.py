@@ -115,13 +115,29 @@ def _trial(config: dict[str, Any], *, env_id: str, algo: str, search: dict[str, 
     for i in range(budget["reports"]):
         steps = budget["timesteps_per_report"] * (i + 1)
         if i == 0:
-            train(env_id, algo, seed=0, n_timesteps=steps, run_dir=run_dir, overrides=overrides,
-                  progress_bar=False, tensorboard=False)  # fmt: skip
+            train(
+                env_id,
+                algo,
+                seed=0,
+                n_timesteps=steps,
+                run_dir=run_dir,
+                overrides=overrides,
+                progress_bar=False,
+                tensorboard=False,
+            )
         else:
-            train(env_id, algo, n_timesteps=steps, run_dir=run_dir, resume=True,
-                  progress_bar=False, tensorboard=False)  # fmt: skip
-        res = rollout(load_agent(run_dir), task, cohort=cohort, n_patients=n_val,
-                      seed=VALIDATION_DRAW)  # fmt: skip
+            train(
+                env_id,
+                algo,
+                n_timesteps=steps,
+                run_dir=run_dir,
+                resume=True,
+                progress_bar=False,
+                tensorboard=False,
+            )
+        res = rollout(
+            load_agent(run_dir), task, cohort=cohort, n_patients=n_val, seed=VALIDATION_DRAW
+        )
         tune.report({"mean_return": float(res.returns.mean()), "timesteps": steps})
 
 
@@ -156,8 +172,9 @@ def tune_hyperparams(
     allowed = allowed_keys(ALGOS[algo].load_class())
     for key in search.space:
         if key not in allowed:
-            raise ValueError(f"space: {key!r} is not a {algo} hyperparameter; allowed: "
-                             f"{', '.join(allowed)}")  # fmt: skip
+            raise ValueError(
+                f"space: {key!r} is not a {algo} hyperparameter; allowed: {', '.join(allowed)}"
+            )
     require_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler

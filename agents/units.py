@@ -103,8 +103,12 @@ def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
     from .train import train
 
     run_dir = cfg.run_dir(unit)
-    kwargs = {"seed": unit.seed, "n_timesteps": cfg.timesteps, "run_dir": run_dir,
-              "progress_bar": cfg.progress}  # fmt: skip
+    kwargs = {
+        "seed": unit.seed,
+        "n_timesteps": cfg.timesteps,
+        "run_dir": run_dir,
+        "progress_bar": cfg.progress,
+    }
     if (run_dir / "config.yml").exists():
         try:
             train(TASK_ENV_ID[unit.scenario], unit.algo, resume=True, **kwargs)
@@ -113,8 +117,14 @@ def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
             if "no complete checkpoint" not in str(exc):
                 raise
             shutil.rmtree(run_dir)
-    train(TASK_ENV_ID[unit.scenario], unit.algo, config=cfg.train_config, n_envs=cfg.n_envs,
-          overrides=cfg.train_overrides or None, **kwargs)  # fmt: skip
+    train(
+        TASK_ENV_ID[unit.scenario],
+        unit.algo,
+        config=cfg.train_config,
+        n_envs=cfg.n_envs,
+        overrides=cfg.train_overrides or None,
+        **kwargs,
+    )
 
 
 def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:

@@ -36,8 +36,17 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def sweep(out: Path, backend: str) -> None:
     for sc in SCENARIOS:  # baselines differ per scenario: one call each, same folder
-        run_benchmark([sc], out, baselines=BASELINES[sc], algos=["ppo"], seeds=[0, 1],
-                      timesteps=20_000, n_patients=50, backend=backend, workers=2)  # fmt: skip
+        run_benchmark(
+            [sc],
+            out,
+            baselines=BASELINES[sc],
+            algos=["ppo"],
+            seeds=[0, 1],
+            timesteps=20_000,
+            n_patients=50,
+            backend=backend,
+            workers=2,
+        )
 
 
 def tables(out: Path) -> dict[str, pd.DataFrame]:
@@ -62,8 +71,12 @@ def main() -> None:
             out = Path(tempfile.mkdtemp(prefix=f"sweep_{backend}_"))
             t0 = time.perf_counter()  # Ray's start-up counts: it is part of the backend
             if backend == "ray":
-                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)  # fmt: skip
+                ray.init(
+                    num_cpus=2,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             try:
                 sweep(out, backend)
             finally:

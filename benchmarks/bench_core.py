@@ -75,9 +75,16 @@ def scipy_solve(method, p_row, y_row, sched, days, atol):
     if method == "Radau-ref":
         return solve_reference(m, days, params=p, y0=y0, schedule=sched, rtol=1e-11, atol=1e-11)[1]
     return solve_reference(
-        m, days, params=p, y0=y0, schedule=sched, method=method, rtol=RTOL, atol=atol,
+        m,
+        days,
+        params=p,
+        y0=y0,
+        schedule=sched,
+        method=method,
+        rtol=RTOL,
+        atol=atol,
         rhs=python_rhs,
-    )[1]  # fmt: skip
+    )[1]
 
 
 FLOOR = 1e3 * oncogym.models.get(MODEL).atol
@@ -134,10 +141,14 @@ def main(argv=None) -> dict:
     def loop():
         for i in range(n_loop):
             oncogym.simulate(
-                MODEL, args.days, params=dict(zip(m.param_names, P[i], strict=True)),
-                y0=dict(zip(m.state_names, Y0[i], strict=True)), schedule=sched, rtol=RTOL,
+                MODEL,
+                args.days,
+                params=dict(zip(m.param_names, P[i], strict=True)),
+                y0=dict(zip(m.state_names, Y0[i], strict=True)),
+                schedule=sched,
+                rtol=RTOL,
                 extinction=False,
-            )  # fmt: skip
+            )
 
     t_loop, _ = median_time(loop, args.repeats)
 

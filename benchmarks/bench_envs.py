@@ -171,14 +171,20 @@ def _tree_of(rev: str, into: Path) -> Path:
     """An importable ``oncogym`` package of git revision ``rev`` (its core, envs and
     agents assembled as the installed package lays them out); returns its parent folder."""
     src = into / "checkout"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(src), rev],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(src), rev],
+        check=True,
+        capture_output=True,
+    )
     pkg = into / "path" / "oncogym"
     shutil.copytree(src / "src" / "oncogym", pkg)
     shutil.copytree(src / "envs", pkg / "envs")
     shutil.copytree(src / "agents", pkg / "agents")
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
+        check=True,
+        capture_output=True,
+    )
     return pkg.parent
 
 
@@ -187,9 +193,21 @@ def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str,
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = str(path)
-    cmd = [sys.executable, __file__, "--worker", "--json", str(out),
-           "--single-steps", str(args.single_steps), "--vector-steps", str(args.vector_steps),
-           "--repeats", str(args.repeats), "--seed", str(args.seed)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--json",
+        str(out),
+        "--single-steps",
+        str(args.single_steps),
+        "--vector-steps",
+        str(args.vector_steps),
+        "--repeats",
+        str(args.repeats),
+        "--seed",
+        str(args.seed),
+    ]
     subprocess.run(cmd, check=True, env=env, cwd=tempfile.gettempdir())
     return json.loads(out.read_text())
 
@@ -204,21 +222,37 @@ def against(args: argparse.Namespace) -> dict[str, Any]:
                 res = _worker(path, args, Path(tmp) / f"{label}_{r}.json")
                 runs[label].append({row["method"]: row for row in res["rows"]})
                 print(f"# round {r + 1}/{args.rounds}: {label} done", flush=True)
-    metrics = (("oncogym single env (gym.make)", "us_per_step", "µs per step"),
-               ("oncogym vector env, 1024 envs", "steps_per_s", "env-steps/s"))  # fmt: skip
+    metrics = (
+        ("oncogym single env (gym.make)", "us_per_step", "µs per step"),
+        ("oncogym vector env, 1024 envs", "steps_per_s", "env-steps/s"),
+    )
     table = []
     for method, key, unit in metrics:
         cur = [run[method][key] for run in runs["current"]]
         ref = [run[method][key] for run in runs[args.against]]
-        table.append({"method": method, "unit": unit, "current": cur, args.against: ref,
-                      "ratio": statistics.median(cur) / statistics.median(ref)})  # fmt: skip
+        table.append(
+            {
+                "method": method,
+                "unit": unit,
+                "current": cur,
+                args.against: ref,
+                "ratio": statistics.median(cur) / statistics.median(ref),
+            }
+        )
     print(f"\n| environment | measure | current (median of rounds) | {args.against} | ratio |")
     print("|---|---|---:|---:|---:|")
     for row in table:
-        print(f"| {row['method']} | {row['unit']} | {statistics.median(row['current']):,.0f} | "
-              f"{statistics.median(row[args.against]):,.0f} | {row['ratio']:.3f} |")  # fmt: skip
-    out = {"against": args.against, "rounds": args.rounds, "repeats": args.repeats,
-           "load_average": os.getloadavg(), "rows": table}  # fmt: skip
+        print(
+            f"| {row['method']} | {row['unit']} | {statistics.median(row['current']):,.0f} | "
+            f"{statistics.median(row[args.against]):,.0f} | {row['ratio']:.3f} |"
+        )
+    out = {
+        "against": args.against,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "load_average": os.getloadavg(),
+        "rows": table,
+    }
     AGAINST.parent.mkdir(parents=True, exist_ok=True)
     AGAINST.write_text(json.dumps(out, indent=2, default=float))
     return out
@@ -248,11 +282,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for n in sizes:
         rows.append(bench_vector(n, args.vector_steps, args.repeats, args.seed))
     peers = [
-        ("DTR-Bench GhaffariCancerEnv", "DTRGym", ["GhaffariCancerEnv-continuous",
-                                                   "GhaffariCancerEnv-discrete"]),
-        ("immunosim CombinationTherapy-v0", "immunosim", ["immunosim/CombinationTherapy-v0",
-                                                         "CombinationTherapy-v0"]),
-    ]  # fmt: skip
+        (
+            "DTR-Bench GhaffariCancerEnv",
+            "DTRGym",
+            ["GhaffariCancerEnv-continuous", "GhaffariCancerEnv-discrete"],
+        ),
+        (
+            "immunosim CombinationTherapy-v0",
+            "immunosim",
+            ["immunosim/CombinationTherapy-v0", "CombinationTherapy-v0"],
+        ),
+    ]
     for label, module, ids in peers if not args.worker else ():
         rows.append(bench_peer(label, module, ids, args.single_steps, args.repeats, args.seed))
 

@@ -131,9 +131,12 @@ class Patients:
             return type(record)(*(a[:m] for a in record))
 
         return Patients(
-            head(self.state), head(self.interval), head(self.work), self.requested[:m],
+            head(self.state),
+            head(self.interval),
+            head(self.work),
+            self.requested[:m],
             self.mask[:m],
-        )  # fmt: skip
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -189,17 +192,26 @@ def observation_layout(params: EnvParams) -> list[tuple[str, str, float, float]]
     if params.obs_mode == K.OBS_CLINICAL:
         rows.append(("scan_log10_cells", "log10(1 + cells) at the last scan", 0.0, cap))
         rows.append(("weeks_since_scan", "weeks", 0.0, days / 7.0))
-        rows += [(f"log10_{n}", f"log10(1 + {u})", 0.0, cap)
-                 for n, u in zip(params.lab_names, params.lab_units, strict=True)]  # fmt: skip
-        rows += [(f"grade_{c}", "CTCAE-like grade, worst in the last interval", 0.0, 5.0)
-                 for c in params.tox_categories]  # fmt: skip
+        rows += [
+            (f"log10_{n}", f"log10(1 + {u})", 0.0, cap)
+            for n, u in zip(params.lab_names, params.lab_units, strict=True)
+        ]
+        rows += [
+            (f"grade_{c}", "CTCAE-like grade, worst in the last interval", 0.0, 5.0)
+            for c in params.tox_categories
+        ]
     else:
-        rows += [(f"log10_{s.name}", f"log10(1 + {s.unit})", 0.0, FULL_OBS_CAP)
-                 for s in params.model.states]  # fmt: skip
-    rows += [(f"days_since_{t}", "days (capped; never given = cap)", 0.0, days)
-             for t in params.therapies]  # fmt: skip
-    rows += [(f"cumulative_{t}", "maximum-dose equivalents", 0.0, float(c))
-             for t, c in zip(params.therapies, params.cum_cap, strict=True)]  # fmt: skip
+        rows += [
+            (f"log10_{s.name}", f"log10(1 + {s.unit})", 0.0, FULL_OBS_CAP)
+            for s in params.model.states
+        ]
+    rows += [
+        (f"days_since_{t}", "days (capped; never given = cap)", 0.0, days) for t in params.therapies
+    ]
+    rows += [
+        (f"cumulative_{t}", "maximum-dose equivalents", 0.0, float(c))
+        for t, c in zip(params.therapies, params.cum_cap, strict=True)
+    ]
     rows.append(("day", "days since start of treatment", 0.0, days))
     return rows
 
@@ -252,8 +264,10 @@ def schedule_to_actions(params: EnvParams, schedule: Any) -> np.ndarray:
     for therapy, day, amount, *rest in entries:
         duration = float(rest[0]) if rest else 0.0
         if therapy not in params.therapies:
-            raise ValueError(f"schedule: therapy {therapy!r} is not offered; allowed: "
-                             f"{', '.join(params.therapies)}")  # fmt: skip
+            raise ValueError(
+                f"schedule: therapy {therapy!r} is not offered; allowed: "
+                f"{', '.join(params.therapies)}"
+            )
         k = params.therapies.index(therapy)
         step = int(np.floor(float(day) / dd + 1e-9))
         if step >= params.n_steps or amount <= 0:
@@ -270,12 +284,15 @@ def schedule_to_actions(params: EnvParams, schedule: Any) -> np.ndarray:
         elif kind == K.AFTER_COURSE:
             expected = course_in[step] + params.gap_days if course_in[step] else 0
             if abs(offset - expected) > 1e-9:
-                raise ValueError(f"schedule: {therapy} on day {day} does not follow the delivery "
-                                 f"pattern (expected day {step * dd + expected})")  # fmt: skip
+                raise ValueError(
+                    f"schedule: {therapy} on day {day} does not follow the delivery "
+                    f"pattern (expected day {step * dd + expected})"
+                )
         frac = value / params.max_level[k]
         if frac > 1.0 + 1e-9:
-            raise ValueError(f"schedule: {therapy} {value} exceeds the highest level "
-                             f"{params.max_level[k]}")  # fmt: skip
+            raise ValueError(
+                f"schedule: {therapy} {value} exceeds the highest level {params.max_level[k]}"
+            )
         out[step, k] = max(out[step, k], min(frac, 1.0))
     return out
 
@@ -348,8 +365,7 @@ class OncologyFunctional:
         if action_mode == "discrete":
             self.action_space: spaces.Space = spaces.MultiDiscrete(params.n_levels.copy())
         else:
-            self.action_space = spaces.Box(0.0, 1.0, shape=(params.n_therapies,),
-                                           dtype=np.float32)  # fmt: skip
+            self.action_space = spaces.Box(0.0, 1.0, shape=(params.n_therapies,), dtype=np.float32)
         layout = observation_layout(params)
         self.observation_space = spaces.Box(
             np.array([r[2] for r in layout], dtype=np.float32),
@@ -365,9 +381,11 @@ class OncologyFunctional:
     def with_params(self, params: EnvParams) -> OncologyFunctional:
         """The same action mode, reward and dose threshold on other parameters."""
         return OncologyFunctional.from_params(
-            params, action_mode=self.action_mode, reward=self.reward_kind,
+            params,
+            action_mode=self.action_mode,
+            reward=self.reward_kind,
             min_dose_fraction=self.min_dose_fraction,
-        )  # fmt: skip
+        )
 
     # --- state ----------------------------------------------------------------------------
     def allocate(self, n: int) -> Patients:
@@ -387,26 +405,53 @@ class OncologyFunctional:
             return np.zeros((n, *shape), dtype=np.bool_)
 
         state = K.State(
-            y=f(ns), params=np.tile(m.params_array(), (n, 1)), day=f(), alive=flag(),
-            death_cause=i(), death_day=np.full(n, np.inf), status=i(), steps=i(),
-            scan_noise=f(max(1, len(p.scan_days))), next_scan=i(), scan_day=f(), scan_mm=f(),
-            scan_log10_cells=f(), baseline_mm=f(), nadir_mm=f(), recist=i(),
-            best_response=i(), progressed=flag(), last_dose_day=np.full((n, nt), -np.inf),
-            cumulative_dose=f(nt), administrations=i(nt), interval_grade=i(ncat),
-            worst_grade=i(ncat), anc_low_since=np.full(n, np.inf),
+            y=f(ns),
+            params=np.tile(m.params_array(), (n, 1)),
+            day=f(),
+            alive=flag(),
+            death_cause=i(),
+            death_day=np.full(n, np.inf),
+            status=i(),
+            steps=i(),
+            scan_noise=f(max(1, len(p.scan_days))),
+            next_scan=i(),
+            scan_day=f(),
+            scan_mm=f(),
+            scan_log10_cells=f(),
+            baseline_mm=f(),
+            nadir_mm=f(),
+            recist=i(),
+            best_response=i(),
+            progressed=flag(),
+            last_dose_day=np.full((n, nt), -np.inf),
+            cumulative_dose=f(nt),
+            administrations=i(nt),
+            interval_grade=i(ncat),
+            worst_grade=i(ncat),
+            anc_low_since=np.full(n, np.inf),
             obs=np.zeros((n, len(self.observation_names)), dtype=np.float32),
-        )  # fmt: skip
+        )
         interval = K.Interval(f(nt), flag(nt), *(f() for _ in COMPONENT_NAMES))
         scratch = integrate.allocate_scratch(ns, len(m.therapies), rows=n)
         work = K.Work(
-            t_out=f(mo), out=f(mo, ns), offsets=f(mo), grade=i(ncat), event_day=f(me),
-            event_therapy=i(me), event_amount=f(me), infusion_start=f(max(1, nt)),
-            infusion_end=f(max(1, nt)), infusion_therapy=i(max(1, nt)),
-            infusion_rate=f(max(1, nt)), u=scratch.u, integrator=scratch.work,
+            t_out=f(mo),
+            out=f(mo, ns),
+            offsets=f(mo),
+            grade=i(ncat),
+            event_day=f(me),
+            event_therapy=i(me),
+            event_amount=f(me),
+            infusion_start=f(max(1, nt)),
+            infusion_end=f(max(1, nt)),
+            infusion_therapy=i(max(1, nt)),
+            infusion_rate=f(max(1, nt)),
+            u=scratch.u,
+            integrator=scratch.work,
             stats=scratch.stats,
-        )  # fmt: skip
-        return Patients(state, interval, work, f(nt),
-                        np.ones((n, int(p.n_levels.sum())), dtype=np.bool_))  # fmt: skip
+        )
+        return Patients(
+            state, interval, work, f(nt), np.ones((n, int(p.n_levels.sum())), dtype=np.bool_)
+        )
 
     def draw(
         self,
@@ -526,8 +571,16 @@ class OncologyFunctional:
         p = self.params
         m = p.model
         kernel = K.step_parallel if parallel else K.step_serial
-        kernel(m.rhs_pointer, m.dose_pointer, p.solver, p.kernel_task, patients.state,
-               patients.interval, patients.work, requested)  # fmt: skip
+        kernel(
+            m.rhs_pointer,
+            m.dose_pointer,
+            p.solver,
+            p.kernel_task,
+            patients.state,
+            patients.interval,
+            patients.work,
+            requested,
+        )
         return patients.last
 
     def observation(self, patients: Patients) -> np.ndarray:
@@ -549,8 +602,11 @@ class OncologyFunctional:
         if kind == "qaly":
             return interval.qaly - interval.treatment_loss - interval.death_penalty
         if kind == "tumor_reduction":
-            return (interval.log10_burden_start - interval.log10_burden_end
-                    - TUMOR_REDUCTION_DOSE_WEIGHT * interval.dose_fraction)  # fmt: skip
+            return (
+                interval.log10_burden_start
+                - interval.log10_burden_end
+                - TUMOR_REDUCTION_DOSE_WEIGHT * interval.dose_fraction
+            )
         n = interval.qaly.shape[0]
         r = np.asarray(kind(components(interval)), dtype=np.float64)
         r = np.broadcast_to(r, (n,)).copy()
@@ -569,13 +625,13 @@ class OncologyFunctional:
         """:meth:`transition`, then :meth:`reward`, :meth:`terminal` and :meth:`observation`."""
         interval = self.transition(patients, action, parallel=parallel)
         terminated, truncated = self.terminal(patients)
-        return Step(self.observation(patients), self.reward(interval), terminated, truncated,
-                    interval)  # fmt: skip
+        return Step(
+            self.observation(patients), self.reward(interval), terminated, truncated, interval
+        )
 
     def action_masks(self, patients: Patients) -> np.ndarray:
         """Allowed dose levels of the next interval, ``(n, sum(n_levels))`` bool (a view)."""
-        K.masks(self.params.kernel_task, patients.state, patients.work.offsets[0],
-                patients.mask)  # fmt: skip
+        K.masks(self.params.kernel_task, patients.state, patients.work.offsets[0], patients.mask)
         return patients.mask
 
     # --- info -----------------------------------------------------------------------------
@@ -649,10 +705,11 @@ class OncologyFunctional:
             "recist": (names[s.recist], every),
             "best_response": (names[s.best_response], every),
             "doses": group({t: last.delivered[:, k] for k, t in enumerate(th)}, every),
-            "cumulative_doses": group({t: s.cumulative_dose[:, k] for k, t in enumerate(th)},
-                                      every),
+            "cumulative_doses": group(
+                {t: s.cumulative_dose[:, k] for k, t in enumerate(th)}, every
+            ),
             "blocked": (blocked, every),
-        }  # fmt: skip
+        }
         on = np.zeros(n, dtype=np.bool_) if reset else every
         comps = {c: getattr(last, c) for c in COMPONENT_NAMES}
         comps["reward"] = np.zeros(n) if rewards is None else np.asarray(rewards, np.float64)

@@ -266,12 +266,13 @@ class EnvParams:
         """Bound of each cumulative-dose observation (in maximum-dose units)."""
         per = np.array(
             [
-                self.decision_days if k in (K.FRACTIONS, K.INFUSION) else
-                (self.course_days if k == K.COURSE else 1)
+                self.decision_days
+                if k in (K.FRACTIONS, K.INFUSION)
+                else (self.course_days if k == K.COURSE else 1)
                 for k in self.tx_kind
             ],
             dtype=np.float64,
-        )  # fmt: skip
+        )
         return per * self.n_steps
 
     @property
@@ -360,8 +361,9 @@ def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool 
     return int(value) if integer else float(value)
 
 
-def _tox_arrays(m: Model, categories: Mapping[str, toxicity.Category],
-                scale: Mapping[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
+def _tox_arrays(
+    m: Model, categories: Mapping[str, toxicity.Category], scale: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """The grading arrays of ``categories`` (:data:`oncogym.toxicity.GRADING` entries)."""
     n = len(categories)
     out = {

@@ -29,9 +29,17 @@ PATH = Path(__file__).parent / "data" / "recorded_v0.npz"
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")
 CAUSES = ("none", "tumour", "toxicity", "error")
 COMPONENTS = (
-    "days_alive", "qaly", "burden_loss", "toxicity_loss", "treatment_loss", "death_penalty",
-    "log10_burden_start", "log10_burden_end", "dose_fraction", "reward",
-)  # fmt: skip
+    "days_alive",
+    "qaly",
+    "burden_loss",
+    "toxicity_loss",
+    "treatment_loss",
+    "death_penalty",
+    "log10_burden_start",
+    "log10_burden_end",
+    "dose_fraction",
+    "reward",
+)
 
 SINGLE_CASES: dict[str, tuple[str, dict[str, Any], str, int]] = {}
 """name -> (env id, make kwargs, action kind, seed)."""
@@ -40,17 +48,31 @@ for _env_id in ENV_IDS:
     SINGLE_CASES[f"{_short}_discrete"] = (_env_id, {}, "random_levels", 0)
     SINGLE_CASES[f"{_short}_continuous"] = (_env_id, {"action_mode": "continuous"}, "random_box", 1)
 SINGLE_CASES["melanoma_max_unconstrained"] = (
-    "oncogym/Melanoma-v0", {"enforce_constraints": False}, "max_levels", 2)  # fmt: skip
+    "oncogym/Melanoma-v0",
+    {"enforce_constraints": False},
+    "max_levels",
+    2,
+)
 SINGLE_CASES["lbcl_max_unconstrained"] = (
-    "oncogym/LBCL-v0", {"enforce_constraints": False}, "max_levels", 3)  # fmt: skip
+    "oncogym/LBCL-v0",
+    {"enforce_constraints": False},
+    "max_levels",
+    3,
+)
 SINGLE_CASES["nsclc_full_biweekly"] = (
-    "oncogym/NSCLC-v0", {"observation": "full", "decision_days": 14, "scan_noise_cv": 0.3},
-    "random_levels", 4)  # fmt: skip
+    "oncogym/NSCLC-v0",
+    {"observation": "full", "decision_days": 14, "scan_noise_cv": 0.3},
+    "random_levels",
+    4,
+)
 for _seed in (6, 7, 8):
     SINGLE_CASES[f"nsclc_untreated_{_seed}"] = ("oncogym/NSCLC-v0", {}, "zeros", _seed)
 SINGLE_CASES["prostate_tumor_reduction"] = (
-    "oncogym/Prostate-v0", {"reward": "tumor_reduction", "horizon_days": 400.0}, "random_levels",
-    5)  # fmt: skip
+    "oncogym/Prostate-v0",
+    {"reward": "tumor_reduction", "horizon_days": 400.0},
+    "random_levels",
+    5,
+)
 
 VECTOR_CASES = {
     "melanoma": ("oncogym/Melanoma-v0", {}, 3, 130),
@@ -59,14 +81,25 @@ VECTOR_CASES = {
 }
 """name -> (env id, kwargs, num_envs, steps): long enough for autoresets."""
 
-PLANNER = {"horizon_steps": 3, "n_samples": 6, "n_iters": 2, "n_particles": 8,
-           "n_plan_particles": 2}  # fmt: skip
+PLANNER = {
+    "horizon_steps": 3,
+    "n_samples": 6,
+    "n_iters": 2,
+    "n_particles": 8,
+    "n_plan_particles": 2,
+}
 EVAL_CASES = {
-    "melanoma": ("no_treatment", "random", "nivolumab_ipilimumab", "adaptive", "mpc_oracle",
-                 "mpc_population"),
+    "melanoma": (
+        "no_treatment",
+        "random",
+        "nivolumab_ipilimumab",
+        "adaptive",
+        "mpc_oracle",
+        "mpc_population",
+    ),
     "lbcl": ("axicabtagene_ciloleucel", "adaptive"),
     "prostate": ("sipuleucel_t_then_docetaxel",),
-}  # fmt: skip
+}
 EVAL_PATIENTS = 6
 
 
@@ -94,11 +127,12 @@ def _info_row(info: dict[str, Any], therapies, categories) -> dict[str, Any]:
         "doses": [info["doses"][t] for t in therapies],
         "cumulative_doses": [info["cumulative_doses"][t] for t in therapies],
         "blocked": [t in blocked for t in therapies],
-        "components": [np.nan] * len(COMPONENTS) if comps is None
+        "components": [np.nan] * len(COMPONENTS)
+        if comps is None
         else [comps[c] for c in COMPONENTS],
         "death_cause": CAUSES.index(info.get("death_cause", "none")),
         "death_day": info.get("death_day", np.inf),
-    }  # fmt: skip
+    }
 
 
 def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -112,8 +146,12 @@ def single_episode(name: str) -> dict[str, np.ndarray]:
     therapies, categories = base.params.therapies, base.params.tox_categories
     rng = np.random.default_rng(1000 + seed)
     obs, info = env.reset(seed=seed)
-    out: dict[str, list[Any]] = {"obs": [obs], "reward": [0.0], "terminated": [False],
-                                 "truncated": [False]}  # fmt: skip
+    out: dict[str, list[Any]] = {
+        "obs": [obs],
+        "reward": [0.0],
+        "terminated": [False],
+        "truncated": [False],
+    }
     rows, masks = [_info_row(info, therapies, categories)], []
     while True:
         masks.append(base.action_masks())
@@ -136,8 +174,15 @@ def vector_run(name: str) -> dict[str, np.ndarray]:
     venv = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
     rng = np.random.default_rng(77)
     obs, info = venv.reset(seed=11)
-    rec: dict[str, list[Any]] = {"obs": [obs], "reward": [], "terminated": [], "truncated": [],
-                                 "final_obs": [], "day": [info["day"]], "masks": []}  # fmt: skip
+    rec: dict[str, list[Any]] = {
+        "obs": [obs],
+        "reward": [],
+        "terminated": [],
+        "truncated": [],
+        "final_obs": [],
+        "day": [info["day"]],
+        "masks": [],
+    }
     for _ in range(steps):
         rec["masks"].append(venv.action_masks())
         space = venv.single_action_space
@@ -183,12 +228,18 @@ def evaluation(task: str, policy: str) -> dict[str, np.ndarray]:
     kwargs = PLANNER if policy.startswith("mpc_") else {}
     res = rollout(make_baseline(policy, task, seed=3, **kwargs), task, n_patients=EVAL_PATIENTS)
     return {
-        "returns": res.returns, "qalys": res.qalys, "os_days": res.os_days,
-        "death": res.death, "death_cause": np.array([CAUSES.index(c) for c in res.death_cause]),
-        "pfs_days": res.pfs_days, "pfs_event": res.pfs_event,
-        "best_response": res.best_response, "worst_grade": res.worst_grade,
-        "doses": res.doses, "burden": res.burden,
-    }  # fmt: skip
+        "returns": res.returns,
+        "qalys": res.qalys,
+        "os_days": res.os_days,
+        "death": res.death,
+        "death_cause": np.array([CAUSES.index(c) for c in res.death_cause]),
+        "pfs_days": res.pfs_days,
+        "pfs_event": res.pfs_event,
+        "best_response": res.best_response,
+        "worst_grade": res.worst_grade,
+        "doses": res.doses,
+        "burden": res.burden,
+    }
 
 
 def record_all() -> dict[str, np.ndarray]:
@@ -200,8 +251,9 @@ def record_all() -> dict[str, np.ndarray]:
     out.update({f"sb3/rcc/{k}": v for k, v in sb3_run().items()})
     for task, policies in EVAL_CASES.items():
         for policy in policies:
-            out.update({f"eval/{task}/{policy}/{k}": v
-                        for k, v in evaluation(task, policy).items()})  # fmt: skip
+            out.update(
+                {f"eval/{task}/{policy}/{k}": v for k, v in evaluation(task, policy).items()}
+            )
     return out
 
 

@@ -178,14 +178,26 @@ def test_make_baseline_errors_name_the_allowed_values():
 def _result(name, os_days, death, pfs_days, pfs_event, best, grades, qalys):
     n = len(os_days)
     return EvaluationResult(
-        policy=name, task="melanoma", therapies=("a",), tox_categories=("irae", "crs"),
-        decision_days=7, horizon_days=730.0, returns=np.asarray(qalys, float) - 0.1,
-        qalys=np.asarray(qalys, float), os_days=np.asarray(os_days, float),
-        death=np.asarray(death, bool), death_cause=np.where(death, "tumour", "none"),
-        pfs_days=np.asarray(pfs_days, float), pfs_event=np.asarray(pfs_event, bool),
-        best_response=np.asarray(best), worst_grade=np.asarray(grades),
-        doses=np.zeros((n, 2, 1)), burden=np.ones((n, 3)), errors=0, wall_s=1.0,
-    )  # fmt: skip
+        policy=name,
+        task="melanoma",
+        therapies=("a",),
+        tox_categories=("irae", "crs"),
+        decision_days=7,
+        horizon_days=730.0,
+        returns=np.asarray(qalys, float) - 0.1,
+        qalys=np.asarray(qalys, float),
+        os_days=np.asarray(os_days, float),
+        death=np.asarray(death, bool),
+        death_cause=np.where(death, "tumour", "none"),
+        pfs_days=np.asarray(pfs_days, float),
+        pfs_event=np.asarray(pfs_event, bool),
+        best_response=np.asarray(best),
+        worst_grade=np.asarray(grades),
+        doses=np.zeros((n, 2, 1)),
+        burden=np.ones((n, 3)),
+        errors=0,
+        wall_s=1.0,
+    )
 
 
 CR, PR, SD, PD = Response.CR, Response.PR, Response.SD, Response.PD
@@ -246,12 +258,21 @@ def test_log_rank_and_hazard_ratio_match_lifelines():
 
 def test_write_report_writes_tables_and_figures(tmp_path):
     cohort = Cohort.test("melanoma", N)
-    res = [rollout(make_baseline(n, "melanoma"), "melanoma", cohort=cohort)
-           for n in ("no_treatment", "nivolumab_ipilimumab")]  # fmt: skip
+    res = [
+        rollout(make_baseline(n, "melanoma"), "melanoma", cohort=cohort)
+        for n in ("no_treatment", "nivolumab_ipilimumab")
+    ]
     rows = write_report(res, tmp_path, reference="nivolumab_ipilimumab")
     assert [r["policy"] for r in rows] == ["no_treatment", "nivolumab_ipilimumab"]
-    for f in ("metrics.csv", "metrics.md", "patients.csv", "km_os.png", "km_pfs.png",
-              "trajectories.png", "swimmer_no_treatment.png"):  # fmt: skip
+    for f in (
+        "metrics.csv",
+        "metrics.md",
+        "patients.csv",
+        "km_os.png",
+        "km_pfs.png",
+        "trajectories.png",
+        "swimmer_no_treatment.png",
+    ):
         assert (tmp_path / f).stat().st_size > 0
     assert "nivolumab_ipilimumab" in (tmp_path / "metrics.md").read_text()
     with pytest.raises(ValueError, match="reference"):
@@ -294,8 +315,9 @@ def test_benchmark_failed_unit_is_reported_by_name(tmp_path, monkeypatch):
 
     monkeypatch.setattr(U, "run_unit", flaky)
     with pytest.raises(B.BenchmarkError, match="eval:melanoma:nivolumab: RuntimeError: boom"):
-        B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment", "nivolumab"],
-                        n_patients=3)  # fmt: skip
+        B.run_benchmark(
+            ["melanoma"], tmp_path, baselines=["no_treatment", "nivolumab"], n_patients=3
+        )
     # the other unit finished and is reported
     assert (tmp_path / "melanoma" / "units" / "no_treatment.pkl").exists()
 
@@ -309,19 +331,31 @@ def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(ImportError, match=r'pip install "oncogym\[ray\]"'):
-        B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment"], n_patients=2,
-                        backend="ray")  # fmt: skip
+        B.run_benchmark(
+            ["melanoma"], tmp_path, baselines=["no_treatment"], n_patients=2, backend="ray"
+        )
     result = CliRunner().invoke(
-        app, ["benchmark", "-b", "no_treatment", "--patients", "2", "--backend", "ray",
-              "--out", str(tmp_path)],
-    )  # fmt: skip
+        app,
+        [
+            "benchmark",
+            "-b",
+            "no_treatment",
+            "--patients",
+            "2",
+            "--backend",
+            "ray",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2 and "oncogym[ray]" in result.output
     assert "Traceback" not in result.output
 
 
 def test_benchmark_trains_evaluates_and_reports_the_budget(tmp_path):
-    kw = dict(baselines=["no_treatment"], algos=["ppo"], seeds=[0], timesteps=256, n_envs=4,
-              n_patients=2)  # fmt: skip
+    kw = dict(
+        baselines=["no_treatment"], algos=["ppo"], seeds=[0], timesteps=256, n_envs=4, n_patients=2
+    )
     rows = B.run_benchmark(["melanoma"], tmp_path, **kw)
     by = {r["policy"]: r for r in rows["melanoma"]}
     assert list(by) == ["no_treatment", "ppo_s0"]

@@ -39,9 +39,19 @@ def test_every_example_runs(example, tmp_path):
 def test_custom_schedule_and_overrides():
     result = runner.invoke(
         app,
-        ["simulate", "depillis2006", "--days", "30", "--dose", "chemo:0:5:1",
-         "--param", "d=2.0", "--y0", "T=2e7"],
-    )  # fmt: skip
+        [
+            "simulate",
+            "depillis2006",
+            "--days",
+            "30",
+            "--dose",
+            "chemo:0:5:1",
+            "--param",
+            "d=2.0",
+            "--y0",
+            "T=2e7",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "2e+07" in result.output
 
@@ -100,9 +110,18 @@ def test_evaluate_a_baseline_writes_the_report(tmp_path):
 def test_benchmark_on_a_tiny_cohort(tmp_path):
     result = runner.invoke(
         app,
-        ["benchmark", "-s", "melanoma", "-b", "no_treatment,nivolumab_ipilimumab",
-         "--patients", "3", "--out", str(tmp_path)],
-    )  # fmt: skip
+        [
+            "benchmark",
+            "-s",
+            "melanoma",
+            "-b",
+            "no_treatment,nivolumab_ipilimumab",
+            "--patients",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     text = (tmp_path / "melanoma" / "metrics.md").read_text()
     assert "no_treatment" in text and "against `nivolumab_ipilimumab`" in text
@@ -137,12 +156,35 @@ def test_agent_commands_bad_arguments_one_line(args, message):
 
 
 def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
-    one = runner.invoke(app, ["train", "melanoma", "--timesteps", "256", "--n-envs", "4",
-                              "--run-dir", str(tmp_path / "r0")])  # fmt: skip
+    one = runner.invoke(
+        app,
+        [
+            "train",
+            "melanoma",
+            "--timesteps",
+            "256",
+            "--n-envs",
+            "4",
+            "--run-dir",
+            str(tmp_path / "r0"),
+        ],
+    )
     assert one.exit_code == 0, one.output
     assert (tmp_path / "r0" / "model.zip").exists()
-    args = ["train", "oncogym/RCC-v0", "--algo", "a2c", "--seeds", "0,1", "--timesteps", "64",
-            "--n-envs", "4", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "train",
+        "oncogym/RCC-v0",
+        "--algo",
+        "a2c",
+        "--seeds",
+        "0,1",
+        "--timesteps",
+        "64",
+        "--n-envs",
+        "4",
+        "--out",
+        str(tmp_path),
+    ]
     many = runner.invoke(app, args)
     assert many.exit_code == 0, many.output
     for s in (0, 1):

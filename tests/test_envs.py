@@ -65,10 +65,15 @@ def _run(env: gym.Env, actions, seed: int = 0, options=None):
 # --- registration -------------------------------------------------------------------------
 def test_ids_registered_with_time_limit_and_vector_entry_point():
     expected = {
-        "oncogym/Melanoma-v0", "oncogym/NSCLC-v0", "oncogym/RCC-v0", "oncogym/Prostate-v0",
-        "oncogym/BALL-v0", "oncogym/LBCL-v0", "oncogym/DePillis2006-v0",
+        "oncogym/Melanoma-v0",
+        "oncogym/NSCLC-v0",
+        "oncogym/RCC-v0",
+        "oncogym/Prostate-v0",
+        "oncogym/BALL-v0",
+        "oncogym/LBCL-v0",
+        "oncogym/DePillis2006-v0",
         "oncogym/KirschnerPanetta1998-v0",
-    }  # fmt: skip
+    }
     assert expected == set(ENV_IDS)
     for env_id, (_task, horizon, decision) in ENV_IDS.items():
         spec = gym.spec(env_id)
@@ -228,8 +233,10 @@ def test_double_checkpoint_dose_needs_the_double_label_interval():
         assert env.params.min_interval_days[k, 1] == level_days
     env = OncologyEnv("nsclc")
     env.reset(seed=0)
-    given = [env.step(_levels(env, anti_pd1=2 if w == 0 else 1))[4]["doses"]["anti_pd1"]
-             for w in range(7)]  # fmt: skip
+    given = [
+        env.step(_levels(env, anti_pd1=2 if w == 0 else 1))[4]["doses"]["anti_pd1"]
+        for w in range(7)
+    ]
     # 400 mg on day 0; 200 mg is the label's q3w dose, so 3 weeks later it is allowed
     assert given == [400.0, 0.0, 0.0, 200.0, 0.0, 0.0, 200.0]
 
@@ -410,8 +417,14 @@ def test_env_reproduces_simulate_grades_recist_and_death(task):
     cohort = Cohort.test(task, n)
     protocol = STANDARD_OF_CARE[task]
     traj = cohort.run(protocol, days=horizon, dt=1.0, rtol=1e-10)
-    env = OncologyEnv(task, action_mode="continuous", horizon_days=horizon, scan_noise_cv=0.0,
-                      rtol=1e-10, min_dose_fraction=0.0)  # fmt: skip
+    env = OncologyEnv(
+        task,
+        action_mode="continuous",
+        horizon_days=horizon,
+        scan_noise_cv=0.0,
+        rtol=1e-10,
+        min_dose_fraction=0.0,
+    )
     schedules = cohort.schedules(protocol, horizon)
     readouts = cohort.readouts(traj)
     for i in range(n):

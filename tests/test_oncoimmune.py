@@ -54,24 +54,44 @@ def test_registered_with_units_and_sources():
         assert any(tag in q.source for tag in ("[V-code", "[V-text", "[D]", "[M]")), q.name
     assert all(s.unit for s in MODEL.states)
     assert set(MODEL.therapy_names) == {
-        "chemo", "il2", "til", "anti_pd1", "anti_ctla4", "vaccine", "car_t",
-        "lymphodepletion", "radiotherapy",
-    }  # fmt: skip
+        "chemo",
+        "il2",
+        "til",
+        "anti_pd1",
+        "anti_ctla4",
+        "vaccine",
+        "car_t",
+        "lymphodepletion",
+        "radiotherapy",
+    }
 
 
 def test_index_constants_match_names():
     """The kernel's named index constants point at the states/parameters they name."""
     for const, name in [
-        (oi.TP, "Tp"), (oi.TN, "Tn"), (oi.CD8, "L"), (oi.AG, "Ag"), (oi.TREG, "R"),
-        (oi.CAR_E, "CARe"), (oi.PD1_A, "A_pd1"), (oi.ANC, "ANC"), (oi.BED_LATE, "BED_late"),
-    ]:  # fmt: skip
+        (oi.TP, "Tp"),
+        (oi.TN, "Tn"),
+        (oi.CD8, "L"),
+        (oi.AG, "Ag"),
+        (oi.TREG, "R"),
+        (oi.CAR_E, "CARe"),
+        (oi.PD1_A, "A_pd1"),
+        (oi.ANC, "ANC"),
+        (oi.BED_LATE, "BED_late"),
+    ]:
         assert MODEL.state_names[const] == name
     for const, name in [
-        (oi.MU_LOSS, "mu_loss"), (oi.K_TQ, "K_TQ"), (oi.AG_SHED, "ag_shed"),
-        (oi.K_ADCC, "k_adcc"), (oi.CAR_EXPAND, "car_expand"), (oi.PD1_THALF, "pd1_half_life_d"),
-        (oi.WEIGHT, "body_weight_kg"), (oi.RT_ALPHA, "rt_alpha"), (oi.ANC0, "anc0_per_l"),
+        (oi.MU_LOSS, "mu_loss"),
+        (oi.K_TQ, "K_TQ"),
+        (oi.AG_SHED, "ag_shed"),
+        (oi.K_ADCC, "k_adcc"),
+        (oi.CAR_EXPAND, "car_expand"),
+        (oi.PD1_THALF, "pd1_half_life_d"),
+        (oi.WEIGHT, "body_weight_kg"),
+        (oi.RT_ALPHA, "rt_alpha"),
+        (oi.ANC0, "anc0_per_l"),
         (oi.CRS_CLEAR, "crs_clear"),
-    ]:  # fmt: skip
+    ]:
         assert MODEL.param_names[const] == name
     assert MODEL.param_names[oi.RT_FIELD] == "rt_field_fraction"
     assert MODEL.param_names[oi.K_APC] == "k_chemo_apc"
@@ -248,8 +268,10 @@ def test_chemo_removes_vaccine_apcs_only_when_k_chemo_apc_is_set():
     base = {"K_H": 1e7}  # prostate's: antibodies need vaccine-level help
     k = {**base, "k_chemo_apc": 10.0}
     # without the parameter, concurrent chemo leaves the vaccine's APCs alone
-    assert (sim(schedule=vaccine + chemo, params=base, **kw)["DC"].sum()
-            > sim(schedule=vaccine, params=base, **kw)["DC"].sum())  # fmt: skip
+    assert (
+        sim(schedule=vaccine + chemo, params=base, **kw)["DC"].sum()
+        > sim(schedule=vaccine, params=base, **kw)["DC"].sum()
+    )
     vac = sim(schedule=vaccine, params=k, **kw)
     chemo_only = sim(schedule=chemo, params=k, **kw)
     together = sim(schedule=vaccine + chemo, params=k, **kw)
@@ -369,9 +391,16 @@ def test_crs_signal_follows_car_t_killing():
 
 # --- invariants --------------------------------------------------------------------------
 _AMOUNT = {
-    "chemo": 300.0, "il2": 1e6, "til": 1e10, "anti_pd1": 1000.0, "anti_ctla4": 10.0,
-    "vaccine": 2e8, "car_t": 1e7, "lymphodepletion": 5.0, "radiotherapy": 20.0,
-}  # fmt: skip
+    "chemo": 300.0,
+    "il2": 1e6,
+    "til": 1e10,
+    "anti_pd1": 1000.0,
+    "anti_ctla4": 10.0,
+    "vaccine": 2e8,
+    "car_t": 1e7,
+    "lymphodepletion": 5.0,
+    "radiotherapy": 20.0,
+}
 _DAYS = 120.0
 
 

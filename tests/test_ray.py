@@ -37,8 +37,16 @@ def _table(out: Path) -> pd.DataFrame:
 
 
 def _run(out: Path, backend: str, **kw):
-    return B.run_benchmark(["melanoma"], out, baselines=BASELINES, n_patients=3, planner=PLANNER,
-                           backend=backend, workers=2, **kw)  # fmt: skip
+    return B.run_benchmark(
+        ["melanoma"],
+        out,
+        baselines=BASELINES,
+        n_patients=3,
+        planner=PLANNER,
+        backend=backend,
+        workers=2,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +102,15 @@ def test_a_failing_unit_is_reported_by_name_and_the_rest_finish(ray_instance, tm
     bad.mkdir()
     (bad / "model.zip").write_bytes(b"not a zip file")
     with pytest.raises(B.BenchmarkError, match="eval:melanoma:broken_agent"):
-        B.run_benchmark(["melanoma"], tmp_path / "out", baselines=["no_treatment"],
-                        agents=[bad], n_patients=2, backend="ray", workers=2)  # fmt: skip
+        B.run_benchmark(
+            ["melanoma"],
+            tmp_path / "out",
+            baselines=["no_treatment"],
+            agents=[bad],
+            n_patients=2,
+            backend="ray",
+            workers=2,
+        )
     assert (tmp_path / "out" / "melanoma" / "units" / "no_treatment.pkl").exists()
 
 

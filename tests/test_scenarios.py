@@ -215,8 +215,15 @@ def test_checkmate_067_combination_expands_exactly():
     ipi = [(d, a) for t, d, a, _ in sched if t == "anti_ctla4"]
     nivo = [(d, a) for t, d, a, _ in sched if t == "anti_pd1"]
     assert ipi == [(0.0, 3.0), (21.0, 3.0), (42.0, 3.0), (63.0, 3.0)]  # mg/kg (model unit)
-    assert nivo == [(0.0, 80.0), (21.0, 80.0), (42.0, 80.0), (63.0, 80.0),
-                    (84.0, 240.0), (98.0, 240.0), (112.0, 240.0)]  # fmt: skip
+    assert nivo == [
+        (0.0, 80.0),
+        (21.0, 80.0),
+        (42.0, 80.0),
+        (63.0, 80.0),
+        (84.0, 240.0),
+        (98.0, 240.0),
+        (112.0, 240.0),
+    ]
     assert [d for _, d, _, _ in sched] == sorted(d for _, d, _, _ in sched)
 
 
@@ -338,9 +345,11 @@ def test_per_kg_protocols_give_per_patient_schedules():
     assert isinstance(scheds[0], tuple)  # shared: car_t doses are per kg inside the model
     data = base_data("b_all")
     data["protocols"]["weighted"] = {
-        "name": "weighted", "description": "test", "source": "test",
+        "name": "weighted",
+        "description": "test",
+        "source": "test",
         "doses": [{"therapy": "chemo", "day": 1, "amount": 2, "per_kg": True}],
-    }  # fmt: skip
+    }
     weighted = Cohort(validate_scenario(data), 4, 3).schedules("weighted", 30)
     assert [s[0][2] for s in weighted] == pytest.approx(2 * w)
     batch = Cohort(validate_scenario(data), 4, 3).run("weighted", days=10)
@@ -390,19 +399,24 @@ def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():
         n = len(pfs_days)
         ev = np.ones(n, bool)
         return calibration.ArmSummary(
-            arm=name, n=n, scan_days=np.array([0.0]), category=np.zeros((n, 1), np.int8),
+            arm=name,
+            n=n,
+            scan_days=np.array([0.0]),
+            category=np.zeros((n, 1), np.int8),
             best_response=np.zeros(n, np.int8),
             pfs=clinical.Survival(np.asarray(pfs_days, float), ev),
             os=clinical.Survival(np.asarray(os_days, float), ev),
-            worst_grades={}, antigen_negative_at_progression=np.zeros(n, bool),
-        )  # fmt: skip
+            worst_grades={},
+            antigen_negative_at_progression=np.zeros(n, bool),
+        )
 
     base = np.arange(1.0, 21.0) * 30.0
     arms = {"a": arm("a", base * 2.0, base), "b": arm("b", base, base)}  # PFS doubled, OS same
 
     def target(metric):
-        return CalibrationTarget(metric=metric, arm="a", versus="b", value=1.0, tolerance=0.1,
-                                 source="test")  # fmt: skip
+        return CalibrationTarget(
+            metric=metric, arm="a", versus="b", value=1.0, tolerance=0.1, source="test"
+        )
 
     pfs_hr = calibration.metric(target("pfs_hazard_ratio"), arms)
     assert pfs_hr == pytest.approx(calibration.logrank_hazard_ratio(arms["a"].pfs, arms["b"].pfs))
@@ -410,11 +424,20 @@ def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():
     assert calibration.metric(target("os_hazard_ratio"), arms) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="versus"):
         validate_scenario(
-            {**base_data("nsclc"), "targets": [
-                {"metric": "pfs_hazard_ratio", "arm": "pembrolizumab", "value": 0.9,
-                 "tolerance": 0.1, "source": "test"}]},
+            {
+                **base_data("nsclc"),
+                "targets": [
+                    {
+                        "metric": "pfs_hazard_ratio",
+                        "arm": "pembrolizumab",
+                        "value": 0.9,
+                        "tolerance": 0.1,
+                        "source": "test",
+                    }
+                ],
+            },
             where="nsclc",
-        )  # fmt: skip
+        )
 
 
 def test_os_rate_is_the_kaplan_meier_landmark_survival():

@@ -39,14 +39,24 @@ ENV = "oncogym/Melanoma-v0"
 TINY: dict[str, dict[str, Any]] = {
     "ppo": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
     "a2c": {"n_envs": 4, "n_steps": 8},
-    "sac": {"n_envs": 4, "learning_starts": 64, "buffer_size": 2000, "batch_size": 32,
-            "gradient_steps": 1},
-    "td3": {"n_envs": 4, "learning_starts": 64, "buffer_size": 2000, "batch_size": 32,
-            "gradient_steps": 1},
+    "sac": {
+        "n_envs": 4,
+        "learning_starts": 64,
+        "buffer_size": 2000,
+        "batch_size": 32,
+        "gradient_steps": 1,
+    },
+    "td3": {
+        "n_envs": 4,
+        "learning_starts": 64,
+        "buffer_size": 2000,
+        "batch_size": 32,
+        "gradient_steps": 1,
+    },
     "dqn": {"n_envs": 4, "learning_starts": 64, "buffer_size": 2000, "batch_size": 32},
     "recurrent_ppo": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
     "maskable_ppo": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
-}  # fmt: skip
+}
 
 
 def _tiny_train(algo: str, run_dir: Path, n_timesteps: int = 256, **kwargs: Any) -> Path:
@@ -237,11 +247,24 @@ def test_resume_after_kill(tmp_path: Path) -> None:
     run = tmp_path / "run"
     tiny = TINY["ppo"]
     cmd = [
-        sys.executable, "-m", "oncogym.agents.train", ENV, "--algo", "ppo", "--seed", "1",
-        "--run-dir", str(run), "--n-timesteps", "1000000", "--checkpoint-freq", "64",
-        "--no-progress-bar", "--no-tensorboard",
+        sys.executable,
+        "-m",
+        "oncogym.agents.train",
+        ENV,
+        "--algo",
+        "ppo",
+        "--seed",
+        "1",
+        "--run-dir",
+        str(run),
+        "--n-timesteps",
+        "1000000",
+        "--checkpoint-freq",
+        "64",
+        "--no-progress-bar",
+        "--no-tensorboard",
         *[f"--set={k}={v}" for k, v in tiny.items()],
-    ]  # fmt: skip
+    ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:

@@ -199,15 +199,21 @@ def fit(name: str, args: Args, log: Any) -> tuple[dict[str, float], dict[str, An
 
     start = objective(u0)
     if knobs and args.maxfev > 0:
-        simplex = [u0] + [np.clip(u0 + 0.15 * np.eye(len(knobs))[i] * (1 if u0[i] < 0.85 else -1),
-                                  0.0, 1.0) for i in range(len(knobs))]  # fmt: skip
+        simplex = [u0] + [
+            np.clip(u0 + 0.15 * np.eye(len(knobs))[i] * (1 if u0[i] < 0.85 else -1), 0.0, 1.0)
+            for i in range(len(knobs))
+        ]
         minimize(
             objective,
             u0,
             method="Nelder-Mead",
-            options={"maxfev": args.maxfev, "initial_simplex": np.array(simplex),
-                     "xatol": 1e-3, "fatol": 1e-3},
-        )  # fmt: skip
+            options={
+                "maxfev": args.maxfev,
+                "initial_simplex": np.array(simplex),
+                "xatol": 1e-3,
+                "fatol": 1e-3,
+            },
+        )
     values = {k.path: knob_value(k, float(x)) for k, x in zip(knobs, best["u"], strict=True)}
     info = {
         "fit_patients": n_fit,
@@ -384,14 +390,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             values, info = fit(name, args, log)
             write_fitted(name, values, info)
             fit_info[name] = info
-            log(f"  [{name}] done: loss {info['start_loss']} -> {info['loss']} in "
-                f"{info['evaluations']} evaluations, {info['wall_s']:.0f} s")  # fmt: skip
+            log(
+                f"  [{name}] done: loss {info['start_loss']} -> {info['loss']} in "
+                f"{info['evaluations']} evaluations, {info['wall_s']:.0f} s"
+            )
     scenarios._load_cached.cache_clear()
 
     sections: list[str] = []
-    summary = ["| scenario | all targets and orderings met | fit cohort | fit loss (start → end) | "
-               "fit evaluations | fit wall time | test-cohort wall time |",
-               "|---|:-:|---:|---|---:|---:|---:|"]  # fmt: skip
+    summary = [
+        "| scenario | all targets and orderings met | fit cohort | fit loss (start → end) | "
+        "fit evaluations | fit wall time | test-cohort wall time |",
+        "|---|:-:|---:|---|---:|---:|---:|",
+    ]
     for name in scenarios.available_scenarios():  # the report always covers every scenario
         log(f"evaluating {name} on the test cohort ...")
         lines, ok, wall = evaluate(name, args)

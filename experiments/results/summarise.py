@@ -40,11 +40,15 @@ def scenario_summary(d: Path) -> str:
     agents = m[m["algo"].notna()] if "algo" in m else m.iloc[0:0]
     lines = [f"## {task}\n"]
     n = int(m["n"].iloc[0])
-    lines.append(f"{n} test patients (`Cohort.test({task!r}, {n})`), standard of care "
-                 f"`{STANDARD_OF_CARE[task]}`.\n")  # fmt: skip
+    lines.append(
+        f"{n} test patients (`Cohort.test({task!r}, {n})`), standard of care "
+        f"`{STANDARD_OF_CARE[task]}`.\n"
+    )
     if len(agents):
-        lines.append("| algorithm | seeds | timesteps | train wall s (mean) | QALYs mean ± sd over "
-                     "seeds | median OS mo (per seed) | grade ≥ 3 % (mean) |")  # fmt: skip
+        lines.append(
+            "| algorithm | seeds | timesteps | train wall s (mean) | QALYs mean ± sd over "
+            "seeds | median OS mo (per seed) | grade ≥ 3 % (mean) |"
+        )
         lines.append("|---|---:|---:|---:|---|---|---:|")
         for algo, g in agents.groupby("algo"):
             sd = g["mean_qalys"].std(ddof=1) if len(g) > 1 else 0.0
@@ -71,8 +75,10 @@ def scenario_summary(d: Path) -> str:
         rows.append(("planner", r))
     ref = pts[pts.policy == best_p.policy].sort_values("patient")
     lines.append(f"Against the best protocol, `{best_p.policy}` (paired, same patients):\n")
-    lines.append("| role | policy | QALYs | Δ QALYs (95 % CI) | median OS mo | OS at horizon % "
-                 "| OS log-rank p | OS HR (95 % CI) | ORR % | grade ≥ 3 % |")  # fmt: skip
+    lines.append(
+        "| role | policy | QALYs | Δ QALYs (95 % CI) | median OS mo | OS at horizon % "
+        "| OS log-rank p | OS HR (95 % CI) | ORR % | grade ≥ 3 % |"
+    )
     lines.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|")
     for role, r in rows:
         x = pts[pts.policy == r.policy].sort_values("patient")
@@ -104,11 +110,13 @@ def main(results: Path) -> None:
     manifest = results / "benchmark.json"
     if manifest.exists():
         info = json.loads(manifest.read_text())
-        parts.append(f"Last `oncogym benchmark` invocation: {info['wall_s_total'] / 60:.1f} min "
-                     f"(training {info['wall_s_train'] / 60:.1f} min), backend "
-                     f"{info['backend']} with {info['workers']} workers.  Finished units are "
-                     "skipped, so after a resumed or partial rerun this is not the cost of the "
-                     "whole sweep; per-run training times are in the tables.\n")  # fmt: skip
+        parts.append(
+            f"Last `oncogym benchmark` invocation: {info['wall_s_total'] / 60:.1f} min "
+            f"(training {info['wall_s_train'] / 60:.1f} min), backend "
+            f"{info['backend']} with {info['workers']} workers.  Finished units are "
+            "skipped, so after a resumed or partial rerun this is not the cost of the "
+            "whole sweep; per-run training times are in the tables.\n"
+        )
     for d in sorted(p for p in results.iterdir() if (p / "metrics.csv").exists()):
         parts.append(scenario_summary(d))
     (results / "SUMMARY.md").write_text("\n".join(parts))

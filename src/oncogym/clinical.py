@@ -391,9 +391,16 @@ def _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done):
             visible = rules.is_visible(true_mm[b, j], rule)
             measured = true_mm[b, j] if visible else 0.0
             c, nadir, now, best = rules.follow_up(
-                measured, visible, scans[j] - scans[0], base, measurable, nadir, progressed,
-                best, rule,
-            )  # fmt: skip
+                measured,
+                visible,
+                scans[j] - scans[0],
+                base,
+                measurable,
+                nadir,
+                progressed,
+                best,
+                rule,
+            )
             if now and not progressed:
                 progression[b] = scans[j]
             progressed = now
@@ -509,8 +516,9 @@ def _lethal_days(cells, t, lethal, day):
                 if k == 0:
                     day[b] = t[0]
                 else:
-                    day[b] = rules.lethal_crossing_day(t[k - 1], cells[b, k - 1], t[k],
-                                                       cells[b, k], lethal)  # fmt: skip
+                    day[b] = rules.lethal_crossing_day(
+                        t[k - 1], cells[b, k - 1], t[k], cells[b, k], lethal
+                    )
                 break
 
 

@@ -139,8 +139,17 @@ def counts_for_best_response(category, days_since_baseline, rule):
 
 
 @jit
-def follow_up(measured_mm, visible, days_since_baseline, baseline_mm, measurable, nadir_mm,
-              progressed, best, rule):  # fmt: skip
+def follow_up(
+    measured_mm,
+    visible,
+    days_since_baseline,
+    baseline_mm,
+    measurable,
+    nadir_mm,
+    progressed,
+    best,
+    rule,
+):
     """One follow-up scan: ``(category, nadir_mm, progressed, best)`` after it.
 
     Progression is absorbing; the best overall response counts the scans up to and

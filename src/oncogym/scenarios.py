@@ -247,8 +247,10 @@ class Protocol(BaseModel):
         out = []
         for line in self.doses:
             amount = line.amount * (weight_kg if line.per_kg else 1.0)
-            out += [(line.therapy, float(d), float(amount), line.duration_days)
-                    for d in line.days(horizon_days)]  # fmt: skip
+            out += [
+                (line.therapy, float(d), float(amount), line.duration_days)
+                for d in line.days(horizon_days)
+            ]
         out.sort(key=lambda e: (e[1], e[0]))
         return out
 
