@@ -80,6 +80,7 @@ from scipy.special import log_ndtr
 
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import EnvParams, make_params
+from oncogym.rules import DAYS_PER_YEAR
 
 MODES = ("oracle", "population")
 TERMINALS = ("trend", "static", "none")
@@ -95,7 +96,6 @@ _PARAM_KWARGS = (
     "reward_weights",
 )
 
-_DAYS_PER_YEAR = 365.25
 _TERMINAL_GRID = 24
 _SMOOTHING = 0.7
 _WARM_MIX = 0.7
@@ -481,12 +481,12 @@ class MPCPlanner:
         util = 1.0 - p.burden_weight * b
         dead = logb >= log_lethal
         util[dead] = 0.0
-        years = rest / _DAYS_PER_YEAR
+        years = rest / DAYS_PER_YEAR
         value = util.mean(axis=1) * years
         with np.errstate(divide="ignore", invalid="ignore"):
             t_death = np.where(slope > 0, (log_lethal - log_end) / slope, np.inf)
         dies = alive & (t_death < rest)
         value[dies] -= (
-            p.death_weight * (rest[dies] - np.maximum(t_death[dies], 0.0)) / (_DAYS_PER_YEAR)
+            p.death_weight * (rest[dies] - np.maximum(t_death[dies], 0.0)) / DAYS_PER_YEAR
         )
         return np.where(alive, value, 0.0)

@@ -75,7 +75,7 @@ counts): 1e14 cells, or cells per litre, lies above every lethal burden and bloo
 
 EPS_DAY = 1e-9
 """Days closer than this are the same day (interval and scan boundaries)."""
-DAYS_PER_YEAR = 365.25
+DAYS_PER_YEAR = rules.DAYS_PER_YEAR
 
 
 class Task(NamedTuple):

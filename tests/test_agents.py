@@ -369,3 +369,45 @@ def test_benchmark_trains_evaluates_and_reports_the_budget(tmp_path):
         for r in (rows["melanoma"], again["melanoma"])
     )
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def _import_graph(package_dir, package: str) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (anywhere in the file, lazily or not)."""
+    import ast
+    from pathlib import Path
+
+    modules = {p.stem for p in Path(package_dir).glob("*.py") if p.stem != "__init__"}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for m in modules:
+        tree = ast.parse((Path(package_dir) / f"{m}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level == 1:
+                    targets = [base] if base else [a.name for a in node.names]
+                elif base.startswith(f"{package}."):
+                    targets = [base.removeprefix(f"{package}.").split(".")[0]]
+                else:
+                    continue
+                graph[m] |= {t for t in targets if t in modules and t != m}
+    return graph
+
+
+@pytest.mark.parametrize("package", ["agents", "envs"])
+def test_modules_import_each_other_without_a_cycle(package):
+    """agents: units <- backends <- benchmark, the Ray backend beside the local pool (the
+    benchmark and the Ray backend used to import each other)."""
+    import importlib
+    from pathlib import Path
+
+    folder = Path(importlib.import_module(f"oncogym.{package}").__file__).parent
+    graph = _import_graph(folder, f"oncogym.{package}")
+    assert len(graph) >= 6
+    done: set[str] = set()
+    for _ in range(len(graph)):
+        ready = {m for m, deps in graph.items() if m not in done and deps <= done}
+        done |= ready
+    cycle = {m: sorted(d - done) for m, d in graph.items() if m not in done}
+    assert not cycle, f"import cycle among {cycle}"
+    if package == "agents":
+        assert "benchmark" not in graph["ray_backend"] and "ray_backend" not in graph["benchmark"]

@@ -23,32 +23,10 @@ from oncogym import clinical, rules
 from oncogym.envs import ENV_IDS, STANDARD_OF_CARE, OncologyEnv
 from oncogym.envs import _kernels as K
 from oncogym.envs import functional as Fn
-from oncogym.scenarios import Cohort, available_scenarios
+from oncogym.scenarios import Cohort
 from oncogym.toxicity import toxicity_grades
 
-LITERATURE = {"depillis2006", "kirschner_panetta1998"}
-
-
-def _available(task: str) -> bool:
-    return task in LITERATURE or task in available_scenarios()
-
-
-def _id_param(env_id: str):
-    task = ENV_IDS[env_id][0]
-    return pytest.param(
-        env_id,
-        marks=pytest.mark.skipif(
-            not _available(task), reason=f"scenario file {task}.yaml is not in the package yet"
-        ),
-    )
-
-
-ALL_IDS = [_id_param(i) for i in ENV_IDS]
-
-
-def _skip_unless(task: str) -> None:
-    if not _available(task):
-        pytest.skip(f"scenario file {task}.yaml is not in the package yet")
+ALL_IDS = list(ENV_IDS)
 
 
 def _run(env: gym.Env, actions, seed: int = 0, options=None):
@@ -263,7 +241,6 @@ def test_chemo_cap_and_interval():
 
 
 def test_car_t_at_most_once_and_after_lymphodepletion():
-    _skip_unless("b_all")
     env = OncologyEnv("b_all", scan_noise_cv=0.0)
     env.reset(seed=0, options={"cohort": Cohort.test("b_all", 4), "index": 0})
     first = _levels(env, lymphodepletion=1, car_t=2)

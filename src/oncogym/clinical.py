@@ -71,7 +71,7 @@ DEFAULT_CR_THRESHOLD_MM = rules.CR_THRESHOLD_MM
 """Diameter below which the lesion counts as disappeared (mm; RECIST node < 10 mm)."""
 DEFAULT_MIN_SD_DAYS = rules.MIN_SD_DAYS
 """Minimum time after baseline at which SD must be seen to be the best response (days)."""
-DAYS_PER_MONTH = 365.25 / 12.0
+DAYS_PER_MONTH = rules.DAYS_PER_MONTH
 """Days per month, for comparing medians with trial reports in months."""
 MAX_GRADE = 5
 """Highest CTCAE grade (5 = death)."""
@@ -313,9 +313,9 @@ def recist_responses(
     *,
     cr_threshold_mm: float = DEFAULT_CR_THRESHOLD_MM,
     death_day: Any = None,
-    pr_decrease: float = 0.30,
-    pd_increase: float = 0.20,
-    pd_min_increase_mm: float = 5.0,
+    pr_decrease: float = rules.PR_DECREASE,
+    pd_increase: float = rules.PD_INCREASE,
+    pd_min_increase_mm: float = rules.PD_MIN_INCREASE_MM,
 ) -> RecistResult:
     """RECIST 1.1 category at each scan (rules in the module docstring).
 

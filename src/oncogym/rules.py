@@ -67,6 +67,11 @@ AT_LEAST_RTOL = 1e-9
 that round-off in accumulated quantities (30 × 2 Gy → BED₃ 99.99999999999997) does not
 flip a grade."""
 
+DAYS_PER_YEAR = 365.25
+"""Days per (Julian) year: QALYs and life-years."""
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
+"""Days per month, for comparing medians with trial reports in months."""
+
 # Response codes (the values of oncogym.clinical.Response)
 CR, PR, SD, PD, NE = 0, 1, 2, 3, 4
 

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-DAYS_PER_MONTH = 365.25 / 12.0
-"""Days per month, for comparing medians with trial reports in months."""
+from oncogym.rules import DAYS_PER_MONTH
+
 MEDIAN_RTOL = 1e-12
 """S(t) within this of one half counts as reaching it (see the module docstring)."""
 

@@ -25,8 +25,6 @@ KN, KC, RN, RHOC, A, BB, RB, GB, KB = range(9)
 CAR_T = 0
 
 _SRC = "MODELS.md §6a [V-text: Kimmel 2021 Table 1]"
-CELLS_PER_UL = 5e8
-"""Divide cell numbers by this to get the SBML's cells/µL (MODELS.md §6a)."""
 
 
 @jit

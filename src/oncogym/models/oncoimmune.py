@@ -208,7 +208,7 @@ from oncogym.radiotherapy import lq_bed, lq_log_survival
     FR_GAMMA,
     ANC0,
     FR_SLOPE,
-    ALC_V,
+    _,  # alc_volume_l: read by name where ALC = C / V is graded, not by the RHS
     IRAE_RATE,
     IRAE_W,
     IRAE_K,
