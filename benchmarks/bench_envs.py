@@ -209,7 +209,10 @@ def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str,
         str(args.seed),
     ]
     subprocess.run(cmd, check=True, env=env, cwd=tempfile.gettempdir())
-    return json.loads(out.read_text())
+    res = json.loads(out.read_text())
+    if path is not None and not res["info"]["package"].startswith(str(path)):
+        raise RuntimeError(f"the reference run imported {res['info']['package']}, not {path}")
+    return res
 
 
 def against(args: argparse.Namespace) -> dict[str, Any]:

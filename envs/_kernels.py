@@ -736,11 +736,9 @@ def step_parallel(rhs, dose, solver, task, state, interval, work, requested):
 
 
 @jit
-def masks(task, state, offsets, out):
-    """Allowed dose levels of the next interval, flattened per patient (MultiDiscrete order).
-
-    ``offsets`` is scratch of at least ``decision_days + 1`` entries.
-    """
+def masks(task, state, work, out):
+    """Allowed dose levels of the next interval, flattened per patient (MultiDiscrete order)."""
+    offsets = work.offsets[0]
     for b in range(state.day.shape[0]):
         t = state.day[b]
         dt, n_days = _interval_days(task, t)

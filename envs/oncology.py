@@ -139,7 +139,10 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version.  The compiled step was later rewritten on named records with
+      one functional environment; observations, rewards, terminations and infos of this
+      env are unchanged number for number (``tests/test_recorded.py``), and the vector
+      env's info became this env's info stacked (death causes and RECIST as names).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}

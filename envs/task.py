@@ -1,11 +1,12 @@
 """Environment parameters: what a task is, as data (gymnax style: params apart from state).
 
-:class:`EnvParams` holds everything the pure functions of :mod:`oncogym.envs.functional`
-need — the model, the therapy menu with dose levels and delivery patterns, the clinical
-constraints, the scan schedule, toxicity grading, the reward weights, the integrator
-settings and the virtual-patient sampler.  :func:`make_params` builds it for a scenario of
-:mod:`oncogym.scenarios` (``"melanoma"``, ``"nsclc"``, …) or for a literature task
-(``"depillis2006"``, ``"kirschner_panetta1998"``).
+:class:`EnvParams` holds everything the functional environment
+(:mod:`oncogym.envs.functional`) needs — the model, the therapy menu with dose levels and
+delivery patterns, the clinical constraints, the scan schedule, toxicity grading, the
+reward weights, the integrator settings and the virtual-patient sampler;
+``EnvParams.kernel_task`` is the same as the compiled kernels read it.  :func:`make_params`
+builds it for a scenario of :mod:`oncogym.scenarios` (``"melanoma"``, ``"nsclc"``, …) or
+for a literature task (``"depillis2006"``, ``"kirschner_panetta1998"``).
 
 Adapters that live here because the scenario files do not (yet) carry them:
 

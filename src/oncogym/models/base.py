@@ -99,16 +99,16 @@ class Model:
         """``dose`` as the function pointer the integrator takes."""
         return as_dose_pointer(self.dose)
 
-    # --- names ---------------------------------------------------------------
-    @property
+    # --- names (cached: read on every reset of every patient) -----------------
+    @cached_property
     def state_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.states)
 
-    @property
+    @cached_property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
-    @property
+    @cached_property
     def therapy_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.therapies)
 
