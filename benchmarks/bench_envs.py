@@ -21,7 +21,7 @@ Run: ``python benchmarks/bench_envs.py`` (``--quick`` for a smoke run); writes
 
 **Against an earlier revision, in the same run**: ``--against REV`` (a git revision of this
 repository, e.g. the release before a change) checks ``REV`` out into a temporary folder
-and measures the single env and the 1,024-env vector env of both trees in alternating
+and measures the single env and the 64- and 1,024-env vector env of both trees in alternating
 subprocesses (``--rounds`` pairs, each the median of ``--repeats`` runs; each tree keeps its
 own compiled-kernel cache), then prints both and the ratio of their medians.  Writes
 ``benchmarks/results/bench_envs_against.json``.
@@ -227,6 +227,7 @@ def against(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"# round {r + 1}/{args.rounds}: {label} done", flush=True)
     metrics = (
         ("oncogym single env (gym.make)", "us_per_step", "µs per step"),
+        ("oncogym vector env, 64 envs", "steps_per_s", "env-steps/s"),
         ("oncogym vector env, 1024 envs", "steps_per_s", "env-steps/s"),
     )
     table = []
@@ -278,8 +279,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.against:
         return against(args)
     sizes = (64, 1024) if not args.quick else (64,)
-    if args.worker:
-        sizes = (1024,)
 
     rows = [bench_single(args.single_steps, args.repeats, args.seed)]
     for n in sizes:

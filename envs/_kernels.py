@@ -43,7 +43,7 @@ import numpy as np
 from numba import prange
 
 from oncogym import rules
-from oncogym._jit import jit, jit_parallel
+from oncogym._jit import jit, jit_inline, jit_parallel
 from oncogym.integrate import OK, Doses, Scratch, simulate_one
 
 # --- delivery patterns within a decision interval ----------------------------------------
@@ -247,7 +247,7 @@ class Work(NamedTuple):
 
 
 # --- schedule and constraints -------------------------------------------------------------
-@jit
+@jit_inline
 def _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets):
     """Write the day offsets of a therapy's deliveries in ``[t, t + n_days)``; return count.
 
@@ -277,7 +277,7 @@ def _deliveries(kind, t, n_days, course_days, course_len, gap_days, offsets):
     return 1
 
 
-@jit
+@jit_inline
 def _min_interval(task, k, amount):
     """Least days since the last dose before a dose of ``amount`` of therapy ``k``.
 
@@ -291,7 +291,7 @@ def _min_interval(task, k, amount):
     return task.min_interval_days[k, width - 1]
 
 
-@jit
+@jit_inline
 def _allowed(task, state, b, k, amount, n_deliv, first_day, interval):
     """Whether ``n_deliv`` deliveries of ``amount`` from ``first_day`` respect the constraints.
 
@@ -309,14 +309,14 @@ def _allowed(task, state, b, k, amount, n_deliv, first_day, interval):
     return True
 
 
-@jit
+@jit_inline
 def _interval_days(task, t):
     """``(dt, n_days)``: length of the interval from day ``t`` (shortened at the horizon)."""
     dt = min(float(task.decision_days), task.horizon_days - t)
     return dt, math.ceil(dt - EPS_DAY)
 
 
-@jit
+@jit_inline
 def _schedule(task, state, interval, work, requested, b):
     """Turn the requested amounts into the interval's events and infusions.
 
@@ -376,7 +376,7 @@ def _schedule(task, state, interval, work, requested, b):
     return n_ev, n_inf, admin_days, dose_fraction
 
 
-@jit
+@jit_inline
 def _sort_events(work, b, n_ev):
     """Sort patient ``b``'s events by day (insertion sort: stable, few events)."""
     day, therapy, amount = work.event_day[b], work.event_therapy[b], work.event_amount[b]
@@ -396,7 +396,7 @@ def _sort_events(work, b, n_ev):
 
 
 # --- toxicity, tumour, scans ------------------------------------------------------------
-@jit
+@jit_inline
 def _grade_day(task, state, work, b, y, day):
     """Grade every category on one day into ``work.grade[b]``; True on grade 5."""
     p = state.params[b]
@@ -422,7 +422,7 @@ def _grade_day(task, state, work, b, y, day):
     return dead
 
 
-@jit
+@jit_inline
 def _cells(y, tumour_index):
     c = 0.0
     for i in range(tumour_index.shape[0]):
@@ -430,7 +430,7 @@ def _cells(y, tumour_index):
     return c
 
 
-@jit
+@jit_inline
 def _recist(task):
     return rules.Recist(
         task.cr_threshold_mm,
@@ -441,7 +441,7 @@ def _recist(task):
     )
 
 
-@jit
+@jit_inline
 def _scan(task, state, b, cells, day, z, baseline):
     """One scan of patient ``b``: noisy diameter, then the RECIST 1.1 record (rulebook)."""
     rule = _recist(task)
@@ -478,7 +478,7 @@ def _scan(task, state, b, cells, day, z, baseline):
     state.best_response[b] = best
 
 
-@jit
+@jit_inline
 def _observe(task, state, b):
     """Write patient ``b``'s observation row (float32), every value within its bounds."""
     obs = state.obs[b]
@@ -513,7 +513,7 @@ def _observe(task, state, b):
 
 
 # --- start of an episode -------------------------------------------------------------------
-@jit
+@jit_inline
 def _clear_interval(interval, b):
     for k in range(interval.delivered.shape[1]):
         interval.delivered[b, k] = 0.0
@@ -579,7 +579,7 @@ def start(task, state, interval, work, rows):
 
 
 # --- one decision interval -----------------------------------------------------------------
-@jit
+@jit_inline
 def _days(task, state, interval, work, b, n_out):
     """Grade, find death and add up the utility on each output day of the interval.
 
@@ -635,7 +635,7 @@ def _days(task, state, interval, work, b, n_out):
     return j_end, death, cause
 
 
-@jit
+@jit_inline
 def _scans(task, state, work, b, j_end, death):
     """The scheduled scans of ``(t, t_out[j_end]]`` before death, on the output days."""
     t_out, out = work.t_out[b], work.out[b]

@@ -23,7 +23,7 @@ A dose, from ``env.step`` to the integrator and back::
         reward(interval)                       # from the interval's components
         terminal(patients)                     # death; the horizon reached alive
         observation(patients)                  # written by the compiled step
-      info(patients, interval, 0)              # the info dict
+      info(patients, 0, reset=False)           # the info dict (infos: stacked)
 
 The kernels' records (:mod:`oncogym.envs._kernels`) are internal; :attr:`Patients.view`
 is the public, read-only view of the patients' state (day, scans, RECIST, doses given,
@@ -710,6 +710,7 @@ class OncologyFunctional:
         s, last = patients.view, patients.last
         n = patients.n
         every = np.ones(n, dtype=np.bool_)
+        every.flags.writeable = False  # shared by the keys every patient has
         cause = s.death_cause
         dead = cause != K.DEATH_NONE
         error = cause == K.DEATH_ERROR
@@ -718,37 +719,34 @@ class OncologyFunctional:
         blocked = np.empty(n, dtype=object)
         blocked[:] = [self._blocked_names[c] for c in codes]
 
-        def group(values: dict[str, np.ndarray], mask: np.ndarray) -> tuple:
-            return {k: (np.array(v), mask) for k, v in values.items()}, mask
-
         cats, th = p.tox_categories, p.therapies
-        leaves: dict[str, Any] = {
-            "day": (s.day.copy(), every),
-            "state": (s.y.copy(), every),
-            "tumour_cells": (s.y[:, p.tumour_index].sum(axis=1), every),
-            "toxicity": group({c: s.interval_grade[:, i] for i, c in enumerate(cats)}, every),
-            "worst_toxicity": group({c: s.worst_grade[:, i] for i, c in enumerate(cats)}, every),
-            "recist": (names[s.recist], every),
-            "best_response": (names[s.best_response], every),
-            "doses": group({t: last.delivered[:, k] for k, t in enumerate(th)}, every),
-            "cumulative_doses": group(
-                {t: s.cumulative_dose[:, k] for k, t in enumerate(th)}, every
-            ),
-            "blocked": (blocked, every),
+        leaves: dict[str, tuple] = {
+            "day": (s.day.copy(), every, None),
+            "state": (s.y.copy(), every, None),
+            "tumour_cells": (s.y[:, p.tumour_index].sum(axis=1), every, None),
+            "toxicity": (s.interval_grade.copy(), every, cats),
+            "worst_toxicity": (s.worst_grade.copy(), every, cats),
+            "recist": (names[s.recist], every, None),
+            "best_response": (names[s.best_response], every, None),
+            "doses": (last.delivered.copy(), every, th),
+            "cumulative_doses": (s.cumulative_dose.copy(), every, th),
+            "blocked": (blocked, every, None),
         }
+        comps = np.empty((n, len(COMPONENT_NAMES) + 1))
+        for i, c in enumerate(COMPONENT_NAMES):
+            comps[:, i] = getattr(last, c)
+        comps[:, -1] = 0.0 if rewards is None else rewards
         on = np.zeros(n, dtype=np.bool_) if reset else every
-        comps = {c: getattr(last, c) for c in COMPONENT_NAMES}
-        comps["reward"] = np.zeros(n) if rewards is None else np.asarray(rewards, np.float64)
-        leaves["reward_components"] = group(comps, on)
+        leaves["reward_components"] = (comps, on, (*COMPONENT_NAMES, "reward"))
         causes = np.full(n, None, dtype=object)
         causes[dead] = np.asarray(DEATH_CAUSES, dtype=object)[cause[dead]]
-        leaves["death_cause"] = (causes, dead)
-        leaves["death_day"] = (np.where(dead, s.death_day, 0.0), dead)
+        leaves["death_cause"] = (causes, dead, None)
+        leaves["death_day"] = (np.where(dead, s.death_day, 0.0), dead, None)
         errors = np.full(n, None, dtype=object)
         for b in np.flatnonzero(error):
             errors[b] = f"integrator failed: {integrate.STATUS_NAMES[int(s.status[b])]}"
-        leaves["error"] = (errors, error)
-        return _Stacked(leaves)
+        leaves["error"] = (errors, error, None)
+        return _Stacked(leaves, every)
 
 
 def components(interval: K.Interval) -> dict[str, np.ndarray]:
@@ -757,56 +755,60 @@ def components(interval: K.Interval) -> dict[str, np.ndarray]:
 
 
 class _Stacked:
-    """Per-patient infos as a tree of ``(values, present)`` leaves (``values`` an array over
-    patients, or a dict of such leaves), merged and laid out as Gymnasium vector infos:
-    every key an array over patients and a ``_key`` mask of the patients that have it,
-    dicts recursively; keys no patient has are left out."""
+    """Per-patient infos, merged and laid out as Gymnasium vector infos.
 
-    def __init__(self, leaves: dict[str, Any]) -> None:
+    Leaves are ``(values, present, names)``: ``values`` an array over patients and
+    ``present`` the mask of the patients that have the key; a leaf with ``names`` is a
+    dict of per-patient values (``values[:, i]`` is key ``names[i]``).  The layout is
+    Gymnasium's: every key an array over patients and a ``_key`` mask, dicts recursively,
+    keys no patient has left out, 0 (``None`` in object arrays) for the patients without
+    the key.  Masks are read-only; identical masks are one array.
+    """
+
+    def __init__(self, leaves: dict[str, tuple], every: np.ndarray) -> None:
         self.leaves = leaves
+        self.every = every
+        """the (read-only) mask of keys every patient has"""
 
     def where(self, rows: np.ndarray, other: _Stacked) -> _Stacked:
         """These infos, with ``other``'s for the patients ``rows`` (a bool mask)."""
-
-        def merge(a: tuple, b: tuple) -> tuple:
-            (va, ma), (vb, mb) = a, b
-            mask = np.where(rows, mb, ma)
-            if isinstance(va, dict):
-                return {k: merge(va[k], vb[k]) for k in va}, mask
-            return np.where(_broadcast(rows, va), vb, va), mask
-
-        return _Stacked({k: merge(v, other.leaves[k]) for k, v in self.leaves.items()})
+        out = {}
+        for key, (va, ma, names) in self.leaves.items():
+            vb, mb, _ = other.leaves[key]
+            if ma is self.every and mb is other.every:
+                mask = self.every
+            else:
+                mask = ma.copy()
+                mask[rows] = mb[rows]
+            value = va.copy()
+            value[rows] = vb[rows]
+            out[key] = (value, mask, names)
+        return _Stacked(out, self.every)
 
     def only(self, rows: np.ndarray) -> _Stacked:
         """These infos for the patients ``rows`` only (the others lack every key)."""
-
-        def keep(leaf: tuple) -> tuple:
-            v, m = leaf
-            if isinstance(v, dict):
-                return {k: keep(x) for k, x in v.items()}, m & rows
-            return v, m & rows
-
-        return _Stacked({k: keep(v) for k, v in self.leaves.items()})
+        out = {k: (v, m & rows, names) for k, (v, m, names) in self.leaves.items()}
+        return _Stacked(out, self.every)
 
     def gymnasium(self) -> dict[str, Any]:
         """The Gymnasium vector layout (see the class docstring)."""
-
-        def lay(tree: dict[str, tuple]) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for key, (value, mask) in tree.items():
+        out: dict[str, Any] = {}
+        for key, (value, mask, names) in self.leaves.items():
+            if mask is not self.every:
                 if not mask.any():
                     continue
-                if isinstance(value, dict):
-                    value = lay({k: (v, m & mask) for k, (v, m) in value.items()})
-                else:
-                    value = np.array(value)
-                    value[~_broadcast(mask, value)] = None if value.dtype == object else 0
+                if not mask.all():
+                    value = value.copy()
+                    value[~mask] = None if value.dtype == object else 0
+                mask = mask.copy()
+                mask.flags.writeable = False
+            if names is None:
                 out[key] = value
-                out[f"_{key}"] = mask.copy()
-            return out
-
-        return lay(self.leaves)
-
-
-def _broadcast(mask: np.ndarray, value: np.ndarray) -> np.ndarray:
-    return np.broadcast_to(mask.reshape(-1, *([1] * (value.ndim - 1))), value.shape)
+            else:
+                group: dict[str, Any] = {}
+                for i, name in enumerate(names):
+                    group[name] = value[:, i]
+                    group[f"_{name}"] = mask
+                out[key] = group
+            out[f"_{key}"] = mask
+        return out

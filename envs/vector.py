@@ -38,7 +38,8 @@ class OncologyVectorEnv(VectorEnv):
       <oncogym.envs.functional.OncologyFunctional.info>`) stacked exactly as
       :class:`gymnasium.vector.SyncVectorEnv` stacks them (same keys, types and ``_key``
       masks; names stay names, e.g. ``info["death_cause"]`` is an object array of
-      ``"tumour"`` …, ``None`` for the living), built without a Python loop over patients.
+      ``"tumour"`` …, ``None`` for the living), built without a Python loop over patients;
+      the masks of keys every patient has are one shared read-only array.
 
     :param num_envs: number of patients stepped together
     :param task: a task of :func:`oncogym.envs.task.make_params`

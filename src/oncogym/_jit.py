@@ -52,6 +52,11 @@ jit = nb.njit(**_OPTIONS)
 jit_parallel = nb.njit(parallel=True, **_OPTIONS)
 """Decorator for the outermost batch kernel (``prange`` over patients)."""
 
+jit_inline = nb.njit(inline="always", **_OPTIONS)
+"""Decorator for helpers that take whole records and run in an inner loop: Numba inlines
+them into their caller, so a record (a struct of ~100 arrays, passed by value) is not
+copied at every call."""
+
 _VEC = types.float64[::1]
 RHS_SIGNATURE = types.void(types.float64, _VEC, _VEC, _VEC, _VEC)
 """``rhs(t, y, p, u, dydt)``"""
