@@ -449,7 +449,7 @@ BAD = [
     ("cells_per_cm3", lambda: cl.tumour_diameter_mm(1e9, cells_per_cm3=np.inf)),
     ("diameter_mm", lambda: cl.recist_responses([50.0, -1.0, 3.0], [0.0], T3)),
     ("diameter_mm", lambda: cl.recist_responses([50.0, 40.0], [0.0], T3)),
-    ("diameter_mm", lambda: cl.recist_responses([[[50.0, 40.0, 1.0]]], [0.0], T3)),
+    ("diameter_mm", lambda: cl.recist_responses([[[[50.0, 40.0, 1.0]]]], [0.0], T3)),
     ("diameter_mm", lambda: cl.recist_responses(np.zeros((0, 3)), [0.0], T3)),
     ("diameter_mm", lambda: cl.recist_responses([50.0, np.inf, 1.0], [0.0], T3)),
     ("scan_days", lambda: cl.recist_responses([50.0] * 3, [0.0, 30.0], T3)),

@@ -44,13 +44,13 @@ def ix(name: str) -> int:
 # --- structure --------------------------------------------------------------------------
 def test_registered_with_units_and_sources():
     assert "oncoimmune" in oncogym.models.available()
-    assert MODEL.n_states <= 30
+    assert MODEL.n_states == 35  # 28 + three more lesions (T⁺, T⁻) + the death hazard
     assert MODEL.param_names[:28] == oncogym.models.get("depillis2006").param_names
     dp = oncogym.models.get("depillis2006").default_params()
     assert {k: MODEL.default_params()[k] for k in dp} == dp  # patient 9 values
     for q in MODEL.params:
         assert q.unit and q.description
-        assert "MODELS.md" in q.source or "[M]" in q.source, q.name
+        assert "MODELS.md" in q.source or "[M]" in q.source or "[D]" in q.source, q.name
         assert any(tag in q.source for tag in ("[V-code", "[V-text", "[D]", "[M]")), q.name
     assert all(s.unit for s in MODEL.states)
     assert set(MODEL.therapy_names) == {
@@ -95,8 +95,16 @@ def test_index_constants_match_names():
         assert MODEL.param_names[const] == name
     assert MODEL.param_names[oi.RT_FIELD] == "rt_field_fraction"
     assert MODEL.param_names[oi.K_APC] == "k_chemo_apc"
-    assert len(MODEL.params) == oi.K_APC + 1
-    assert MODEL.n_states == oi.BED_LATE + 1
+    for i in range(oi.N_LESIONS):
+        assert MODEL.param_names[oi.LESION_INFIL[i]] == f"infil_{i + 1}"
+        assert MODEL.param_names[oi.LESION_LETHALITY[i]] == f"lethality_{i + 1}"
+        suffix = "" if i == 0 else str(i + 1)
+        assert MODEL.state_names[oi.LESION_TP[i]] == f"Tp{suffix}"
+        assert MODEL.state_names[oi.LESION_TN[i]] == f"Tn{suffix}"
+    assert MODEL.param_names[oi.DEATH_THRESHOLD] == "death_threshold"
+    assert MODEL.param_names[oi.PD1_MAX_BLOCK] == "pd1_max_block"
+    assert len(MODEL.params) == oi.IRAE_KD_CTLA4 + 1
+    assert MODEL.n_states == oi.HZ + 1
     assert len(MODEL.therapies) == oi.TX_RT + 1
     assert MODEL.therapy_names[oi.TX_CART] == "car_t"
 

@@ -109,13 +109,20 @@ class RecistResult(NamedTuple):
     scan_days: np.ndarray
     """Scan days ``(n_scans,)``."""
     diameter_mm: np.ndarray
-    """Model diameter at each scan (mm), ``(n_patients, n_scans)``."""
+    """Model diameter at each scan (mm), summed over the lesions, ``(n_patients, n_scans)``."""
     measurable: np.ndarray
-    """Baseline diameter ≥ ``cr_threshold_mm`` (bool, ``(n_patients,)``)."""
+    """Some lesion's baseline diameter ≥ ``cr_threshold_mm`` (bool, ``(n_patients,)``)."""
     progression_day: np.ndarray
     """Day of the first PD scan, ``inf`` if none (``(n_patients,)``)."""
     last_assessment_day: np.ndarray
     """Day of the last scan performed (on or before death), ``(n_patients,)``."""
+    lesion_mm: np.ndarray | None = None
+    """Model diameter of each lesion at each scan (mm), ``(n_patients, n_lesions, n_scans)``."""
+    target: np.ndarray | None = None
+    """Target lesions (seen at baseline), ``(n_patients, n_lesions)``."""
+    dissociated: np.ndarray | None = None
+    """A mixed response at some scan up to the first PD (``rules.dissociated``),
+    ``(n_patients,)``."""
 
 
 class Survival(NamedTuple):
@@ -316,21 +323,25 @@ def recist_responses(
     pr_decrease: float = rules.PR_DECREASE,
     pd_increase: float = rules.PD_INCREASE,
     pd_min_increase_mm: float = rules.PD_MIN_INCREASE_MM,
+    measurable_site: Any = None,
 ) -> RecistResult:
     """RECIST 1.1 category at each scan (rules in the module docstring).
 
-    :param diameter_mm: diameter (mm) at each output time, ``(n_times,)`` or
-        ``(n_patients, n_times)``, finite and >= 0
+    :param diameter_mm: lesion diameters (mm) at each output time: one lesion as
+        ``(n_times,)`` or ``(n_patients, n_times)``, several as ``(n_patients, n_lesions,
+        n_times)``; finite and >= 0
     :param scan_days: scan days, strictly increasing, within ``[t_days[0],
         t_days[-1]]``; the first is the baseline
     :param t_days: output times of ``diameter_mm`` (days), strictly increasing
-    :param cr_threshold_mm: lesions below this diameter are not seen (CR); a
-        baseline below it is not measurable (mm, >= 0)
+    :param cr_threshold_mm: lesions below this diameter are not seen; a baseline with no
+        lesion at or above it is not measurable (mm, >= 0)
     :param death_day: day of death per patient (scalar or ``(n_patients,)``,
         ``inf`` = alive; e.g. :func:`death_day`); later scans are NE.  None: no deaths
     :param pr_decrease: fractional decrease from baseline for PR (in (0, 1))
     :param pd_increase: fractional increase from nadir for PD (>= 0)
     :param pd_min_increase_mm: absolute increase from nadir also needed for PD (mm, >= 0)
+    :param measurable_site: per lesion, whether its site is measurable (default all; a
+        bone lesion is not: it counts for CR and as a new lesion, never in the sum)
     :return: a :class:`RecistResult`
     """
     t = _time_grid("t_days", t_days)
@@ -340,43 +351,67 @@ def recist_responses(
             f"scan_days: must lie within the output times [{t[0]}, {t[-1]}], "
             f"got [{scans[0]}, {scans[-1]}]"
         )
-    d, single = _series("diameter_mm", diameter_mm, t.size)
+    arr = _float_array("diameter_mm", diameter_mm)
+    if arr.ndim == 3:
+        n, k = arr.shape[:2]
+        d, _ = _series("diameter_mm", arr.reshape(n * k, arr.shape[2]), t.size)
+        lesions = d.reshape(n, k, t.size)
+        single = False
+    else:
+        d, single = _series("diameter_mm", arr, t.size)
+        lesions = d[:, np.newaxis, :]
     thr = _number("cr_threshold_mm", cr_threshold_mm, low=0.0)
     pr = _number("pr_decrease", pr_decrease, low=0.0, high=1.0, low_open=True, high_open=True)
     pd = _number("pd_increase", pd_increase, low=0.0)
     pd_mm = _number("pd_min_increase_mm", pd_min_increase_mm, low=0.0)
-    n = d.shape[0]
+    n = lesions.shape[0]
     dead = (
         np.full(n, np.inf)
         if death_day is None
         else _per_patient("death_day", death_day, n, allow_inf=True)
     )
 
-    true_mm = np.ascontiguousarray(_at_scans(d, t, scans))
+    k = lesions.shape[1]
+    true_mm = np.ascontiguousarray(
+        _at_scans(lesions.reshape(n * k, t.size), t, scans).reshape(n, k, scans.size)
+    )
     rule = rules.Recist(thr, pr, pd, pd_mm, rules.MIN_SD_DAYS)
-    cat = np.empty(true_mm.shape, dtype=np.int8)
+    cat = np.empty((n, scans.size), dtype=np.int8)
     progression = np.empty(n)
     n_done = np.empty(n, dtype=np.int64)
-    _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done)
+    mixed = np.zeros(n, dtype=np.bool_)
+    target = np.empty((n, k), dtype=np.bool_)
+    seen0 = np.empty((n, k), dtype=np.bool_)
+    sites = np.ones(k, dtype=np.bool_) if measurable_site is None else measurable_site
+    sites = np.asarray(sites, dtype=np.bool_)
+    if sites.shape != (k,):
+        raise ValueError(f"measurable_site: expected {k} flags (one per lesion), got {sites.shape}")
+    _recist_rows(true_mm, scans, dead, rule, sites, cat, progression, n_done, mixed, target, seen0)
     last = scans[np.maximum(n_done - 1, 0)]
+    total = true_mm.sum(axis=1)
     return RecistResult(
         category=_squeeze(cat, single),
         scan_days=scans,
-        diameter_mm=_squeeze(true_mm, single),
-        measurable=_squeeze((true_mm[:, 0] >= thr) & (true_mm[:, 0] > 0.0), single),
+        diameter_mm=_squeeze(total, single),
+        measurable=_squeeze(target.any(axis=1), single),
         progression_day=_squeeze(progression, single),
         last_assessment_day=_squeeze(last, single),
+        lesion_mm=_squeeze(true_mm, single),
+        target=_squeeze(target, single),
+        dissociated=_squeeze(mixed, single),
     )
 
 
 @jit
-def _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done):
+def _recist_rows(true_mm, scans, dead, rule, sites, cat, progression, n_done, mixed, target, seen0):
     """RECIST categories of each patient's scans (baseline NE, NE after death), the day
-    of the first PD and the number of scans done, with the rulebook's rules."""
+    of the first PD, the number of scans done and whether a scan up to the first PD showed
+    a mixed response, with the rulebook's rules."""
     for b in range(true_mm.shape[0]):
-        base = true_mm[b, 0]
-        measurable = rules.is_visible(base, rule)
-        base = base if measurable else 0.0
+        base_mm = true_mm[b, :, 0]
+        rules.baseline_lesions(base_mm, sites, target[b], seen0[b], rule)
+        base, _, _ = rules.lesion_scan(base_mm, target[b], seen0[b], rule)
+        measurable = base > 0.0
         nadir = base
         progressed = False
         best = rules.NE
@@ -388,8 +423,10 @@ def _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done):
                 cat[b, j] = rules.NE
                 continue
             n_done[b] = j + 1
-            visible = rules.is_visible(true_mm[b, j], rule)
-            measured = true_mm[b, j] if visible else 0.0
+            now_mm = true_mm[b, :, j]
+            measured, visible, new = rules.lesion_scan(now_mm, target[b], seen0[b], rule)
+            if not progressed and rules.dissociated(now_mm, base_mm, target[b], rule):
+                mixed[b] = True
             c, nadir, now, best = rules.follow_up(
                 measured,
                 visible,
@@ -400,6 +437,7 @@ def _recist_rows(true_mm, scans, dead, rule, cat, progression, n_done):
                 progressed,
                 best,
                 rule,
+                new,
             )
             if now and not progressed:
                 progression[b] = scans[j]
@@ -479,18 +517,25 @@ def death_day(
     *,
     lethal_cells: float = DEFAULT_LETHAL_CELLS,
     death: Any = None,
+    hazard: Any = None,
+    threshold: Any = None,
 ) -> Any:
     """Day of death per patient, ``inf`` if alive at ``t_days[-1]``.
 
-    Death is the first crossing of ``cells >= lethal_cells``, interpolated
+    Death is the first of: the crossing of ``cells >= lethal_cells``, interpolated
     linearly in ln(cells) between the output times around it (at ``t_days[0]`` if
-    already lethal; at the later time if the earlier count is 0), or the first
-    output time at which ``death`` is set, whichever is first.
+    already lethal; at the later time if the earlier count is 0); the cumulative hazard
+    ``hazard`` reaching the patient's ``threshold``, interpolated linearly in the hazard;
+    the first output time at which ``death`` is set.
 
     :param cells: tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``, finite, >= 0
     :param t_days: output times (days), strictly increasing
     :param lethal_cells: lethal tumour burden (cells, > 0)
     :param death: optional death flags of the same shape (e.g. any grade == 5)
+    :param hazard: optional cumulative hazard of death, the shape of ``cells`` (the
+        ``oncoimmune`` state ``Hz``)
+    :param threshold: each patient's death threshold (scalar or ``(n_patients,)``; the
+        parameter ``death_threshold``); needed with ``hazard``
     :return: float per patient (a float for one patient)
     """
     t = _time_grid("t_days", t_days)
@@ -499,11 +544,37 @@ def death_day(
     day = np.empty(c.shape[0])
     _lethal_days(np.ascontiguousarray(c), t, lethal, day)
 
+    if hazard is not None:
+        h, _ = _series("hazard", hazard, t.size)
+        if h.shape != c.shape:
+            raise ValueError(f"hazard: must have the shape of cells {c.shape}, got {h.shape}")
+        if threshold is None:
+            raise ValueError("threshold: needed with hazard (each patient's death threshold)")
+        thr = _per_patient("threshold", threshold, c.shape[0], allow_inf=True)
+        hz = np.empty(c.shape[0])
+        _hazard_days(np.ascontiguousarray(h), t, thr, hz)
+        day = np.minimum(day, hz)
     if death is not None:
         flag = _flags("death", death, c.shape)
         j = np.argmax(flag, axis=1)
         day = np.minimum(day, np.where(flag.any(axis=1), t[j], np.inf))
     return float(day[0]) if single else day
+
+
+@jit
+def _hazard_days(hazard, t, threshold, day):
+    """First day each row's cumulative hazard reaches its threshold (rulebook); inf if never."""
+    for b in range(hazard.shape[0]):
+        day[b] = np.inf
+        for k in range(t.shape[0]):
+            if hazard[b, k] >= threshold[b]:
+                if k == 0:
+                    day[b] = t[0]
+                else:
+                    day[b] = rules.hazard_crossing_day(
+                        t[k - 1], hazard[b, k - 1], t[k], hazard[b, k], threshold[b]
+                    )
+                break
 
 
 @jit
@@ -528,6 +599,8 @@ def overall_survival(
     *,
     lethal_cells: float = DEFAULT_LETHAL_CELLS,
     death: Any = None,
+    hazard: Any = None,
+    threshold: Any = None,
 ) -> Survival:
     """Overall survival: death (see :func:`death_day`), censored at ``t_days[-1]``.
 
@@ -535,10 +608,21 @@ def overall_survival(
     :param t_days: output times (days), strictly increasing
     :param lethal_cells: lethal tumour burden (cells, > 0)
     :param death: optional death flags of the same shape (e.g. any grade == 5)
+    :param hazard: optional cumulative hazard of death (see :func:`death_day`)
+    :param threshold: each patient's death threshold (with ``hazard``)
     :return: :class:`Survival` (time in days on the trajectory clock)
     """
     t = _time_grid("t_days", t_days)
-    day = np.asarray(death_day(cells, t, lethal_cells=lethal_cells, death=death))
+    day = np.asarray(
+        death_day(
+            cells,
+            t,
+            lethal_cells=lethal_cells,
+            death=death,
+            hazard=hazard,
+            threshold=threshold,
+        )
+    )
     event = np.isfinite(day)
     time = np.where(event, day, t[-1])
     if time.ndim == 0:
@@ -638,11 +722,17 @@ def patient_readouts(
     lethal_cells: float = DEFAULT_LETHAL_CELLS,
     cr_threshold_mm: float = DEFAULT_CR_THRESHOLD_MM,
     min_sd_days: float = DEFAULT_MIN_SD_DAYS,
+    lesion_cells: Any = None,
+    measurable_site: Any = None,
+    hazard: Any = None,
+    death_threshold: Any = None,
 ) -> PatientReadouts:
     """Every readout of a cohort run, wired consistently.
 
-    Death = lethal burden or any grade 5 (``grades`` must then be on ``t_days``);
-    scans after death are NE.
+    Death = lethal burden, the cumulative hazard reaching the death threshold (when
+    ``hazard`` is given) or any grade 5 (``grades`` must then be on ``t_days``); scans
+    after death are NE.  RECIST reads the lesions of ``lesion_cells`` (default: ``cells``
+    as one lesion).
 
     :param cells: total tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``
     :param t_days: output times (days), strictly increasing
@@ -652,6 +742,10 @@ def patient_readouts(
     :param lethal_cells: lethal tumour burden (cells, > 0)
     :param cr_threshold_mm: RECIST disappearance / measurability threshold (mm, >= 0)
     :param min_sd_days: minimum interval from baseline for SD as best response (days)
+    :param lesion_cells: optional cells per lesion, ``(n_patients, n_lesions, n_times)``
+    :param measurable_site: per lesion, whether its site is measurable (default all)
+    :param hazard: optional cumulative hazard of death, the shape of ``cells``
+    :param death_threshold: each patient's death threshold (with ``hazard``)
     :return: :class:`PatientReadouts`
     """
     t = _time_grid("t_days", t_days)
@@ -668,11 +762,29 @@ def patient_readouts(
                     f"grades[{name!r}]: must have the shape of cells {c.shape}, got {g.shape}"
                 )
             flag |= g >= MAX_GRADE
-    dead = np.atleast_1d(death_day(c, t, lethal_cells=lethal_cells, death=flag))
-    overall = overall_survival(c, t, lethal_cells=lethal_cells, death=flag)
+    death_kw = {"lethal_cells": lethal_cells, "death": flag}
+    if hazard is not None:
+        death_kw.update(hazard=np.atleast_2d(hazard), threshold=death_threshold)
+    dead = np.atleast_1d(death_day(c, t, **death_kw))
+    overall = overall_survival(c, t, **death_kw)
     diameter = tumour_diameter_mm(c, cells_per_cm3)
+    if lesion_cells is None:
+        seen = diameter
+    else:
+        les = _float_array("lesion_cells", lesion_cells)
+        if les.ndim != 3 or les.shape[0] != c.shape[0] or les.shape[2] != t.size:
+            raise ValueError(
+                f"lesion_cells: must have shape (n_patients, n_lesions, n_times) = "
+                f"({c.shape[0]}, k, {t.size}), got {les.shape}"
+            )
+        seen = tumour_diameter_mm(les, cells_per_cm3)
     recist = recist_responses(
-        diameter, scan_days, t, cr_threshold_mm=cr_threshold_mm, death_day=dead
+        seen,
+        scan_days,
+        t,
+        cr_threshold_mm=cr_threshold_mm,
+        death_day=dead,
+        measurable_site=measurable_site,
     )
     bor = best_overall_response(recist.category, recist.scan_days, min_sd_days=min_sd_days)
     pfs = progression_free_survival(recist, overall)
@@ -684,6 +796,9 @@ def patient_readouts(
             recist.measurable[0],
             recist.progression_day[0],
             recist.last_assessment_day[0],
+            recist.lesion_mm[0],
+            recist.target[0],
+            recist.dissociated[0],
         )
         return PatientReadouts(
             diameter[0],

@@ -8,25 +8,33 @@ are defined here, once, with their source; the toxicity thresholds per category 
 :mod:`oncogym.toxicity`.
 
 Size
-    One spherical lesion of uniform density :data:`CELLS_PER_CM3`; its diameter stands for
-    RECIST's sum of target diameters: ``d = 10·(6V/π)^(1/3)`` mm with ``V = cells /
-    density`` cm³ (1e9 cells → 12.41 mm; 1e12 cells → 124.1 mm).
+    Each lesion is a sphere of uniform density :data:`CELLS_PER_CM3`: ``d = 10·(6V/π)^(1/3)``
+    mm with ``V = cells / density`` cm³ (1e9 cells → 12.41 mm; 1e12 cells → 124.1 mm).
 
-RECIST 1.1 (Eisenhauer et al., Eur J Cancer 2009;45:228–247), on that one lesion
+RECIST 1.1 (Eisenhauer et al., Eur J Cancer 2009;45:228–247), on the patient's lesions
     A lesion below ``cr_threshold_mm`` (default :data:`CR_THRESHOLD_MM`) is not seen: its
-    measured diameter is 0 and the scan reads CR; a baseline below it is not measurable.
-    At a follow-up scan, in this order of precedence: **PD** if the measured diameter is at
-    least :data:`PD_INCREASE` (20 %) *and* :data:`PD_MIN_INCREASE_MM` (5 mm) above the
-    nadir (smallest measured diameter so far, baseline included, so a lesion reappearing
-    after CR is PD); **NE** if the baseline was not measurable; **CR** if not seen; **PR**
-    if at least :data:`PR_DECREASE` (30 %) below baseline; **SD** otherwise.  Boundaries
-    are inclusive within :data:`TOL_MM`.  Progression is absorbing (every later scan is PD).
-    Best overall response (no confirmation) counts the scans up to and including the first
-    PD: CR, PR and PD always count, SD only from :data:`MIN_SD_DAYS` after baseline.
+    measured diameter is 0.  At baseline every lesion seen is a target lesion (the model
+    has at most one lesion per site and at most four: RECIST's 5 in all and 2 per organ
+    hold) and the baseline is the sum of their diameters; with none the patient is not
+    measurable.  At a follow-up scan the sum is over the target lesions seen
+    (:func:`lesion_scan`), and in this order of precedence: **PD** if a lesion that was not
+    a target is seen (a new lesion) or the sum is at least :data:`PD_INCREASE` (20 %)
+    *and* :data:`PD_MIN_INCREASE_MM` (5 mm) above the nadir (smallest sum so far, baseline
+    included, so a lesion reappearing after CR is PD); **NE** if the baseline was not
+    measurable; **CR** if no lesion is seen; **PR** if the sum is at least
+    :data:`PR_DECREASE` (30 %) below baseline; **SD** otherwise.  Boundaries are inclusive
+    within :data:`TOL_MM`.  Progression is absorbing (every later scan is PD).  Best
+    overall response (no confirmation) counts the scans up to and including the first
+    PD: CR, PR and PD always count, SD only from :data:`MIN_SD_DAYS` after baseline.  A
+    mixed (dissociated) response is a scan with one target lesion 30 % below its baseline
+    and another 20 % (and 5 mm) above it, or a new lesion (:func:`dissociated`).
 
 Death
-    The tumour burden reaching the lethal burden (default :data:`LETHAL_CELLS`), the day
-    interpolated linearly in ln(cells) between the two output days around the crossing.
+    The first of: the patient's cumulative hazard of death (background plus a burden- and
+    site-dependent cancer hazard, a model state) reaching their death threshold (a
+    unit-exponential draw), interpolated linearly in the hazard between output days
+    (:func:`hazard_crossing_day`); the tumour burden reaching the lethal burden (default
+    :data:`LETHAL_CELLS`), interpolated linearly in ln(cells); a grade-5 toxicity.
 
 Toxicity grades
     The number of thresholds a value is below (blood counts) or at or above (signals,
@@ -122,9 +130,14 @@ def is_progression(measured_mm, visible, nadir_mm, rule):
 
 
 @jit
-def scan_response(measured_mm, visible, baseline_mm, measurable, nadir_mm, rule):
-    """RECIST category of one follow-up scan (before absorbing progression)."""
-    if is_progression(measured_mm, visible, nadir_mm, rule):
+def scan_response(measured_mm, visible, baseline_mm, measurable, nadir_mm, rule, new_lesion=False):
+    """RECIST category of one follow-up scan (before absorbing progression).
+
+    ``measured_mm`` is the sum of the target lesions' measured diameters, ``visible``
+    whether any lesion is seen, ``new_lesion`` whether a lesion that was not a target at
+    baseline is seen now (unequivocal progression).
+    """
+    if new_lesion or is_progression(measured_mm, visible, nadir_mm, rule):
         return PD
     if not measurable:
         return NE
@@ -154,19 +167,77 @@ def follow_up(
     progressed,
     best,
     rule,
+    new_lesion=False,
 ):
     """One follow-up scan: ``(category, nadir_mm, progressed, best)`` after it.
 
     Progression is absorbing; the best overall response counts the scans up to and
     including the first PD; the nadir takes the new measurement.
     """
-    cat = scan_response(measured_mm, visible, baseline_mm, measurable, nadir_mm, rule)
+    cat = scan_response(measured_mm, visible, baseline_mm, measurable, nadir_mm, rule, new_lesion)
     now_pd = cat == PD
     if progressed:
         cat = PD
     elif counts_for_best_response(cat, days_since_baseline, rule) and cat < best:
         best = cat
     return cat, min(nadir_mm, measured_mm), progressed or now_pd, best
+
+
+@jit
+def lesion_scan(lesion_mm, target, seen0, rule):
+    """Read one scan of several lesions: ``(sum_mm, any_visible, new_lesion)``.
+
+    ``lesion_mm`` are the lesions' diameters as the scan sees them (mm); ``seen0`` which
+    lesions were seen at baseline and ``target`` which of those are target lesions (seen
+    at a measurable site: every such lesion, at most one per site here, so at most 5 and
+    2 per organ; bone lesions are not measurable).  The sum is over the target lesions
+    seen (a target no longer seen counts 0); a lesion seen now that was not seen at
+    baseline is a new lesion.  At baseline call it with ``seen0`` = the visible lesions.
+    """
+    total = 0.0
+    visible = False
+    new = False
+    for i in range(lesion_mm.shape[0]):
+        if is_visible(lesion_mm[i], rule):
+            visible = True
+            if target[i]:
+                total += lesion_mm[i]
+            elif not seen0[i]:
+                new = True
+    return total, visible, new
+
+
+@jit
+def baseline_lesions(lesion_mm, measurable_site, target, seen0, rule):
+    """Write which lesions a baseline scan sees (``seen0``) and which are targets."""
+    for i in range(lesion_mm.shape[0]):
+        seen0[i] = is_visible(lesion_mm[i], rule)
+        target[i] = seen0[i] and measurable_site[i]
+
+
+@jit
+def dissociated(lesion_mm, baseline_mm, target, rule):
+    """Whether a scan shows a mixed (dissociated) response: one target lesion at least
+    ``pr_decrease`` (30 %) below its baseline while another is at least ``pd_increase``
+    (20 %) and ``pd_min_increase_mm`` above its baseline, or a new lesion appears while a
+    target shrinks."""
+    shrinks = False
+    grows = False
+    for i in range(lesion_mm.shape[0]):
+        seen = is_visible(lesion_mm[i], rule)
+        d = lesion_mm[i] if seen else 0.0
+        if target[i]:
+            if d <= (1.0 - rule.pr_decrease) * baseline_mm[i] + TOL_MM:
+                shrinks = True
+            rise = d - baseline_mm[i]
+            if (
+                rise >= rule.pd_increase * baseline_mm[i] - TOL_MM
+                and rise >= rule.pd_min_increase_mm - TOL_MM
+            ):
+                grows = True
+        elif seen:
+            grows = True
+    return shrinks and grows
 
 
 # --- death -----------------------------------------------------------------------------
@@ -182,6 +253,16 @@ def lethal_crossing_day(t0, cells0, t1, cells1, lethal_cells):
         frac = min(max(frac, 0.0), 1.0)
         return t0 + frac * (t1 - t0)
     return t1
+
+
+@jit
+def hazard_crossing_day(t0, hazard0, t1, hazard1, threshold):
+    """Day the cumulative hazard reaches the patient's ``threshold`` between ``(t0,
+    hazard0)`` and ``(t1, hazard1)``: linear in the hazard (it rises smoothly)."""
+    if hazard1 <= hazard0:
+        return t1
+    frac = min(max((threshold - hazard0) / (hazard1 - hazard0), 0.0), 1.0)
+    return t0 + frac * (t1 - t0)
 
 
 # --- toxicity grades -------------------------------------------------------------------

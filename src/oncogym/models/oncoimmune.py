@@ -64,6 +64,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from oncogym._jit import jit
 from oncogym.models import depillis2006
 from oncogym.models.base import Model, Param, State, Therapy
@@ -72,6 +74,7 @@ from oncogym.models.base import Model, Param, State, Therapy
 # Numba's on-disk cache does not see edits to them: clear __pycache__ after changing them.
 from oncogym.models.depillis2006 import cd8_kill_fraction
 from oncogym.radiotherapy import lq_bed, lq_log_survival
+from oncogym.rules import DAYS_PER_YEAR
 
 # --- states -------------------------------------------------------------------------------
 (
@@ -103,7 +106,21 @@ from oncogym.radiotherapy import lq_bed, lq_log_survival
     IRAE,
     IL6,
     BED_LATE,
-) = range(28)
+    TP2,
+    TN2,
+    TP3,
+    TN3,
+    TP4,
+    TN4,
+    HZ,
+) = range(35)
+
+N_LESIONS = 4
+"""Lesion slots: lesion 1 is (``Tp``, ``Tn``), lesion i > 1 is (``Tp{i}``, ``Tn{i}``)."""
+LESION_TP = np.array([TP, TP2, TP3, TP4], dtype=np.int64)
+"""State index of each lesion's antigen-positive clone."""
+LESION_TN = np.array([TN, TN2, TN3, TN4], dtype=np.int64)
+"""State index of each lesion's antigen-low clone."""
 
 # --- parameters: de Pillis 2006 (same order as depillis2006) then the extensions -----------
 (
@@ -216,12 +233,33 @@ from oncogym.radiotherapy import lq_bed, lq_log_survival
     CRS_CLEAR,
     RT_FIELD,
     K_APC,
-) = range(109)
+    INFIL1,
+    INFIL2,
+    INFIL3,
+    INFIL4,
+    LETH1,
+    LETH2,
+    LETH3,
+    LETH4,
+    DEATH_RATE,
+    DEATH_REF,
+    DEATH_POWER,
+    DEATH_BG,
+    DEATH_THRESHOLD,
+    PD1_MAX_BLOCK,
+    IRAE_KD_CTLA4,
+) = range(124)
+
+LESION_INFIL = np.array([INFIL1, INFIL2, INFIL3, INFIL4], dtype=np.int64)
+"""Parameter index of each lesion's CTL infiltration factor."""
+LESION_LETHALITY = np.array([LETH1, LETH2, LETH3, LETH4], dtype=np.int64)
+"""Parameter index of each lesion's weight in the death hazard."""
 
 # --- therapies ------------------------------------------------------------------------------
 (TX_CHEMO, TX_IL2, TX_TIL, TX_PD1, TX_CTLA4, TX_VACCINE, TX_CART, TX_LD, TX_RT) = range(9)
 
 _LN2 = math.log(2.0)
+_DAYS_PER_YEAR = DAYS_PER_YEAR
 
 
 @jit
@@ -243,12 +281,9 @@ def _saturation(x, half):
 
 @jit
 def rhs(t, y, p, u, dydt):
-    tp = y[TP]
-    tn = y[TN]
-    tt = tp + tn
+    lym = y[LYM]
     nk = y[NK]
     cd8 = y[CD8]
-    lym = y[LYM]
     drug_m = y[DRUG]
     il2 = y[IL2]
     th = y[TH]
@@ -256,10 +291,23 @@ def rhs(t, y, p, u, dydt):
     ce = y[CAR_E]
     cm = y[CAR_M]
 
+    # tumour totals over the lesions; W = Σ infil_i·T⁺_i is the antigen mass the CTLs home to
+    tp_sum = 0.0
+    tt = 0.0
+    w_mass = 0.0
+    lethal_mass = 0.0
+    for i in range(N_LESIONS):
+        tp_i = y[LESION_TP[i]]
+        tt_i = tp_i + y[LESION_TN[i]]
+        tp_sum += tp_i
+        tt += tt_i
+        w_mass += p[LESION_INFIL[i]] * tp_i
+        lethal_mass += p[LESION_LETHALITY[i]] * tt_i
+
     # checkpoints, suppression, help
     ro_pd1 = _occupancy(y[PD1_A], p[PD1_V], p[PD1_KD])
     ro_ctla4 = _occupancy(y[CTLA4_A], p[CTLA4_V], p[CTLA4_KD])
-    q_pd = p[PDL1] * (1.0 - ro_pd1)
+    q_pd = p[PDL1] * (1.0 - p[PD1_MAX_BLOCK] * ro_pd1)
     f_pd1 = 1.0 / (1.0 + q_pd / p[K_TQ]) if q_pd > 0.0 else 1.0
     s_act = p[GAMMA_S] * y[SUP]
     psi = math.exp(-p[DELTA_R] * treg) / (1.0 + s_act)
@@ -268,19 +316,30 @@ def rhs(t, y, p, u, dydt):
     drug = -math.expm1(-p[CHEMO_DELTA] * drug_m)  # 1 − e^{−δM}
     ld_rate = p[LD_KILL] * u[TX_LD]
 
-    # kills of T⁺ (cells/day)
-    ctl_kill = cd8_kill_fraction(p[D] * f_pd1 * psi, p[LL], p[S], cd8, tp) * tp
+    # per-lesion kills; lesion i's CTLs L·infil_i·T⁺_i/W give the effector ratio L·infil_i/W
+    d_eff = p[D] * f_pd1 * psi
     nk_rate = p[CC] * psi * nk
     chemo_t = p[KT] * drug
-    car_kill = p[CAR_KILL] * _saturation(ce, p[CAR_K]) * tp
-    adcc_kill = p[K_ADCC] * psi * _saturation(y[AB], p[K_AB]) * tp
-    kill_p = nk_rate * tp + ctl_kill + chemo_t * tp + car_kill + adcc_kill
+    car_rate = p[CAR_KILL] * _saturation(ce, p[CAR_K])
+    adcc_rate = p[K_ADCC] * psi * _saturation(y[AB], p[K_AB])
+    growth = p[A] * (1.0 - p[B] * tt)
+    loss = p[MU_LOSS] * p[A]
+    growth_n = p[TN_FIT] * growth
+    ctl_kill = 0.0
+    car_kill = 0.0
+    kill_p = 0.0
+    for i in range(N_LESIONS):
+        tp_i = y[LESION_TP[i]]
+        tn_i = y[LESION_TN[i]]
+        ctl_i = cd8_kill_fraction(d_eff, p[LL], p[S], cd8 * p[LESION_INFIL[i]], w_mass) * tp_i
+        car_i = car_rate * tp_i
+        kill_i = nk_rate * tp_i + ctl_i + chemo_t * tp_i + car_i + adcc_rate * tp_i
+        ctl_kill += ctl_i
+        car_kill += car_i
+        kill_p += kill_i
+        dydt[LESION_TP[i]] = growth * tp_i - loss * tp_i - kill_i
+        dydt[LESION_TN[i]] = growth_n * tn_i + loss * tp_i - nk_rate * tn_i - chemo_t * tn_i
 
-    logistic = 1.0 - p[B] * tt
-    dydt[TP] = p[A] * tp * logistic - p[MU_LOSS] * p[A] * tp - kill_p
-    dydt[TN] = (
-        p[A] * p[TN_FIT] * tn * logistic + p[MU_LOSS] * p[A] * tp - nk_rate * tn - chemo_t * tn
-    )
     dydt[NK] = (
         p[E] * lym
         - p[F] * nk
@@ -294,7 +353,7 @@ def rhs(t, y, p, u, dydt):
         -p[MM] * cd8
         + p[J] * cd8 * ctl_kill * ctl_kill / (p[K] + ctl_kill * ctl_kill)
         - p[Q] * cd8 * tt
-        + (p[R1] * psi * nk + p[R2] * priming * lym) * tp
+        + (p[R1] * psi * nk + p[R2] * priming * lym) * tp_sum
         + p[A_C] * priming * y[DC]
         - p[U] * nk * cd8 * cd8
         - p[KL] * drug * cd8
@@ -309,7 +368,7 @@ def rhs(t, y, p, u, dydt):
 
     # antigen presentation (Kronik 2010) and help
     ag_sat = _saturation(y[AG], p[K_AG])
-    dydt[AG] = kill_p + p[AG_SHED] * tp - p[MU_AG] * y[AG]
+    dydt[AG] = kill_p + p[AG_SHED] * tp_sum - p[MU_AG] * y[AG]
     apc_loss = p[K_APC] * drug
     dydt[DM] = -(p[K_M] + apc_loss) * y[DM] + u[TX_VACCINE]
     dydt[DC] = p[ALPHA1] * p[K_M] * y[DM] + p[SIGMA_DC] * ag_sat - (p[K_CR] + apc_loss) * y[DC]
@@ -334,7 +393,7 @@ def rhs(t, y, p, u, dydt):
     dydt[AB] = p[P_AB] * _saturation(th, p[K_H]) * ag_sat - p[MU_AB] * y[AB]
 
     # CAR-T (CARTmath effector/memory, saturating antigen contact)
-    x = _saturation(tp, p[CAR_GT])
+    x = _saturation(tp_sum, p[CAR_GT])
     space = 0.0
     if p[BETA] > 0.0 and p[ALPHA] > 0.0:
         space = max(0.0, 1.0 - lym * p[BETA] / p[ALPHA])
@@ -364,11 +423,20 @@ def rhs(t, y, p, u, dydt):
     dydt[TR3] = ktr * (y[TR2] - y[TR3])
     dydt[ANC] = ktr * (y[TR3] - y[ANC])
 
-    # toxicity signals
+    # toxicity signals: the irAE drive is PD-1 occupancy (saturated at clinical doses) plus
+    # anti-CTLA-4 exposure (not saturated: ipilimumab toxicity rises with dose)
     act = _saturation(th + cd8, p[IRAE_K])
-    dydt[IRAE] = p[IRAE_RATE] * (ro_pd1 + p[IRAE_W] * ro_ctla4) * kappa * act
+    ctla4_exposure = _saturation(y[CTLA4_A] / p[CTLA4_V], p[IRAE_KD_CTLA4])
+    drive = ro_pd1 + p[IRAE_W] * ctla4_exposure
+    dydt[IRAE] = p[IRAE_RATE] * drive * kappa * act
     dydt[IL6] = p[CRS_PROD] * car_kill - p[CRS_CLEAR] * y[IL6]
     dydt[BED_LATE] = 0.0
+
+    # death hazard: background plus a power of the lethality-weighted burden
+    hz = p[DEATH_BG] / _DAYS_PER_YEAR
+    if lethal_mass > 0.0 and p[DEATH_RATE] > 0.0:
+        hz += p[DEATH_RATE] * (lethal_mass / p[DEATH_REF]) ** p[DEATH_POWER]
+    dydt[HZ] = hz
 
 
 @jit
@@ -404,7 +472,7 @@ def dose(k, amount, y, p):
         y[PROL] *= math.exp(-p[LD_MARROW] * amount)
     elif k == TX_RT:
         log_sf = lq_log_survival(amount, p[RT_ALPHA], p[RT_AB])
-        # only the share f of the tumour burden inside the field is irradiated
+        # lesion 1 is the irradiated site; the share f of it lies inside the field
         f_field = p[RT_FIELD]
         killed = -math.expm1(log_sf) * f_field * y[TP]
         sf = math.exp(log_sf) if f_field >= 1.0 else 1.0 + f_field * math.expm1(log_sf)
@@ -742,10 +810,14 @@ _EXT_PARAMS = (
     ),
     Param(
         "pd1_kd_mg_l",
-        1.0,
+        0.5,
         "mg/L",
         "anti-PD-1 concentration for 50 % occupancy (effective)",
-        _chosen("RO = C/(C + K_D), MODELS.md §4a/§4d; ≥ 90 % RO at trough of 200 mg q3w [M]"),
+        "RO = C/(C + K_D): nivolumab binds PD-1 with K_D 3 nM ≈ 0.45 mg/L (Wang C et al. "
+        "Cancer Immunol Res 2014;2:846-56) [M]; pembrolizumab binds more tightly, and its "
+        "target engagement is full at trough of every dose from 1 mg/kg q3w (Patnaik A et "
+        "al. Clin Cancer Res 2015;21:4286-93): troughs of clinical doses (15-60 mg/L) give "
+        "RO > 96 %",
     ),
     Param(
         "ctla4_half_life_d",
@@ -913,6 +985,91 @@ _EXT_PARAMS = (
         "chosen form on the APC states of MODELS.md §5a [M]; 0 = none; calibrated where "
         "a trial of a cellular vaccine given with chemotherapy pins it (prostate: VIABLE)",
     ),
+    # lesions (appended: the earlier parameter indices are unchanged)
+    *(
+        Param(
+            f"infil_{i}",
+            1.0,
+            "-",
+            f"CTL infiltration (immune access) of lesion {i}: its effector ratio is "
+            "L·infil_i/Σ_j infil_j·T⁺_j",
+            "chosen form [M]: CTLs home to the lesions in proportion to infil_i·T⁺_i; with one "
+            "lesion and infil = 1 this is de Pillis's L/T; scenarios draw it per lesion and site",
+        )
+        for i in range(1, N_LESIONS + 1)
+    ),
+    *(
+        Param(
+            f"lethality_{i}",
+            1.0,
+            "-",
+            f"weight of lesion {i}'s cells in the death hazard (its site)",
+            "chosen [M]: visceral (liver, brain) disease carries more risk of death per cell "
+            "than skin, soft tissue or nodes; scenarios set it per site",
+        )
+        for i in range(1, N_LESIONS + 1)
+    ),
+    # death (cumulative hazard Hz; death when Hz reaches the patient's death_threshold)
+    Param(
+        "death_rate",
+        0.0,
+        "1/day",
+        "cancer death hazard at the reference weighted burden",
+        "chosen form [M]: hazard = death_rate·(Σ lethality_i·T_i / death_ref_cells)^death_power; "
+        "0 = death only at the lethal burden; calibrated per scenario to untreated or "
+        "best-supportive-care survival",
+    ),
+    Param(
+        "death_ref_cells",
+        1e11,
+        "cells",
+        "reference weighted burden of the death hazard",
+        "chosen [M]: 1e11 cells ≈ 100 cm³ of tumour",
+    ),
+    Param(
+        "death_power",
+        1.0,
+        "-",
+        "exponent of the weighted burden in the death hazard",
+        "chosen [M]: the risk of death rises in proportion to the burden",
+    ),
+    Param(
+        "death_bg_per_year",
+        0.0,
+        "1/year",
+        "background (non-cancer) mortality hazard",
+        "age-matched life tables [M]; scenarios set it",
+    ),
+    Param(
+        "death_threshold",
+        1.0,
+        "-",
+        "the patient's death threshold: death when the cumulative hazard Hz reaches it",
+        "a unit-exponential draw per patient (P(threshold > H) = e^{−H}), so that Hz is the "
+        "cumulative hazard of a survival time [D]; scenarios draw it (distribution: exponential)",
+    ),
+    # exposure-response (appended, as above)
+    Param(
+        "pd1_max_block",
+        0.9,
+        "-",
+        "largest fraction of PD-1/PD-L1 engagement that anti-PD-1 removes: Q = pdl1·(1 − ε·RO)",
+        "chosen [M]: blockade relieves most but not all inhibition of exhausted CTLs, which "
+        "co-express other inhibitory receptors (LAG-3, TIM-3, TIGIT); PD-1 occupancy on "
+        "circulating T cells stays above 70 % for two months after single doses of "
+        "0.3-10 mg/kg nivolumab (Brahmer JR et al. J Clin Oncol 2010;28:3167-75), so at "
+        "clinical doses RO is near 1 and the effect saturates at ε",
+    ),
+    Param(
+        "irae_kd_ctla4_mg_l",
+        30.0,
+        "mg/L",
+        "anti-CTLA-4 concentration for half-maximal irAE drive",
+        "chosen [M]: ipilimumab immune-related toxicity rises with exposure across 0.3-10 mg/kg "
+        "(Feng Y et al. Clin Cancer Res 2013;19:3977-86; CA184-169: grade 3-4 TRAEs 34 % at "
+        "10 mg/kg vs 18 % at 3 mg/kg, Ascierto PA et al. Lancet Oncol 2017;18:611-22); 30 mg/L "
+        "is about the mean concentration over a 3 mg/kg course",
+    ),
 )
 
 _PARAMS = tuple(depillis2006.MODEL.params) + _EXT_PARAMS
@@ -924,8 +1081,8 @@ _PARAMS = tuple(depillis2006.MODEL.params) + _EXT_PARAMS
 _TUMOUR = 1e-3
 _CELLS = 1e-2
 _STATES = (
-    State("Tp", "cells", "antigen-positive tumour cells T⁺", floor=1.0, atol=_TUMOUR),
-    State("Tn", "cells", "antigen-low tumour cells T⁻", floor=1.0, atol=_TUMOUR),
+    State("Tp", "cells", "antigen-positive tumour cells T⁺ of lesion 1", floor=1.0, atol=_TUMOUR),
+    State("Tn", "cells", "antigen-low tumour cells T⁻ of lesion 1", floor=1.0, atol=_TUMOUR),
     State("N", "cells", "natural killer (NK) cells", atol=_CELLS),
     State("L", "cells", "tumour-specific CD8+ T cells (CTL)", atol=_CELLS),
     State("C", "cells", "circulating lymphocytes", atol=_CELLS),
@@ -958,6 +1115,29 @@ _STATES = (
     State("irAE", "-", "cumulative hazard of immune-related adverse events", atol=1e-8),
     State("IL6", "pg/mL", "IL-6-like cytokine-release signal", atol=1e-6),
     State("BED_late", "Gy3", "accumulated late-tissue BED (α/β = 3)", atol=1e-8),
+    *(
+        s
+        for i in range(2, N_LESIONS + 1)
+        for s in (
+            State(
+                f"Tp{i}",
+                "cells",
+                f"antigen-positive tumour cells of lesion {i}",
+                floor=1.0,
+                atol=_TUMOUR,
+            ),
+            State(
+                f"Tn{i}",
+                "cells",
+                f"antigen-low tumour cells of lesion {i}",
+                floor=1.0,
+                atol=_TUMOUR,
+            ),
+        )
+    ),
+    State(
+        "Hz", "-", "cumulative hazard of death (death when it reaches death_threshold)", atol=1e-8
+    ),
 )
 
 _THERAPIES = (
