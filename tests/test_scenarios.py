@@ -51,7 +51,8 @@ def test_every_scenario_loads_and_is_complete(name):
     assert scans[0] == 0.0 and np.all(np.diff(scans) > 0) and scans[-1] <= sc.horizon_days
     for t in sc.targets:
         assert t.arm in sc.protocols and t.source
-    assert 1e8 < sc.initial["Tp"].median < sc.lethal_cells
+    burden = sc.lesions.burden if sc.lesions is not None else sc.initial["Tp"]
+    assert 1e8 < burden.median < sc.lethal_cells
     # the calibrated file only touches declared knobs
     fitted = scenarios.SCENARIO_DIR / f"{name}.fitted.yaml"
     if fitted.exists():
@@ -85,7 +86,9 @@ def test_unknown_top_level_key_is_rejected_with_the_field_and_allowed_keys():
 def test_unknown_nested_keys_are_rejected_with_their_path():
     data = base_data()
     data["params"]["a"]["sd"] = 0.1
-    with pytest.raises(ValueError, match=r"params\.a\.sd: unknown key; allowed: median, cv, low"):
+    with pytest.raises(
+        ValueError, match=r"params\.a\.sd: unknown key; allowed: median, distribution, cv, low"
+    ):
         validate_scenario(data)
     data = base_data()
     data["protocols"]["nivolumab"]["doses"][0]["interval"] = 14
@@ -101,7 +104,7 @@ def test_unknown_nested_keys_are_rejected_with_their_path():
             r"therapies: unknown therapy 'antibiotics'",
         ),
         (lambda d: d["params"].update(zeta=1.0), r"params: unknown parameter 'zeta'"),
-        (lambda d: d["initial"].update(Tx=1.0), r"initial: unknown state 'Tx'"),
+        (lambda d: d.setdefault("initial", {}).update(Tx=1.0), r"initial: unknown state 'Tx'"),
         (lambda d: d["dose_levels"].update(anti_pd1=[240, 480]), r"first dose level must be 0"),
         (lambda d: d["dose_levels"].update(anti_pd1=[0, 480, 240]), r"increasing"),
         (lambda d: d["params"]["a"].update(cv=-1), r"params\.a\.cv"),
@@ -126,10 +129,10 @@ def test_unknown_nested_keys_are_rejected_with_their_path():
             r"doses\[0\]\.therapy: 'chemo' is not one of therapies",
         ),
         (lambda d: d["targets"][0].update(arm="placebo"), r"targets\[0\]\.arm: unknown arm"),
-        (lambda d: d["targets"][0].update(metric="dcr"), r"targets\.0\.metric"),
+        (lambda d: d["targets"][0].update(metric="ttp"), r"targets\.0\.metric"),
         (
             lambda d: d["targets"][0].update(metric="os_rate"),
-            r"targets\[0\]\.at_months: needed for metric 'os_rate'",
+            r"targets\[0\]\.at_months: needed for metrics 'os_rate' and 'pfs_rate'",
         ),
         (
             lambda d: d["targets"][0].update(metric="os_rate", at_months=48),
@@ -159,8 +162,8 @@ def test_correlation_matrix_must_be_positive_definite():
     data = base_data()
     data["correlations"] = [
         {"a": "a", "b": "pdl1", "rho": 0.9},
-        {"a": "a", "b": "Tp", "rho": 0.9},
-        {"a": "pdl1", "b": "Tp", "rho": -0.9},
+        {"a": "a", "b": "irae_rate", "rho": 0.9},
+        {"a": "pdl1", "b": "irae_rate", "rho": -0.9},
     ]
     with pytest.raises(ValueError, match="not positive definite"):
         validate_scenario(data)
@@ -285,21 +288,44 @@ def test_patients_are_heterogeneous_within_bounds_and_at_homeostasis():
     col = MODEL.param_names.index
     a = P[:, col("a")]
     assert a.min() >= sc.params["a"].low and a.max() <= sc.params["a"].high
-    cv = np.std(a) / np.mean(a)
-    assert 0.35 < cv < 0.6  # CV 0.5 before clipping
+    sigma = np.std(np.log(a))
+    assert sigma == pytest.approx(sc.params["a"].sigma, rel=0.1)  # log-normal spread
     assert np.median(a) == pytest.approx(sc.params["a"].median, rel=0.05)
-    tp = Y0[:, MODEL.state_names.index("Tp")]
-    assert tp.min() >= 1e9 and tp.max() <= 3e11
+    slots = scenarios.lesion_slots(MODEL)
+    cells = np.stack([Y0[:, MODEL.state_names.index(tp)] for tp, _ in slots], axis=1)
+    cells += np.stack([Y0[:, MODEL.state_names.index(tn)] for _, tn in slots], axis=1)
+    total = cells.sum(axis=1)
+    assert total.min() >= sc.lesions.burden.low * (1 - 1e-9)
+    assert total.max() <= sc.lesions.burden.high * (1 + 1e-9)
+    assert np.all(scenarios.baseline_sld_mm(sc, MODEL, Y0) > 0)  # measurable disease
+    # lesions differ in size and infiltration; sites appear at about their prevalence
+    n_lesions = (cells > 0).sum(axis=1)
+    assert n_lesions.min() >= 1 and np.mean(n_lesions >= 2) > 0.5
+    # plausible patients have each site at its prevalence; the selection then favours more
+    # lesions (a larger sum of diameters for the same burden)
+    prevalence = [site.prevalence for site in sc.lesions.sites.values()]
+    plausible = sc.model_copy(update={"selection": None})
+    _, Yp = sample_patients(plausible, np.random.default_rng(0), 4000)
+    seen = np.stack([Yp[:, MODEL.state_names.index(tp)] > 0 for tp, _ in slots], axis=1)
+    assert_allclose(seen.mean(axis=0), prevalence, atol=0.05)  # + at least one lesion each
+    assert (cells > 0).sum(axis=1).mean() > seen.sum(axis=1).mean()
+    infil = P[:, [col(f"infil_{i + 1}") for i in range(len(slots))]]
+    assert np.std(np.log(infil[:, 0])) > 0.3
     c = Y0[:, MODEL.state_names.index("C")]
     assert_allclose(c, P[:, col("alpha")] / P[:, col("beta")])
     # micro-environment established for the initial tumour
     m2 = Y0[:, MODEL.state_names.index("M2")]
-    total = tp + Y0[:, MODEL.state_names.index("Tn")]
     assert np.all(m2 > 0) and np.all(np.diff(m2[np.argsort(total)]) >= 0)
+    # death thresholds are unit-exponential draws
+    Pt, _ = sample_patients(plausible, np.random.default_rng(1), 20000)
+    threshold = Pt[:, col("death_threshold")]
+    assert np.median(threshold) == pytest.approx(np.log(2.0), rel=0.03)
+    assert np.mean(threshold) == pytest.approx(1.0, rel=0.03)
+    assert np.mean(threshold > 3.0) == pytest.approx(np.exp(-3.0), rel=0.1)
 
 
 def test_correlations_are_applied_on_the_log_scale():
-    data = base_data()
+    data = base_data("b_all")
     data["correlations"] = [{"a": "a", "b": "Tp", "rho": 0.8}]
     for k in ("a", "pdl1"):
         data["params"][k].pop("low", None)

@@ -7,9 +7,11 @@ two-year arm never keeps more than one trajectory array in memory.
 
 Metric definitions (``CalibrationTarget.metric``):
 
-* ``orr`` / ``cr_rate`` — best overall response CR or PR / CR (RECIST 1.1 on the
-  scenario's scans, :mod:`oncogym.clinical`), all patients as denominator; with
-  ``by_day`` only scans up to that day count.
+* ``orr`` / ``cr_rate`` / ``pd_rate`` / ``dcr`` — best overall response CR or PR / CR /
+  PD / CR, PR or SD (RECIST 1.1 on the scenario's scans, :mod:`oncogym.clinical`), all
+  patients as denominator; with ``by_day`` only scans up to that day count.
+* ``mixed_response_rate`` — share of patients with a mixed (dissociated) response at some
+  scan up to the first progression (:func:`oncogym.rules.dissociated`).
 * ``remission_rate`` — CR at some scan up to ``by_day`` (leukaemia: burden below the
   scenario's CR threshold, i.e. "overall remission within 3 months" for ``by_day: 91``).
 * ``grade3_4_rate`` — worst grade 3 or 4 (not 5) in ``category`` (``any``: in some
@@ -17,11 +19,13 @@ Metric definitions (``CalibrationTarget.metric``):
 * ``median_pfs_months`` / ``median_os_months`` — Kaplan–Meier medians in months of
   365.25/12 days (``inf`` if not reached).
 * ``pfs_median_ratio`` / ``os_median_ratio`` — the arm's median over the ``versus`` arm's.
-* ``os_rate`` — Kaplan–Meier overall survival at ``at_months`` months (a landmark rate such
-  as "12-month OS 76 %").
+* ``os_rate`` / ``pfs_rate`` — Kaplan–Meier overall / progression-free survival at
+  ``at_months`` months (a landmark rate such as "12-month OS 76 %").
 * ``os_hazard_ratio`` / ``pfs_hazard_ratio`` — log-rank (observed/expected) estimate of
   the hazard ratio of the arm's overall / progression-free survival against ``versus``:
   HR = (O_a/E_a)/(O_v/E_v).
+* ``orr_ratio`` / ``grade3_4_ratio`` — the arm's ORR / grade 3–4 rate over the ``versus``
+  arm's (dose–response and dose–toxicity comparisons across trials of one drug).
 * ``antigen_negative_relapse_share`` — among responders (CR/PR) who later progress, the
   share whose tumour is mostly antigen-negative (T⁻ > T⁺) at the progression scan.
 """
@@ -37,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from oncogym import clinical
-from oncogym.scenarios import CalibrationTarget, Cohort, Scenario
+from oncogym.scenarios import CalibrationTarget, Cohort, Scenario, lesion_slots
 
 _GRADE_CATEGORIES = ("neutropenia", "lymphopenia", "irae", "crs", "radiation_late")
 
@@ -60,6 +64,10 @@ class ArmSummary:
     """Worst grade per category and patient."""
     antigen_negative_at_progression: np.ndarray
     """T⁻ > T⁺ at the first PD scan (False where no PD) (n,)."""
+    dissociated: np.ndarray | None = None
+    """A mixed response at some scan up to the first PD (n,)."""
+    baseline_sld_mm: np.ndarray | None = None
+    """Baseline sum of the target lesions' diameters (n,)."""
     failed: int = 0
     """Patients whose integration failed (excluded from nothing: a failure raises)."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -82,8 +90,9 @@ def summarise_arm(cohort: Cohort, arm: str, traj: Any) -> ArmSummary:
     t = traj.t
     k = np.clip(np.searchsorted(t, scans[first]), 0, t.size - 1)
     rows = np.arange(cohort.n)
-    tp = traj["Tp"][rows, k]
-    tn = traj["Tn"][rows, k]
+    slots = lesion_slots(cohort.model)
+    tp = sum(traj[a][rows, k] for a, _ in slots)
+    tn = sum(traj[b][rows, k] for _, b in slots)
     neg = has_pd & (tn > tp)
     return ArmSummary(
         arm=arm,
@@ -95,6 +104,33 @@ def summarise_arm(cohort: Cohort, arm: str, traj: Any) -> ArmSummary:
         os=ro.os,
         worst_grades=ro.worst_grades,
         antigen_negative_at_progression=neg,
+        dissociated=np.asarray(ro.recist.dissociated, dtype=bool),
+        baseline_sld_mm=np.sum(ro.recist.lesion_mm[:, :, 0] * ro.recist.target, axis=1),
+    )
+
+
+def subgroup(s: ArmSummary, which: str | None) -> ArmSummary:
+    """The patients of an arm below or above its median baseline sum of diameters.
+
+    :param s: the arm
+    :param which: ``"sld_below_median"``, ``"sld_above_median"`` or None (the whole arm)
+    """
+    if which is None:
+        return s
+    sld = s.baseline_sld_mm
+    keep = sld < np.median(sld) if which == "sld_below_median" else sld >= np.median(sld)
+    return ArmSummary(
+        arm=f"{s.arm} ({which})",
+        n=int(keep.sum()),
+        scan_days=s.scan_days,
+        category=s.category[keep],
+        best_response=s.best_response[keep],
+        pfs=clinical.Survival(s.pfs.time_days[keep], s.pfs.event[keep]),
+        os=clinical.Survival(s.os.time_days[keep], s.os.event[keep]),
+        worst_grades={k: v[keep] for k, v in s.worst_grades.items()},
+        antigen_negative_at_progression=s.antigen_negative_at_progression[keep],
+        dissociated=s.dissociated[keep],
+        baseline_sld_mm=sld[keep],
     )
 
 
@@ -154,13 +190,20 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     :param target: the target (metric, arm, and its options)
     :param arms: summaries by arm name (must contain ``target.arm`` and ``target.versus``)
     """
-    s = arms[target.arm]
+    s = subgroup(arms[target.arm], target.subgroup)
     m = target.metric
-    if m in ("orr", "cr_rate"):
+    v = None if target.versus is None else subgroup(arms[target.versus], target.versus_subgroup)
+    if m in ("orr", "cr_rate", "pd_rate", "dcr"):
         bor = _best_by_day(s, target.by_day)
         if m == "orr":
             return float(np.mean(clinical.objective_response(bor)))
+        if m == "pd_rate":
+            return float(np.mean(bor == clinical.Response.PD))
+        if m == "dcr":
+            return float(np.mean(bor <= clinical.Response.SD))
         return float(np.mean(bor == clinical.Response.CR))
+    if m == "mixed_response_rate":
+        return float(np.mean(s.dissociated))
     if m == "remission_rate":
         keep = s.scan_days <= (target.by_day or math.inf) + 1e-9
         return float(np.mean(np.any(s.category[:, keep] == clinical.Response.CR, axis=1)))
@@ -175,18 +218,33 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     if m == "median_os_months":
         return clinical.median_survival_days(*s.os) / clinical.DAYS_PER_MONTH
     if m in ("pfs_median_ratio", "os_median_ratio"):
-        v = arms[str(target.versus)]
+        assert v is not None
         which = "pfs" if m.startswith("pfs") else "os"
         num = clinical.median_survival_days(*getattr(s, which))
         den = clinical.median_survival_days(*getattr(v, which))
         return float(num / den) if den > 0 else float("nan")
-    if m == "os_rate":
+    if m in ("os_rate", "pfs_rate"):
         # past the last follow-up day (24 months = 730.5 days of a 730-day horizon) the
         # estimate is the last one
-        return clinical.survival_at(*s.os, float(target.at_months) * clinical.DAYS_PER_MONTH)
+        surv = s.os if m == "os_rate" else s.pfs
+        return clinical.survival_at(*surv, float(target.at_months) * clinical.DAYS_PER_MONTH)
     if m in ("os_hazard_ratio", "pfs_hazard_ratio"):
         which = "pfs" if m.startswith("pfs") else "os"
-        return logrank_hazard_ratio(getattr(s, which), getattr(arms[str(target.versus)], which))
+        assert v is not None
+        return logrank_hazard_ratio(getattr(s, which), getattr(v, which))
+    if m in ("orr_ratio", "grade3_4_ratio"):
+        assert v is not None
+        base = target.model_copy(
+            update={
+                "metric": "orr" if m == "orr_ratio" else "grade3_4_rate",
+                "versus": None,
+                "subgroup": None,
+            }
+        )
+        pair = {"arm": s, "versus": v}
+        num = metric(base.model_copy(update={"arm": "arm"}), pair)
+        den = metric(base.model_copy(update={"arm": "versus"}), pair)
+        return num / den if den > 0 else float("nan")
     if m == "antigen_negative_relapse_share":
         responders = clinical.objective_response(s.best_response)
         relapsed = responders & np.any(s.category == clinical.Response.PD, axis=1)
@@ -210,7 +268,8 @@ class TargetCheck:
         t = self.target
         v = self.simulated
         if not math.isfinite(v):
-            return math.inf
+            # a median not reached (inf) meets a lower bound; anything else undefined misses
+            return 0.0 if v == math.inf and t.kind == "at_least" else math.inf
         lo = t.value - t.tolerance if t.kind in ("within", "at_least") else -math.inf
         hi = t.value + t.tolerance if t.kind in ("within", "at_most") else math.inf
         return 0.0 if lo <= v <= hi else (v - hi if v > hi else v - lo)
@@ -246,11 +305,11 @@ def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
         t = c.target
         if t.metric.endswith("ratio") or t.kind != "within":
             continue
-        groups.setdefault((t.metric, t.category, t.by_day), []).append(c)
+        groups.setdefault((t.metric, t.category, t.by_day, t.role), []).append(c)
     out = []
-    for (m, cat, _), cs in groups.items():
-        if len({c.target.arm for c in cs}) < 2:
-            continue
+    for (m, cat, _, _), cs in groups.items():
+        if len({c.target.arm for c in cs}) < len(cs) or len(cs) < 2:
+            continue  # one figure per arm (figures of one arm from two trials are not ranked)
         pub = sorted(cs, key=lambda c: c.target.value)
         sim_ok = all(
             a.simulated < b.simulated
@@ -262,13 +321,16 @@ def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
     return out
 
 
-def scenario_arms(scenario: Scenario) -> list[str]:
+def scenario_arms(scenario: Scenario, role: str | None = None) -> list[str]:
     """The arms a scenario's targets need (``calibration.arms`` plus every target arm).
 
     :param scenario: the scenario
+    :param role: only the targets of this role (``fit`` or ``validation``); all by default
     """
     arms = list(scenario.calibration.arms)
     for t in scenario.targets:
+        if role is not None and t.role != role:
+            continue
         for a in (t.arm, t.versus):
             if a is not None and a not in arms:
                 arms.append(a)

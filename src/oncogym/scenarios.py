@@ -41,7 +41,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -53,6 +53,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from scipy.special import log_ndtr, ndtri
 
 from oncogym import clinical, models
 from oncogym.simulate import BatchTrajectory, simulate_batch
@@ -105,6 +106,11 @@ class ParamDistribution(BaseModel):
     model_config = _CONFIG
 
     median: float = Field(ge=0.0, allow_inf_nan=False, description="median (the model's unit)")
+    distribution: Literal["lognormal", "exponential"] = Field(
+        "lognormal",
+        description="lognormal (median, cv) or exponential (median; e.g. a unit-exponential "
+        "death threshold has median ln 2)",
+    )
     cv: float = Field(
         0.0, ge=0.0, le=10.0, allow_inf_nan=False, description="coefficient of variation"
     )
@@ -123,6 +129,8 @@ class ParamDistribution(BaseModel):
     def _check(self) -> ParamDistribution:
         if self.cv > 0 and self.median <= 0:
             raise ValueError("median: must be > 0 when cv > 0 (log-normal)")
+        if self.distribution == "exponential" and (self.median <= 0 or self.cv != 0):
+            raise ValueError("exponential: needs median > 0 and no cv (its cv is 1)")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low: must be <= high ({self.high}), got {self.low}")
         return self
@@ -137,7 +145,12 @@ class ParamDistribution(BaseModel):
 
         :param z: standard-normal draws (any shape)
         """
-        x = self.median * np.exp(self.sigma * np.asarray(z, dtype=np.float64))
+        z = np.asarray(z, dtype=np.float64)
+        if self.distribution == "exponential":
+            # inverse CDF of the exponential at Φ(z): −ln(1 − Φ(z)) = −ln Φ(−z)
+            x = self.median / math.log(2.0) * -log_ndtr(-z)
+        else:
+            x = self.median * np.exp(self.sigma * z)
         if self.low is not None or self.high is not None:
             x = np.clip(x, self.low, self.high)
         return x
@@ -215,7 +228,17 @@ class ProtocolDose(BaseModel):
 
 
 class Protocol(BaseModel):
-    """A standard-of-care arm as data; ``schedule`` expands it for ``simulate``."""
+    """A trial arm as data; ``schedule`` expands it for ``simulate``.
+
+    ``until_progression``: the doses stop at RECIST progression (as "until progression or
+    unacceptable toxicity" in a trial protocol; without it they run to the horizon).
+    ``next_line``: another protocol of the scenario that starts ``next_line_delay_days``
+    after progression (the subsequent therapy a trial arm's survival includes, e.g.
+    anti-PD-1 after ipilimumab); its own ``next_line`` is not followed.
+    ``calibration_only``: a trial arm the environments cannot give (a dose outside their
+    dose levels, e.g. ipilimumab 10 mg/kg); it is simulated for calibration and validation
+    only and is not a baseline policy.
+    """
 
     model_config = _CONFIG
 
@@ -223,6 +246,15 @@ class Protocol(BaseModel):
     description: str
     source: str
     doses: list[ProtocolDose] = Field(default_factory=list)
+    until_progression: bool = False
+    next_line: str | None = None
+    next_line_delay_days: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    calibration_only: bool = False
+
+    @property
+    def switches(self) -> bool:
+        """True if the arm changes at progression (stops or starts a next line)."""
+        return self.until_progression or self.next_line is not None
 
     def schedule(
         self, horizon_days: float, *, weight_kg: float | None = None
@@ -275,6 +307,12 @@ Metric = Literal[
     "pfs_hazard_ratio",
     "os_rate",
     "antigen_negative_relapse_share",
+    "orr_ratio",
+    "grade3_4_ratio",
+    "pd_rate",
+    "dcr",
+    "pfs_rate",
+    "mixed_response_rate",
 ]
 
 
@@ -287,7 +325,11 @@ class CalibrationTarget(BaseModel):
     (``any`` = worst over all categories) for grade rates; ``versus`` the comparison
     arm for ratios; ``by_day`` limits response assessment to scans up to that day;
     ``at_months`` is the landmark of a survival rate (``os_rate``: Kaplan–Meier overall
-    survival at that many months).
+    survival at that many months).  ``role`` says what the calibration does with it:
+    ``fit`` targets enter the fit's loss; ``validation`` targets (other trials or arms,
+    chosen before fitting) never do and are only reported, so they test the fit.
+    ``subgroup`` (``versus_subgroup``) restricts the arm (the ``versus`` arm) to the patients
+    whose baseline sum of target diameters is below or above the arm's median.
     """
 
     model_config = _CONFIG
@@ -302,6 +344,9 @@ class CalibrationTarget(BaseModel):
     versus: str | None = None
     by_day: float | None = Field(None, gt=0.0, allow_inf_nan=False)
     at_months: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    role: Literal["fit", "validation"] = "fit"
+    subgroup: Literal["sld_below_median", "sld_above_median"] | None = None
+    versus_subgroup: Literal["sld_below_median", "sld_above_median"] | None = None
     note: str = ""
 
 
@@ -310,7 +355,7 @@ class Knob(BaseModel):
 
     model_config = _CONFIG
 
-    path: str = Field(pattern=r"^(params|initial)\.[A-Za-z0-9_]+\.(median|cv)$")
+    path: str = Field(pattern=r"^(params|initial|lesions)(\.[A-Za-z0-9_]+)+\.(median|cv)$")
     low: float = Field(allow_inf_nan=False)
     high: float = Field(allow_inf_nan=False)
     log: bool = True
@@ -322,6 +367,71 @@ class Knob(BaseModel):
             raise ValueError(f"low: must be < high ({self.high}), got {self.low}")
         if self.log and self.low <= 0:
             raise ValueError(f"low: must be > 0 for a log-scaled knob, got {self.low}")
+        return self
+
+
+# --- lesions and the virtual-population selection -------------------------------------------
+class LesionSite(BaseModel):
+    """One lesion slot of the model (a metastatic site): who has it, its size, its immune access.
+
+    A patient has a lesion at this site with probability ``prevalence``; its share of the
+    burden is ``share`` (log-normal, normalised over the patient's lesions), its CTL
+    infiltration ``infiltration`` (the model's ``infil_i``) and its weight in the death
+    hazard ``lethality`` (``lethality_i``).
+    """
+
+    model_config = _CONFIG
+
+    prevalence: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
+    share: ParamDistribution = Field(default_factory=lambda: ParamDistribution(median=1.0))
+    infiltration: ParamDistribution = Field(default_factory=lambda: ParamDistribution(median=1.0))
+    lethality: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+    measurable: bool = Field(
+        True, description="RECIST-measurable site (bone without a soft-tissue mass is not)"
+    )
+    source: str = ""
+
+
+class Lesions(BaseModel):
+    """Several lesions per patient (metastatic solid tumours): the model's lesion slots.
+
+    ``burden`` is the total tumour cells at baseline over every lesion; ``antigen_low`` the
+    antigen-low share T⁻/(T⁺ + T⁻) of each lesion (drawn per lesion, so lesions differ);
+    ``sites`` the slots in order (lesion 1 first: the site radiotherapy treats).  Lesions
+    share the systemic immune compartments and drug levels of the patient.
+    """
+
+    model_config = _CONFIG
+
+    burden: ParamDistribution
+    antigen_low: ParamDistribution
+    sites: dict[str, LesionSite] = Field(min_length=1)
+    source: str = ""
+
+
+class Selection(BaseModel):
+    """A virtual-population selection (Allen, Rieger & Musante, CPT Pharmacometrics Syst
+    Pharmacol 2016;5:140-146): plausible patients, drawn from the scenario's distributions,
+    are accepted with a probability that makes the accepted population's baseline
+    ``observable`` follow a published log-normal distribution (``median``, ``cv``).
+
+    ``baseline_sld_mm`` is the sum of the baseline diameters of the measurable lesions
+    (RECIST target lesions); a patient with no measurable lesion is never accepted (trials
+    of response need measurable disease).  Without ``median`` and ``cv`` (no published
+    distribution) the selection only requires measurable disease.
+    """
+
+    model_config = _CONFIG
+
+    observable: Literal["baseline_sld_mm"] = "baseline_sld_mm"
+    median: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    cv: float | None = Field(None, gt=0.0, le=10.0, allow_inf_nan=False)
+    source: str
+
+    @model_validator(mode="after")
+    def _both(self) -> Selection:
+        if (self.median is None) != (self.cv is None):
+            raise ValueError("median: give median and cv together, or neither")
         return self
 
 
@@ -365,6 +475,8 @@ class Scenario(BaseModel):
     params: dict[str, ParamDistribution] = Field(default_factory=dict)
     correlations: list[Correlation] = Field(default_factory=list)
     initial: dict[str, ParamDistribution] = Field(default_factory=dict)
+    lesions: Lesions | None = None
+    selection: Selection | None = None
     protocols: dict[str, Protocol] = Field(default_factory=dict)
     targets: list[CalibrationTarget] = Field(default_factory=list)
     calibration: Calibration = Field(default_factory=Calibration)
@@ -425,6 +537,20 @@ class Scenario(BaseModel):
                     f"initial: unknown state {name!r} of model {m.name!r}; "
                     f"allowed: {', '.join(m.state_names)}"
                 )
+        if self.lesions is not None:
+            slots = lesion_slots(m)
+            if len(self.lesions.sites) > len(slots):
+                raise ValueError(
+                    f"lesions.sites: at most {len(slots)} sites (the model's lesion slots), got "
+                    f"{len(self.lesions.sites)}"
+                )
+            taken = sorted({name for pair in slots for name in pair} & set(self.initial))
+            if taken:
+                raise ValueError(
+                    f"initial: {taken} are set by lesions; give the burden in lesions.burden"
+                )
+        if self.selection is not None and self.lesions is None:
+            raise ValueError("selection: needs lesions (the observable is a sum over lesions)")
         names = self.distribution_names
         for i, c in enumerate(self.correlations):
             for side in ("a", "b"):
@@ -447,6 +573,11 @@ class Scenario(BaseModel):
                 raise ValueError(
                     f"protocols.{key}.name: must equal its key {key!r}, got {p.name!r}"
                 )
+            if p.next_line is not None and p.next_line not in self.protocols:
+                raise ValueError(
+                    f"protocols.{key}.next_line: unknown protocol {p.next_line!r}; allowed: "
+                    f"{', '.join(self.protocols)}"
+                )
             for i, line in enumerate(p.doses):
                 if line.therapy not in self.therapies:
                     raise ValueError(
@@ -461,9 +592,10 @@ class Scenario(BaseModel):
                     raise ValueError(f"targets[{i}].{side}: unknown arm {arm!r}; allowed: {arms}")
             if tg.metric.endswith("ratio") and tg.versus is None:
                 raise ValueError(f"targets[{i}].versus: needed for metric {tg.metric!r}")
-            if (tg.metric == "os_rate") != (tg.at_months is not None):
+            if (tg.metric in ("os_rate", "pfs_rate")) != (tg.at_months is not None):
                 raise ValueError(
-                    f"targets[{i}].at_months: needed for metric 'os_rate' and only for it"
+                    f"targets[{i}].at_months: needed for metrics 'os_rate' and 'pfs_rate' and "
+                    "only for them"
                 )
             # landmarks are quoted in whole months: 24 months fits a 730-day horizon
             horizon_months = round(self.horizon_days / clinical.DAYS_PER_MONTH)
@@ -477,12 +609,13 @@ class Scenario(BaseModel):
                     f"targets[{i}].category: unknown {tg.category!r}; allowed: "
                     f"{', '.join((*TOX_CATEGORIES, 'any'))}"
                 )
+        allowed_knobs = self.knob_distributions()
         for i, k in enumerate(self.calibration.knobs):
-            _, group, key, _attr = ("", *k.path.split("."))
-            if key not in getattr(self, group):
+            where = k.path.rsplit(".", 1)[0]
+            if where not in allowed_knobs:
                 raise ValueError(
-                    f"calibration.knobs[{i}].path: {group}.{key} is not a distribution of this "
-                    f"scenario; allowed: {', '.join(getattr(self, group))}"
+                    f"calibration.knobs[{i}].path: {where} is not a distribution of this "
+                    f"scenario; allowed: {', '.join(allowed_knobs)}"
                 )
         for arm in self.calibration.arms:
             if arm not in self.protocols:
@@ -490,6 +623,24 @@ class Scenario(BaseModel):
         return self
 
     # --- derived ----------------------------------------------------------------------
+    def measurable_sites(self) -> np.ndarray:
+        """Per lesion slot of the model, whether RECIST can measure it (unused slots: True)."""
+        k = len(lesion_slots(models.get(self.model)))
+        out = np.ones(k, dtype=np.bool_)
+        if self.lesions is not None:
+            for i, site in enumerate(self.lesions.sites.values()):
+                out[i] = site.measurable
+        return out
+
+    def knob_distributions(self) -> list[str]:
+        """Dotted paths of every distribution a calibration knob may move."""
+        out = [f"params.{k}" for k in self.params] + [f"initial.{k}" for k in self.initial]
+        if self.lesions is not None:
+            out += ["lesions.burden", "lesions.antigen_low"]
+            for site in self.lesions.sites:
+                out += [f"lesions.sites.{site}.share", f"lesions.sites.{site}.infiltration"]
+        return out
+
     @property
     def distribution_names(self) -> list[str]:
         """Names of every distribution, ``params`` first, in file order."""
@@ -674,6 +825,34 @@ def _as_scenario(scenario: str | Scenario) -> Scenario:
 
 
 # --- virtual patients -----------------------------------------------------------------------
+SELECTION_CHUNK = 256
+"""Candidates drawn at a time by the virtual-population selection (fixed, so that a cohort of
+n patients is the first n of any larger cohort with the same seed)."""
+SELECTION_REFERENCE = 20_000
+"""Plausible patients in the reference pool that estimates the observable's density."""
+SELECTION_SPAWN_KEY = (2,)
+"""Spawn key of the reference pool's seed (apart from every test and training cohort)."""
+SELECTION_RATIO_QUANTILE = 0.995
+"""The acceptance constant M of the selection is this quantile of the target/plausible
+density ratio over the reference pool (the ratio's maximum, in a far tail where the pool is
+thin, would make the acceptance rate vanish); candidates above it are always accepted."""
+_MAX_SELECTION_CHUNKS = 2_000
+
+
+def lesion_slots(model: models.Model) -> list[tuple[str, str]]:
+    """The model's lesion slots as ``(T⁺ state, T⁻ state)``: ``("Tp", "Tn")``, ``("Tp2",
+    "Tn2")``, …; one slot for a model without them (``oncoimmune`` has four)."""
+    names = model.state_names
+    out = []
+    for i in range(1, 100):
+        suffix = "" if i == 1 else str(i)
+        pair = (f"Tp{suffix}", f"Tn{suffix}")
+        if pair[0] not in names or pair[1] not in names:
+            break
+        out.append(pair)
+    return out
+
+
 def _homeostasis(model: models.Model, P: np.ndarray, Y0: np.ndarray) -> None:
     """Set C, N, R, marrow and the micro-environment from each patient's parameters."""
     pn, sn = model.param_names, model.state_names
@@ -703,7 +882,7 @@ def _microenvironment(model: models.Model, P: np.ndarray, Y0: np.ndarray) -> Non
     def col(name: str) -> np.ndarray:
         return P[:, pn.index(name)]
 
-    tt = Y0[:, sn.index("Tp")] + Y0[:, sn.index("Tn")]
+    tt = sum(Y0[:, sn.index(tp)] + Y0[:, sn.index(tn)] for tp, tn in lesion_slots(model))
     with np.errstate(divide="ignore", invalid="ignore"):
         m2 = np.where(
             col("mu_M2") > 0, col("sigma_M2") * tt / (col("K_M2") + tt) / col("mu_M2"), 0.0
@@ -717,14 +896,173 @@ def _microenvironment(model: models.Model, P: np.ndarray, Y0: np.ndarray) -> Non
     Y0[:, sn.index("S")] = np.nan_to_num(s)
 
 
+def _draw_candidates(
+    sc: Scenario, m: models.Model, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` plausible patients: parameters and initial states from the distributions."""
+    names = sc.distribution_names
+    dists = [*sc.params.values(), *sc.initial.values()]
+    k_les = 0 if sc.lesions is None else 1 + 4 * len(sc.lesions.sites)
+    z = rng.standard_normal((int(n), len(names) + k_les))
+    zd = z[:, : len(names)]
+    if sc.correlations:
+        zd = zd @ np.linalg.cholesky(sc.correlation_matrix()).T
+    P = np.tile(m.params_array(), (int(n), 1))
+    Y0 = np.tile(m.state_array(), (int(n), 1))
+    n_params = len(sc.params)
+    for j, (name, dist) in enumerate(zip(names, dists, strict=True)):
+        if j < n_params:
+            P[:, m.param_names.index(name)] = dist.transform(zd[:, j])
+    _homeostasis(m, P, Y0)
+    for j, (name, dist) in enumerate(zip(names, dists, strict=True)):
+        if j >= n_params:
+            Y0[:, m.state_names.index(name)] = dist.transform(zd[:, j])
+    if sc.lesions is not None:
+        _draw_lesions(sc.lesions, m, z[:, len(names) :], P, Y0)
+    env_states = [s for s in ("M2", "S") if s not in sc.initial]
+    if len(env_states) == 2:
+        _microenvironment(m, P, Y0)
+    return P, Y0
+
+
+def _draw_lesions(
+    les: Lesions, m: models.Model, z: np.ndarray, P: np.ndarray, Y0: np.ndarray
+) -> None:
+    """Lesion sizes, antigen-low shares, infiltration and lethality from the draws ``z``
+    (columns: burden, then per site presence, share, infiltration, antigen-low share)."""
+    n = z.shape[0]
+    sites = list(les.sites.values())
+    k = len(sites)
+    zs = z[:, 1:].reshape(n, k, 4)
+    present = np.empty((n, k), dtype=bool)
+    for i, site in enumerate(sites):
+        present[:, i] = zs[:, i, 0] < norm_ppf(site.prevalence)
+    # at least one lesion: where none is drawn, the site whose draw came closest
+    none = ~present.any(axis=1)
+    if none.any():
+        margin = np.stack(
+            [zs[:, i, 0] - norm_ppf(site.prevalence) for i, site in enumerate(sites)], axis=1
+        )
+        present[none, np.argmin(margin[none], axis=1)] = True
+    share = np.stack([site.share.transform(zs[:, i, 1]) for i, site in enumerate(sites)], axis=1)
+    share = np.where(present, share, 0.0)
+    share /= share.sum(axis=1, keepdims=True)
+    cells = les.burden.transform(z[:, 0])[:, np.newaxis] * share
+    low = np.clip(np.stack([les.antigen_low.transform(zs[:, i, 3]) for i in range(k)], 1), 0, 1)
+    slots = lesion_slots(m)
+    for i, site in enumerate(sites):
+        tp, tn = slots[i]
+        Y0[:, m.state_names.index(tp)] = cells[:, i] * (1.0 - low[:, i])
+        Y0[:, m.state_names.index(tn)] = cells[:, i] * low[:, i]
+        P[:, m.param_names.index(f"infil_{i + 1}")] = site.infiltration.transform(zs[:, i, 2])
+        P[:, m.param_names.index(f"lethality_{i + 1}")] = site.lethality
+
+
+def norm_ppf(q: float) -> float:
+    """Standard-normal quantile of ``q`` (``inf`` at 1)."""
+    return float(ndtri(q))
+
+
+def baseline_sld_mm(sc: Scenario, m: models.Model, Y0: np.ndarray) -> np.ndarray:
+    """Sum of the baseline diameters of the measurable lesions (mm) of each patient.
+
+    :param sc: the scenario (its ``cr_threshold_mm`` is the measurability threshold)
+    :param m: its model
+    :param Y0: initial states (n × n_states)
+    """
+    sld = np.zeros(Y0.shape[0])
+    for (tp, tn), measurable in zip(lesion_slots(m), sc.measurable_sites(), strict=True):
+        cells = Y0[:, m.state_names.index(tp)] + Y0[:, m.state_names.index(tn)]
+        d = clinical.tumour_diameter_mm(cells)
+        sld += np.where((d >= sc.cr_threshold_mm) & measurable, d, 0.0)
+    return sld
+
+
+class _Reference(NamedTuple):
+    edges: np.ndarray
+    """bin edges of ln(observable)"""
+    ratio: np.ndarray
+    """target density / plausible density per bin, divided by M (inf where the pool is empty)"""
+
+
+def _selection_reference(sc: Scenario, m: models.Model) -> _Reference:
+    """The acceptance probability per bin of ln(observable), from a reference pool."""
+    key = sc.model_dump_json(include={"params", "initial", "lesions", "selection", "model"})
+    if key in _REFERENCES:
+        return _REFERENCES[key]
+    sel = sc.selection
+    assert sel is not None
+    rng = np.random.default_rng(np.random.SeedSequence(ROOT_SEED, spawn_key=SELECTION_SPAWN_KEY))
+    _, Y0 = _draw_candidates(sc, m, rng, SELECTION_REFERENCE)
+    x = baseline_sld_mm(sc, m, Y0)
+    logx = np.log(x[x > 0])
+    if logx.size < 100:
+        raise ValueError(
+            f"selection: fewer than 100 of {SELECTION_REFERENCE} plausible patients have "
+            "measurable disease; widen the lesion distributions"
+        )
+    edges = np.linspace(logx.min() - 1e-9, logx.max() + 1e-9, 41)
+    counts, _ = np.histogram(logx, bins=edges)
+    width = edges[1] - edges[0]
+    plausible = counts / (SELECTION_REFERENCE * width)
+    assert sel.median is not None and sel.cv is not None
+    sigma = math.sqrt(math.log1p(sel.cv**2))
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    target = np.exp(-0.5 * ((mid - math.log(sel.median)) / sigma) ** 2) / (
+        sigma * math.sqrt(2 * math.pi)
+    )
+    with np.errstate(divide="ignore"):
+        ratio = np.where(plausible > 0, target / plausible, np.inf)
+    per_patient = ratio[np.clip(np.searchsorted(edges, logx) - 1, 0, len(ratio) - 1)]
+    big_m = float(np.quantile(per_patient, SELECTION_RATIO_QUANTILE))
+    ref = _Reference(edges, ratio / big_m)
+    if len(_REFERENCES) > 64:
+        _REFERENCES.clear()
+    _REFERENCES[key] = ref
+    return ref
+
+
+_REFERENCES: dict[str, _Reference] = {}
+
+
+def acceptance_probability(sc: Scenario, m: models.Model, Y0: np.ndarray) -> np.ndarray:
+    """Probability that the selection accepts each candidate (0 without measurable disease).
+
+    :param sc: a scenario with ``selection``
+    :param m: its model
+    :param Y0: the candidates' initial states
+    """
+    x = baseline_sld_mm(sc, m, Y0)
+    assert sc.selection is not None
+    if sc.selection.median is None:
+        return (x > 0).astype(np.float64)
+    ref = _selection_reference(sc, m)
+    p = np.zeros(x.shape)
+    ok = x > 0
+    logx = np.log(x[ok])
+    k = np.searchsorted(ref.edges, logx) - 1
+    inside = (k >= 0) & (k < ref.ratio.size)
+    prob = np.zeros(logx.shape)
+    prob[inside] = np.minimum(ref.ratio[k[inside]], 1.0)
+    # outside the pool's range the target density is below the pool's there: reject
+    p[ok] = prob
+    return p
+
+
 def sample_patients(
     scenario: str | Scenario, rng: np.random.Generator, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` virtual patients of a scenario.
 
-    All randomness comes from ``rng``: one ``rng.standard_normal((n, k))`` call for the
-    k distributions (params then initial, in file order), correlated through the
-    Cholesky factor of :meth:`Scenario.correlation_matrix`.
+    All randomness comes from ``rng``.  Plausible patients come from one
+    ``rng.standard_normal((m, k))`` call for the k distributions (params then initial, in
+    file order, correlated through the Cholesky factor of
+    :meth:`Scenario.correlation_matrix`; then the lesions: burden, and per site presence,
+    share, infiltration, antigen-low share).  Without ``selection`` they are the patients
+    (m = n).  With it, candidates are drawn :data:`SELECTION_CHUNK` at a time, each followed
+    by one uniform per candidate, and accepted with :func:`acceptance_probability` (the
+    Allen 2016 acceptance–rejection) until n are accepted.  Either way a cohort of n patients
+    is the first n rows of any larger cohort from the same generator state.
 
     :param scenario: a :class:`Scenario` or a scenario name
     :param rng: the caller's generator
@@ -739,26 +1077,22 @@ def sample_patients(
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: must be a positive integer, got {n!r}")
     m = models.get(sc.model)
-    names = sc.distribution_names
-    dists = [*sc.params.values(), *sc.initial.values()]
-    z = rng.standard_normal((int(n), len(names)))
-    if sc.correlations:
-        z = z @ np.linalg.cholesky(sc.correlation_matrix()).T
-    P = np.tile(m.params_array(), (int(n), 1))
-    Y0 = np.tile(m.state_array(), (int(n), 1))
-    n_params = len(sc.params)
-    for j, (name, dist) in enumerate(zip(names, dists, strict=True)):
-        values = dist.transform(z[:, j])
-        if j < n_params:
-            P[:, m.param_names.index(name)] = values
-    _homeostasis(m, P, Y0)
-    for j, (name, dist) in enumerate(zip(names, dists, strict=True)):
-        if j >= n_params:
-            Y0[:, m.state_names.index(name)] = dist.transform(z[:, j])
-    env_states = [s for s in ("M2", "S") if s not in sc.initial]
-    if len(env_states) == 2:
-        _microenvironment(m, P, Y0)
-    return P, Y0
+    if sc.selection is None:
+        return _draw_candidates(sc, m, rng, int(n))
+    Ps, Ys = [], []
+    got = 0
+    for _ in range(_MAX_SELECTION_CHUNKS):
+        P, Y0 = _draw_candidates(sc, m, rng, SELECTION_CHUNK)
+        keep = rng.random(SELECTION_CHUNK) < acceptance_probability(sc, m, Y0)
+        Ps.append(P[keep])
+        Ys.append(Y0[keep])
+        got += int(keep.sum())
+        if got >= n:
+            return np.concatenate(Ps)[: int(n)], np.concatenate(Ys)[: int(n)]
+    raise ValueError(
+        f"selection: accepted only {got} of {_MAX_SELECTION_CHUNKS * SELECTION_CHUNK} plausible "
+        "patients; the selection target lies outside the plausible population"
+    )
 
 
 class Cohort:
@@ -875,7 +1209,7 @@ class Cohort:
         :param kwargs: passed to :func:`oncogym.simulate_batch` (``rtol``, ``check``, …)
         """
         horizon = self.scenario.horizon_days if days is None else days
-        return simulate_batch(
+        first = simulate_batch(
             self.model,
             horizon,
             params=self.params,
@@ -884,6 +1218,51 @@ class Cohort:
             dt=dt,
             **kwargs,
         )
+        if isinstance(protocol, str):
+            protocol = self.scenario.protocol(protocol)
+        if not isinstance(protocol, Protocol) or not protocol.switches:
+            return first
+        # the arm changes at progression: the trajectory up to each patient's progression
+        # day does not depend on what follows, so a second run with the switched
+        # schedules gives the whole arm
+        progression = self.readouts(first).recist.progression_day
+        return simulate_batch(
+            self.model,
+            horizon,
+            params=self.params,
+            y0=self.y0,
+            schedules=self.switched_schedules(protocol, progression, float(horizon)),
+            dt=dt,
+            **kwargs,
+        )
+
+    def switched_schedules(
+        self, protocol: Protocol, progression_day: np.ndarray, horizon: float
+    ) -> list[list[Any]]:
+        """Per-patient schedules of an arm that changes at progression: the protocol's doses
+        (before ``progression_day`` when ``until_progression``), then its ``next_line``
+        from ``progression_day + next_line_delay_days``.
+
+        :param protocol: the arm
+        :param progression_day: each patient's day of RECIST progression (inf: none)
+        :param horizon: last day simulated
+        """
+        weights = self.weights_kg()
+        nxt = None if protocol.next_line is None else self.scenario.protocol(protocol.next_line)
+        out = []
+        for w, day in zip(weights, np.asarray(progression_day, dtype=np.float64), strict=True):
+            sched = protocol.schedule(horizon, weight_kg=float(w))
+            if protocol.until_progression:
+                sched = [e for e in sched if e[1] < day]
+            if nxt is not None and math.isfinite(day):
+                start = day + protocol.next_line_delay_days
+                sched += [
+                    (th, start + d, a, dur)
+                    for th, d, a, dur in nxt.schedule(horizon, weight_kg=float(w))
+                    if start + d < horizon - 1e-9
+                ]
+            out.append(sorted(sched, key=lambda e: (e[1], e[0])))
+        return out
 
     def readouts(self, traj: BatchTrajectory) -> clinical.PatientReadouts:
         """Clinical readouts of a run of this cohort: RECIST at the scenario's scans,
@@ -901,8 +1280,10 @@ class Cohort:
         if not np.all(traj.ok):
             bad = np.flatnonzero(~traj.ok)[:10].tolist()
             raise ValueError(f"traj: integration failed for patients {bad} (NaN states)")
-        cells = traj["Tp"] + traj["Tn"]
-        alc_v = self.params[:, self.model.param_names.index("alc_volume_l")][:, np.newaxis]
+        lesions = np.stack([traj[tp] + traj[tn] for tp, tn in lesion_slots(self.model)], axis=1)
+        cells = lesions.sum(axis=1)
+        pn = self.model.param_names
+        alc_v = self.params[:, pn.index("alc_volume_l")][:, np.newaxis]
         grades = toxicity_grades(traj, alc_volume_l=alc_v)
         return clinical.patient_readouts(
             cells,
@@ -911,6 +1292,10 @@ class Cohort:
             grades=grades,
             lethal_cells=self.scenario.lethal_cells,
             cr_threshold_mm=self.scenario.cr_threshold_mm,
+            lesion_cells=lesions,
+            measurable_site=self.scenario.measurable_sites(),
+            hazard=traj["Hz"],
+            death_threshold=self.params[:, pn.index("death_threshold")],
         )
 
 
