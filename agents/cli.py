@@ -527,7 +527,7 @@ def evaluate(
 
 @app.command()
 def train(
-    env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v0",
+    env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v1",
     algo: Annotated[str, typer.Option("--algo", help="algorithm (see `oncogym list`)")] = "ppo",
     seeds: Annotated[
         list[str] | None, typer.Option("--seed", "--seeds", help="seed(s), e.g. 0 or 0,1,2")
@@ -606,7 +606,7 @@ def train(
 
 @app.command()
 def tune(
-    env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v0",
+    env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v1",
     space: Annotated[
         Path | None, typer.Option(help="search-space YAML (default experiments/tune/ppo.yml)")
     ] = None,

@@ -6,7 +6,7 @@ with a ``default:`` entry for ids it does not name::
     default:
       n_envs: 16
       n_timesteps: 1000000
-    oncogym/Melanoma-v0:
+    oncogym/Melanoma-v1:
       n_envs: 64
       n_timesteps: 1000000
       policy: MlpPolicy

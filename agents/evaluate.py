@@ -174,7 +174,7 @@ def rollout(
     n_steps, nt = p.n_steps, p.n_therapies
     doses = np.zeros((n, n_steps, nt))
     burden = np.full((n, n_steps + 1), np.nan)
-    burden[:, 0] = s.y[:, p.tumour_index].sum(axis=1)
+    burden[:, 0] = Fn.tumour_cells(s.y, p.tumour_index)
     returns = np.zeros(n)
     qalys = np.zeros(n)
     pfs_day = np.full(n, np.nan)
@@ -189,7 +189,7 @@ def rollout(
         returns += out.reward
         qalys += out.interval.qaly - out.interval.treatment_loss
         doses[:, k] = out.interval.delivered
-        burden[:, k + 1] = np.where(was_alive, s.y[:, p.tumour_index].sum(axis=1), np.nan)
+        burden[:, k + 1] = np.where(was_alive, Fn.tumour_cells(s.y, p.tumour_index), np.nan)
         newly = s.progressed & np.isnan(pfs_day)
         pfs_day[newly] = s.scan_day[newly]
         if progress is not None:

@@ -435,7 +435,7 @@ class MPCPlanner:
         ret = np.zeros(n * S * k)
         ther = np.arange(nt)
         v = view.view
-        log_mid = np.log10(1.0 + v.y[:, p.tumour_index].sum(axis=1))
+        log_mid = np.log10(1.0 + Fn.tumour_cells(v.y, p.tumour_index))
         day_mid = v.day.copy()
         h_mid = max(0, H // 2 - 1) if H > 1 else -1
         for h in range(H):
@@ -467,7 +467,7 @@ class MPCPlanner:
         alive = v.alive
         t_end = v.day
         rest = np.maximum(p.horizon_days - t_end, 0.0)
-        log_end = np.log10(1.0 + v.y[:, p.tumour_index].sum(axis=1))
+        log_end = np.log10(1.0 + Fn.tumour_cells(v.y, p.tumour_index))
         slope = np.zeros(n)
         if self.terminal == "trend":
             span = t_end - day_mid

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from oncogym import rules
-from oncogym.clinical import tumour_diameter_mm
 from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import EnvParams
@@ -205,8 +204,12 @@ class ProtocolPolicy(Policy):
     The protocol's schedule (:meth:`oncogym.scenarios.Protocol.schedule`; per-kg doses at
     the patient's body weight) is turned into one action per decision interval with
     :func:`oncogym.envs.functional.schedule_to_actions`; step ``k`` of an episode (read
-    from the observation's ``day`` entry) gives row ``k``.  The environment's constraints
-    still apply (they never block a labelled protocol).
+    from the observation's ``day`` entry) gives row ``k``.  A protocol that changes at
+    progression (``until_progression``, ``next_line``) reads progression from the
+    observation's RECIST category (the first scan reading PD, as
+    :meth:`oncogym.scenarios.Cohort.run` does on the true lesions): its doses stop there
+    and the next line starts ``next_line_delay_days`` later (rounded up to a visit).  The
+    environment's constraints still apply (they never block a labelled protocol).
 
     :param protocol: a key of the scenario's ``protocols`` (checked at :meth:`attach`)
     """
@@ -216,22 +219,52 @@ class ProtocolPolicy(Policy):
         self.protocol = protocol
         self.name = protocol
         self._tables: _ScheduleTables | None = None
+        self._switch = np.zeros(0, dtype=np.int64)
 
     def attach(self, env: Any) -> None:
         super().attach(env)
         self._tables = _ScheduleTables(self.params)
-        self._tables.protocol(self.protocol)  # fail early on a wrong name
+        proto = self._tables.protocol(self.protocol)  # fail early on a wrong name
+        if proto.calibration_only:
+            raise ValueError(
+                f"protocol: {self.protocol!r} is a calibration arm outside the environment's "
+                "dose levels; it is not a baseline policy"
+            )
+        self._proto = proto
+        names = [r[0] for r in Fn.observation_layout(self.params)]
+        self._i_recist = names.index("recist") if "recist" in names else -1
+        if proto.switches and self._i_recist < 0:
+            raise ValueError(
+                f"protocol: {self.protocol!r} changes at progression; it needs "
+                'observation="clinical"'
+            )
 
     def _actions(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         if self._tables is None:
             raise ValueError(_NO_TASK)
-        steps = _day_index(obs, self.params)
-        weights = self._tables.weights(self.env, obs.shape[0])
-        out = np.zeros((obs.shape[0], self.params.n_therapies))
+        p = self.params
+        steps = _day_index(obs, p)
+        n = obs.shape[0]
+        if self._switch.shape[0] != n:
+            self._switch = np.full(n, -1, dtype=np.int64)
+        self._switch[steps <= 0] = -1
+        weights = self._tables.weights(self.env, n)
+        out = np.zeros((n, p.n_therapies))
+        proto = self._proto
         for i, (k, w) in enumerate(zip(steps, weights, strict=True)):
-            table = self._tables.table(self.protocol, w)
-            if 0 <= k < table.shape[0]:
-                out[i] = table[k]
+            if proto.switches and self._switch[i] < 0 and obs[i, self._i_recist] == rules.PD:
+                self._switch[i] = k
+            switched = self._switch[i] >= 0
+            if not (switched and proto.until_progression):
+                table = self._tables.table(self.protocol, w)
+                if 0 <= k < table.shape[0]:
+                    out[i] = table[k]
+            if switched and proto.next_line is not None:
+                delay = int(np.ceil(proto.next_line_delay_days / p.decision_days - 1e-9))
+                j = k - self._switch[i] - delay
+                table = self._tables.table(proto.next_line, w)
+                if 0 <= j < table.shape[0]:
+                    out[i] = np.maximum(out[i], table[j])
         return out
 
 
@@ -243,12 +276,12 @@ class AdaptivePolicy(Policy):
     1. **Start**: the first line (:data:`ADAPTIVE_LINES`, else the standard of care) starts
        on day 0.
     2. **Escalate on progression**: at each new scan (the observation's weeks since scan
-       fall inside the last interval) the measured diameter is compared with its nadir
-       (baseline included) by the rulebook's RECIST 1.1 progression rule
+       fall inside the last interval) the measured sum of target diameters is compared with
+       its nadir (baseline included) by the rulebook's RECIST 1.1 progression rule
        (:func:`oncogym.rules.is_progression`: >= 20 % and >= 5 mm above the nadir, so a
-       lesion reappearing after reading 0 is progression); the patient then starts the
-       next line from its first dose (after the last line: the last line continues) and
-       the nadir restarts at that scan.
+       lesion reappearing after reading 0 is progression), and a new lesion is progression
+       too; the patient then starts the next line from its first dose (after the last line:
+       the last line continues) and the nadir restarts at that scan.
     3. **Hold on toxicity**: while any toxicity grade of the last interval is >= 3 nothing
        is given and the line's clock stops (doses are delayed, not skipped); treatment
        resumes once every grade is <= 1.
@@ -274,9 +307,10 @@ class AdaptivePolicy(Policy):
         for line in self.lines:
             self._tables.protocol(line)
         names = [r[0] for r in Fn.observation_layout(params)]
-        if "scan_log10_cells" not in names:
+        if "scan_sld_mm" not in names:
             raise ValueError('observation: the adaptive policy needs observation="clinical"')
-        self._i_scan = names.index("scan_log10_cells")
+        self._i_sld = names.index("scan_sld_mm")
+        self._i_new = names.index("new_lesion")
         self._i_since = names.index("weeks_since_scan")
         self._i_grades = [i for i, nm in enumerate(names) if nm.startswith("grade_")]
         self._n = 0
@@ -288,6 +322,7 @@ class AdaptivePolicy(Policy):
             self.clock = np.zeros(n, dtype=np.int64)
             self.nadir_mm = np.full(n, np.inf)
             self.holding = np.zeros(n, dtype=np.bool_)
+            self.had_new = np.zeros(n, dtype=np.bool_)
 
     def _actions(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         if self._tables is None:
@@ -301,13 +336,16 @@ class AdaptivePolicy(Policy):
         self.clock[start] = 0
         self.nadir_mm[start] = np.inf
         self.holding[start] = False
-        diam = tumour_diameter_mm(np.power(10.0, obs[:, self._i_scan]) - 1.0, p.cells_per_cm3)
-        diam = np.where(obs[:, self._i_scan] > 0, diam, 0.0)
+        self.had_new[start] = False
+        sld = obs[:, self._i_sld]
+        new_lesion = obs[:, self._i_new] > 0.5
         new_scan = obs[:, self._i_since] * 7.0 < p.decision_days - 1e-6
         for i in np.flatnonzero(new_scan):
-            d, nadir = diam[i], self.nadir_mm[i]
+            d, nadir = float(sld[i]), self.nadir_mm[i]
+            appeared = bool(new_lesion[i]) and not self.had_new[i]  # a new lesion counts once
+            self.had_new[i] = self.had_new[i] or bool(new_lesion[i])
             if np.isfinite(nadir) and not start[i]:
-                if rules.is_progression(d, d > 0.0, nadir, rules.RECIST_1_1):
+                if appeared or rules.is_progression(d, d > 0.0, nadir, rules.RECIST_1_1):
                     if self.line[i] + 1 < len(self.lines):
                         self.line[i] += 1
                         self.clock[i] = 0
@@ -335,7 +373,11 @@ def default_lines(params: EnvParams) -> tuple[str, ...]:
     if params.name in ADAPTIVE_LINES:
         return ADAPTIVE_LINES[params.name]
     soc = STANDARD_OF_CARE[params.name]
-    others = [k for k, v in params.scenario.protocols.items() if k != soc and v.doses]
+    others = [
+        k
+        for k, v in params.scenario.protocols.items()
+        if k != soc and v.doses and not v.calibration_only
+    ]
     return (soc, *others)
 
 
@@ -343,7 +385,9 @@ def protocol_names(task: str) -> list[str]:
     """The protocols of a scenario (those with doses)."""
     from oncogym.scenarios import load_scenario
 
-    return [k for k, v in load_scenario(task).protocols.items() if v.doses]
+    return [
+        k for k, v in load_scenario(task).protocols.items() if v.doses and not v.calibration_only
+    ]
 
 
 def baseline_names(task: str) -> list[str]:

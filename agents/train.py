@@ -31,8 +31,8 @@ replay buffer), ``logs/`` (CSV and TensorBoard), and at the end ``model.zip`` an
 
 Command line (the ``oncogym train`` command wraps the same function)::
 
-    python -m oncogym.agents.train oncogym/Melanoma-v0 --algo ppo --seed 0 --run-dir runs/m0
-    python -m oncogym.agents.train oncogym/Melanoma-v0 --run-dir runs/m0 --resume
+    python -m oncogym.agents.train oncogym/Melanoma-v1 --algo ppo --seed 0 --run-dir runs/m0
+    python -m oncogym.agents.train oncogym/Melanoma-v1 --run-dir runs/m0 --resume
 """
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ def train(
 ) -> Path:
     """Train ``algo`` on ``env_id``; return the run folder.
 
-    :param env_id: an oncogym id, e.g. ``"oncogym/Melanoma-v0"``
+    :param env_id: an oncogym id, e.g. ``"oncogym/Melanoma-v1"``
     :param algo: a name of :data:`ALGOS` (or an rl-zoo alias)
     :param seed: seeds Python, NumPy, torch, the action space and the patients
         (sub-env ``i`` gets ``seed + i``)
@@ -830,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m oncogym.agents.train", description="Train an SB3 agent on an oncogym env."
     )
-    parser.add_argument("env_id", help="e.g. oncogym/Melanoma-v0")
+    parser.add_argument("env_id", help="e.g. oncogym/Melanoma-v1")
     parser.add_argument("--algo", default="ppo", help=f"one of {', '.join(ALGOS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-timesteps", type=int, default=None)

@@ -1,6 +1,6 @@
 """Speed of the environments: steps/s and simulated patient-days/s with random actions.
 
-Workload (issue 4, item 10): ``oncogym/Melanoma-v0`` (oncoimmune, weekly decisions, 2-year
+Workload (issue 4, item 10): ``oncogym/Melanoma-v1`` (oncoimmune, weekly decisions, 2-year
 horizon, default discrete actions and clinical observations), random actions drawn in
 advance from the action space, episodes reset as they end:
 
@@ -50,7 +50,7 @@ import numpy as np
 
 import oncogym
 
-ENV_ID = "oncogym/Melanoma-v0"
+ENV_ID = "oncogym/Melanoma-v1"
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_envs.json"
 AGAINST = RESULTS.with_name("bench_envs_against.json")
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@
     import gymnasium as gym
     import oncogym
 
-    env = gym.make("oncogym/Melanoma-v0")                       # one patient
-    venv = gym.make_vec("oncogym/Melanoma-v0", num_envs=1024)    # native vector env
+    env = gym.make("oncogym/Melanoma-v1")                       # one patient
+    venv = gym.make_vec("oncogym/Melanoma-v1", num_envs=1024)    # native vector env
     sb3_env = oncogym.envs.SB3VecEnv(num_envs=64, task="melanoma")  # for stable-baselines3
 
 Layout: :mod:`.task` (parameters as data), :mod:`.functional` (``OncologyFunctional``: the

@@ -69,6 +69,8 @@ DEATH_ERROR = 3
 OBS_CLINICAL = 0
 OBS_FULL = 1
 
+CLINICAL_SLD_CAP_MM = 2000.0
+"""Cap of the sum of target diameters in the clinical observation (mm)."""
 CLINICAL_LOG10_CAP = 14.0
 """Cap of the log10(1 + x) entries of the clinical observation (scan burden, blood
 counts): 1e14 cells, or cells per litre, lies above every lethal burden and blood count."""
@@ -106,6 +108,14 @@ class Task(NamedTuple):
     horizon_days: float
     tumour_index: np.ndarray
     """model states summed as tumour cells"""
+    lesion_index: np.ndarray
+    """``(n_lesions, 2)`` model states of each lesion (T⁺, T⁻; −1: none)"""
+    measurable_site: np.ndarray
+    """per lesion, whether RECIST can measure its site"""
+    hazard_state: int
+    """model state of the cumulative death hazard (−1: none)"""
+    hazard_param: int
+    """parameter holding the patient's death threshold (−1: none)"""
     lethal_cells: float
     scan_days: np.ndarray
     scan_sigma: float
@@ -159,19 +169,28 @@ class State(NamedTuple):
     steps: np.ndarray
     """decision intervals stepped"""
     scan_noise: np.ndarray
-    """``(n, n_scans)`` standard normal draws, one per scheduled scan (drawn at reset)"""
+    """``(n, n_scans·n_lesions)`` standard normal draws, one per lesion and scheduled scan
+    (drawn at reset; scan i, lesion k at column i·n_lesions + k)"""
     next_scan: np.ndarray
     """index of the next scheduled scan"""
     scan_day: np.ndarray
     """day of the latest scan"""
     scan_mm: np.ndarray
-    """latest measured diameter (mm; 0: not seen)"""
+    """latest measured sum of the target lesions' diameters (mm; 0: none seen)"""
     scan_log10_cells: np.ndarray
-    """log10(1 + cells) implied by the latest measured diameter"""
+    """log10(1 + cells) implied by the latest scan's measured lesions (all lesions seen)"""
+    scan_seen: np.ndarray
+    """lesions seen at the latest scan"""
+    scan_new: np.ndarray
+    """a new lesion (not seen at baseline) seen at the latest scan"""
     baseline_mm: np.ndarray
-    """measured baseline diameter (0: not measurable)"""
+    """measured baseline sum of target diameters (0: not measurable)"""
     nadir_mm: np.ndarray
-    """smallest measured diameter so far, baseline included"""
+    """smallest measured sum so far, baseline included"""
+    target: np.ndarray
+    """``(n, n_lesions)`` target lesions (seen at baseline at a measurable site)"""
+    seen0: np.ndarray
+    """``(n, n_lesions)`` lesions seen at baseline"""
     recist: np.ndarray
     """RECIST code of the latest scan (:class:`oncogym.clinical.Response`)"""
     best_response: np.ndarray
@@ -232,6 +251,8 @@ class Work(NamedTuple):
     """``(n, decision_days + 1, n_states)`` model state on those days"""
     offsets: np.ndarray
     """day offsets of one therapy's deliveries"""
+    lesion_mm: np.ndarray
+    """``(n, n_lesions)`` the lesions' diameters as the scan being read sees them"""
     grade: np.ndarray
     """``(n, n_categories)`` grade on the day being graded"""
     event_day: np.ndarray
@@ -442,27 +463,47 @@ def _recist(task):
 
 
 @jit_inline
-def _scan(task, state, b, cells, day, z, baseline):
-    """One scan of patient ``b``: noisy diameter, then the RECIST 1.1 record (rulebook)."""
+def _scan(task, state, work, b, y, day, noise, baseline):
+    """One scan of patient ``b`` (model state ``y``): each lesion's diameter with its own
+    measurement noise (``noise``: the scan's draws, one per lesion), then the RECIST 1.1
+    record of the rulebook over the lesions."""
     rule = _recist(task)
-    raw = rules.diameter_mm(cells, task.cells_per_cm3) * math.exp(task.scan_sigma * z)
-    visible = rules.is_visible(raw, rule)
-    measured = raw if visible else 0.0
+    mm = work.lesion_mm[b]
+    seen_cells = 0.0
+    n_seen = 0
+    for k in range(task.lesion_index.shape[0]):
+        cells = 0.0
+        for c in range(2):
+            i = task.lesion_index[k, c]
+            if i >= 0:
+                cells += y[i]
+        raw = rules.diameter_mm(cells, task.cells_per_cm3) * math.exp(task.scan_sigma * noise[k])
+        if rules.is_visible(raw, rule):
+            mm[k] = raw
+            seen_cells += rules.cells_of_diameter(raw, task.cells_per_cm3)
+            n_seen += 1
+        else:
+            mm[k] = 0.0
     state.scan_day[b] = day
-    state.scan_mm[b] = measured
-    state.scan_log10_cells[b] = math.log10(
-        1.0 + rules.cells_of_diameter(measured, task.cells_per_cm3)
-    )
+    state.scan_log10_cells[b] = math.log10(1.0 + seen_cells)
+    state.scan_seen[b] = n_seen
     if baseline:
-        state.baseline_mm[b] = measured
-        state.nadir_mm[b] = measured
+        rules.baseline_lesions(mm, task.measurable_site, state.target[b], state.seen0[b], rule)
+        total, _, _ = rules.lesion_scan(mm, state.target[b], state.seen0[b], rule)
+        state.scan_mm[b] = total
+        state.scan_new[b] = False
+        state.baseline_mm[b] = total
+        state.nadir_mm[b] = total
         state.recist[b] = rules.NE
         state.progressed[b] = False
         state.best_response[b] = rules.NE
         return
+    total, visible, new = rules.lesion_scan(mm, state.target[b], state.seen0[b], rule)
+    state.scan_mm[b] = total
+    state.scan_new[b] = new
     base = state.baseline_mm[b]
     cat, nadir, progressed, best = rules.follow_up(
-        measured,
+        total,
         visible,
         day,
         base,
@@ -471,6 +512,7 @@ def _scan(task, state, b, cells, day, z, baseline):
         state.progressed[b],
         state.best_response[b],
         rule,
+        new,
     )
     state.recist[b] = cat
     state.nadir_mm[b] = nadir
@@ -489,7 +531,11 @@ def _observe(task, state, b):
     if task.obs_mode == OBS_CLINICAL:
         obs[0] = min(max(state.scan_log10_cells[b], 0.0), cap)
         obs[1] = min(max((t - state.scan_day[b]) / 7.0, 0.0), task.days_cap / 7.0)
-        j = 2
+        obs[2] = min(state.scan_mm[b], CLINICAL_SLD_CAP_MM)
+        obs[3] = state.scan_seen[b]
+        obs[4] = 1.0 if state.scan_new[b] else 0.0
+        obs[5] = state.recist[b]
+        j = 6
         for i in range(task.lab_state.shape[0]):
             v = y[task.lab_state[i]] * task.lab_scale[i]
             if task.lab_param[i] >= 0:
@@ -563,10 +609,14 @@ def _start_one(task, state, interval, work, b):
     for c in range(state.worst_grade.shape[1]):
         state.interval_grade[b, c] = work.grade[b, c]
         state.worst_grade[b, c] = work.grade[b, c]
+    state.scan_seen[b] = 0
+    state.scan_new[b] = False
+    for k in range(state.target.shape[1]):
+        state.target[b, k] = False
+        state.seen0[b, k] = False
     if task.scan_days.shape[0] > 0 and task.scan_days[0] <= EPS_DAY:
-        _scan(
-            task, state, b, _cells(state.y[b], task.tumour_index), 0.0, state.scan_noise[b, 0], True
-        )
+        n_les = task.lesion_index.shape[0]
+        _scan(task, state, work, b, state.y[b], 0.0, state.scan_noise[b, 0:n_les], True)
         state.next_scan[b] = 1
     _observe(task, state, b)
 
@@ -610,6 +660,15 @@ def _days(task, state, interval, work, b, n_out):
                 t_out[j - 1], _cells(out[j - 1], task.tumour_index), tj, cells, task.lethal_cells
             )
             cause = DEATH_TUMOUR
+        if task.hazard_state >= 0:
+            h1 = row[task.hazard_state]
+            threshold = state.params[b, task.hazard_param]
+            if h1 >= threshold:
+                h0 = out[j - 1][task.hazard_state]
+                hz_day = rules.hazard_crossing_day(t_out[j - 1], h0, tj, h1, threshold)
+                if hz_day < death:
+                    death = hz_day
+                    cause = DEATH_TUMOUR
         if tox_dead and tj < death:
             death = tj
             cause = DEATH_TOXICITY
@@ -646,7 +705,9 @@ def _scans(task, state, work, b, j_end, death):
         if s > t_out[j_end] + EPS_DAY or s > death:
             break
         js = min(max(round(s - t), 0), j_end)
-        _scan(task, state, b, _cells(out[js], task.tumour_index), s, state.scan_noise[b, i], False)
+        n_les = task.lesion_index.shape[0]
+        noise = state.scan_noise[b, i * n_les : (i + 1) * n_les]
+        _scan(task, state, work, b, out[js], s, noise, False)
         state.next_scan[b] = i + 1
 
 

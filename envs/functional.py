@@ -207,14 +207,36 @@ def continue_clinic(dst: Patients, dst_rows: np.ndarray, src: Patients, b: int) 
     d.steps[dst_rows] = s.steps[b]
 
 
+def tumour_cells(y: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Tumour cells of each row of model states ``y``: the states ``index`` added left to
+    right, as the kernels add them (so one patient and a batch round alike, bit for bit)."""
+    out = y[:, index[0]].copy()
+    for i in index[1:]:
+        out += y[:, i]
+    return out
+
+
 def observation_layout(params: EnvParams) -> list[tuple[str, str, float, float]]:
     """``(name, unit, low, high)`` of every observation entry, in order."""
     rows: list[tuple[str, str, float, float]] = []
     days = params.days_cap
     cap = K.CLINICAL_LOG10_CAP
     if params.obs_mode == K.OBS_CLINICAL:
-        rows.append(("scan_log10_cells", "log10(1 + cells) at the last scan", 0.0, cap))
+        rows.append(
+            ("scan_log10_cells", "log10(1 + cells) of the lesions seen at the last scan", 0.0, cap)
+        )
         rows.append(("weeks_since_scan", "weeks", 0.0, days / 7.0))
+        rows.append(
+            (
+                "scan_sld_mm",
+                "mm, sum of the target lesions' diameters at the last scan",
+                0.0,
+                K.CLINICAL_SLD_CAP_MM,
+            )
+        )
+        rows.append(("lesions_seen", "lesions seen at the last scan", 0.0, float(params.n_lesions)))
+        rows.append(("new_lesion", "1 if the last scan saw a lesion absent at baseline", 0.0, 1.0))
+        rows.append(("recist", "RECIST 1.1 category of the last scan: 0 CR … 3 PD, 4 NE", 0.0, 4.0))
         rows += [
             (f"log10_{n}", f"log10(1 + {u})", 0.0, cap)
             for n, u in zip(params.lab_names, params.lab_units, strict=True)
@@ -436,13 +458,17 @@ class OncologyFunctional:
             death_day=np.full(n, np.inf),
             status=i(),
             steps=i(),
-            scan_noise=f(max(1, len(p.scan_days))),
+            scan_noise=f(max(1, len(p.scan_days)) * p.n_lesions),
             next_scan=i(),
             scan_day=f(),
             scan_mm=f(),
             scan_log10_cells=f(),
+            scan_seen=i(),
+            scan_new=flag(),
             baseline_mm=f(),
             nadir_mm=f(),
+            target=flag(p.n_lesions),
+            seen0=flag(p.n_lesions),
             recist=i(),
             best_response=i(),
             progressed=flag(),
@@ -460,6 +486,7 @@ class OncologyFunctional:
             t_out=f(mo),
             out=f(mo, ns),
             offsets=f(mo),
+            lesion_mm=f(p.n_lesions),
             grade=i(ncat),
             event_day=f(me),
             event_therapy=i(me),
@@ -508,7 +535,7 @@ class OncologyFunctional:
         m = p.model
         P = np.empty((n, len(m.param_names)))
         Y0 = np.empty((n, m.n_states))
-        Z = np.empty((n, max(1, len(p.scan_days))))
+        Z = np.empty((n, max(1, len(p.scan_days)) * p.n_lesions))
         for j, rng in enumerate(rngs):
             if "patient" in opts:
                 P[j], Y0[j] = patient_rows(p, opts["patient"])
@@ -679,7 +706,7 @@ class OncologyFunctional:
         info: dict[str, Any] = {
             "day": float(s.day[b]),
             "state": s.y[b].copy(),
-            "tumour_cells": float(s.y[b, p.tumour_index].sum()),
+            "tumour_cells": float(tumour_cells(s.y[b : b + 1], p.tumour_index)[0]),
             "toxicity": dict(zip(cats, s.interval_grade[b].tolist(), strict=True)),
             "worst_toxicity": dict(zip(cats, s.worst_grade[b].tolist(), strict=True)),
             "recist": RESPONSE_NAMES[int(s.recist[b])],
@@ -723,7 +750,7 @@ class OncologyFunctional:
         leaves: dict[str, tuple] = {
             "day": (s.day.copy(), every, None),
             "state": (s.y.copy(), every, None),
-            "tumour_cells": (s.y[:, p.tumour_index].sum(axis=1), every, None),
+            "tumour_cells": (tumour_cells(s.y, p.tumour_index), every, None),
             "toxicity": (s.interval_grade.copy(), every, cats),
             "worst_toxicity": (s.worst_grade.copy(), every, cats),
             "recist": (names[s.recist], every, None),

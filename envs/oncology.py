@@ -57,11 +57,15 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
 
     | index | name | unit | min | max |
     |---|---|---|---|---|
-    | 0 | scan_log10_cells | log10(1 + cells) of the last scan's measured lesion | 0 | 14 |
+    | 0 | scan_log10_cells | log10(1 + cells) of the lesions the last scan saw | 0 | 14 |
     | 1 | weeks_since_scan | weeks | 0 | (horizon + interval)/7 |
-    | 2 | log10_ANC | log10(1 + neutrophils per L) | 0 | 14 |
-    | 3 | log10_ALC | log10(1 + lymphocytes per L) | 0 | 14 |
-    | 4–8 | grade_<category> | worst grade in the last interval (5 categories¹) | 0 | 5 |
+    | 2 | scan_sld_mm | sum of the target lesions' diameters at the last scan (mm) | 0 | 2000 |
+    | 3 | lesions_seen | lesions seen at the last scan | 0 | lesion slots (4) |
+    | 4 | new_lesion | 1 if the last scan saw a lesion absent at baseline | 0 | 1 |
+    | 5 | recist | RECIST 1.1 category of the last scan (0 CR, 1 PR, 2 SD, 3 PD, 4 NE) | 0 | 4 |
+    | 6 | log10_ANC | log10(1 + neutrophils per L) | 0 | 14 |
+    | 7 | log10_ALC | log10(1 + lymphocytes per L) | 0 | 14 |
+    | 8–12 | grade_<category> | worst grade in the last interval (5 categories¹) | 0 | 5 |
     | … | days_since_<therapy> | days since the last dose (never: cap) | 0 | horizon + interval |
     | … | cumulative_<therapy> | delivered amount / highest dose level | 0 | steps × doses/step |
     | last | day | days since the start of treatment | 0 | horizon + interval |
@@ -69,9 +73,14 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     ¹ CTCAE-like grades of neutropenia, lymphopenia, irae, crs, radiation_late
     (:mod:`oncogym.toxicity`).
 
-    Scans happen on the scenario's schedule (baseline at day 0); a scan measures the
-    lesion's diameter with multiplicative noise (``scan_noise_cv``, default 10 %), a lesion
-    below the RECIST threshold (10 mm) reads 0, and the value is held until the next scan.
+    Scans happen on the scenario's schedule (baseline at day 0).  Metastatic scenarios
+    have up to four lesions per patient (one per site, e.g. skin and nodes, lung, liver,
+    other visceral sites in melanoma), sharing the patient's immune system and drug levels;
+    a scan measures each lesion's diameter with its own multiplicative noise
+    (``scan_noise_cv``, default 10 %), a lesion below the RECIST threshold (10 mm) is not
+    seen, and RECIST 1.1 reads the sum of the target lesions (those seen at baseline at a
+    measurable site), new lesions (progression) and complete disappearance of every lesion
+    (CR).  The values are held until the next scan.
     Literature tasks have the labs their model has (de Pillis: ALC from circulating
     lymphocytes; Kirschner–Panetta: none) and the matching grades.  ``"full"``:
     log10(1 + state) of every model state (clipped at 20; pharmacokinetic compartments
@@ -105,7 +114,10 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
 
-    * Termination: death — tumour burden at the scenario's lethal size (1e12 cells), any
+    * Termination: death — the patient's cumulative hazard of death (background mortality
+      plus a cancer hazard that rises with the tumour burden, weighted by site) reaching
+      their death threshold (a unit-exponential draw at reset; ``info["death_cause"]`` is
+      ``"tumour"``), the tumour burden at the scenario's lethal size (1e12 cells), any
       grade-5 toxicity, or (with ``info["error"]``) an integrator failure.
     * Truncation: the horizon (``horizon_days``, default 730) is reached alive; the
       registered ``max_episode_steps`` is the default number of intervals.
@@ -134,11 +146,21 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     import gymnasium as gym
     import oncogym
 
-    env = gym.make("oncogym/Melanoma-v0", action_mode="continuous", decision_days=14)
+    env = gym.make("oncogym/Melanoma-v1", action_mode="continuous", decision_days=14)
     ```
 
     ## Version History
 
+    * v1: clinically validated virtual patients.  Dynamics: several lesions per patient
+      (four slots; sites with their own size, CTL infiltration and lethality), death by a
+      burden- and site-dependent hazard with background mortality (not only at the lethal
+      burden), anti-PD-1 effect saturating with receptor occupancy at clinical doses,
+      anti-CTLA-4 toxicity rising with exposure, radiotherapy to lesion 1 only; every
+      scenario recalibrated on some trials and validated on others
+      (``experiments/calibration/REPORT.md``).  Observations: RECIST on the target lesions
+      (sum of diameters, lesions seen, new lesion, the category) added to ``"clinical"``;
+      the model state of ``"full"`` has the new lesion and hazard states.  Rewards: same
+      definition, different dynamics.
     * v0: initial version.  The compiled step was later rewritten on named records with
       one functional environment; observations, rewards, terminations and infos of this
       env are unchanged number for number (``tests/test_recorded.py``), and the vector

@@ -1,4 +1,4 @@
-"""Registration of the environment ids with Gymnasium (``oncogym/<Name>-v0``)."""
+"""Registration of the environment ids with Gymnasium (``oncogym/<Name>-v1``)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ VECTOR_ENTRY_POINT = "oncogym.envs.vector:OncologyVectorEnv"
 
 # id -> (task, horizon_days, decision_days)
 ENV_IDS: dict[str, tuple[str, float, int]] = {
-    "oncogym/Melanoma-v0": ("melanoma", 730.0, 7),
-    "oncogym/NSCLC-v0": ("nsclc", 730.0, 7),
-    "oncogym/RCC-v0": ("rcc", 730.0, 7),
-    "oncogym/Prostate-v0": ("prostate", 1460.0, 7),
-    "oncogym/BALL-v0": ("b_all", 730.0, 7),
-    "oncogym/LBCL-v0": ("lbcl", 730.0, 7),
-    "oncogym/DePillis2006-v0": ("depillis2006", 150.0, 1),
-    "oncogym/KirschnerPanetta1998-v0": ("kirschner_panetta1998", 730.0, 7),
+    "oncogym/Melanoma-v1": ("melanoma", 730.0, 7),
+    "oncogym/NSCLC-v1": ("nsclc", 730.0, 7),
+    "oncogym/RCC-v1": ("rcc", 730.0, 7),
+    "oncogym/Prostate-v1": ("prostate", 1460.0, 7),
+    "oncogym/BALL-v1": ("b_all", 730.0, 7),
+    "oncogym/LBCL-v1": ("lbcl", 730.0, 7),
+    "oncogym/DePillis2006-v1": ("depillis2006", 150.0, 1),
+    "oncogym/KirschnerPanetta1998-v1": ("kirschner_panetta1998", 730.0, 7),
 }
 """Every registered id with its task and default horizon and decision interval.  The
 prostate horizon is four years (sipuleucel-T's survival benefit shows after two); the de

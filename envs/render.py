@@ -19,7 +19,7 @@ def snapshot(params: EnvParams, patients: Fn.Patients, b: int, reward: float) ->
     s, last = patients.view, patients.last
     return {
         "day": float(s.day[b]),
-        "cells": float(s.y[b, params.tumour_index].sum()),
+        "cells": float(Fn.tumour_cells(s.y[b : b + 1], params.tumour_index)[0]),
         "scan_log10": float(s.scan_log10_cells[b]),
         "scan_day": float(s.scan_day[b]),
         "immune": {n: float(s.y[b, names.index(n)]) for n in _IMMUNE if n in names},

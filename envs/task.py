@@ -211,6 +211,11 @@ class EnvParams:
     cells_per_cm3: float
     lethal_cells: float
     tumour_index: np.ndarray
+    lesion_index: np.ndarray
+    """``(n_lesions, 2)`` states of each lesion (T⁺, T⁻; −1: none)"""
+    measurable_site: np.ndarray
+    hazard_state: int
+    hazard_param: int
     tox_categories: tuple[str, ...]
     tox_state: np.ndarray
     tox_param: np.ndarray
@@ -243,6 +248,11 @@ class EnvParams:
     @property
     def n_therapies(self) -> int:
         return len(self.therapies)
+
+    @property
+    def n_lesions(self) -> int:
+        """Lesion slots of the model (one for the literature tasks)."""
+        return int(self.lesion_index.shape[0])
 
     @property
     def n_steps(self) -> int:
@@ -312,6 +322,10 @@ class EnvParams:
             decision_days=self.decision_days,
             horizon_days=self.horizon_days,
             tumour_index=self.tumour_index,
+            lesion_index=self.lesion_index,
+            measurable_site=self.measurable_site,
+            hazard_state=self.hazard_state,
+            hazard_param=self.hazard_param,
             lethal_cells=self.lethal_cells,
             scan_days=self.scan_days,
             scan_sigma=self.scan_sigma,
@@ -523,7 +537,7 @@ def scenario_params(
     reward_weights: Mapping[str, Any] | None = None,
 ) -> EnvParams:
     """:class:`EnvParams` of a scenario of :mod:`oncogym.scenarios` (see :func:`make_params`)."""
-    from oncogym.scenarios import load_scenario
+    from oncogym.scenarios import lesion_slots, load_scenario
 
     sc = load_scenario(name)
     m = models.get(sc.model)
@@ -543,6 +557,7 @@ def scenario_params(
         lethal_cells=sc.lethal_cells,
     )
     pn = m.param_names
+    slots = lesion_slots(m)
     return EnvParams(
         name=sc.name,
         title=sc.title,
@@ -558,7 +573,14 @@ def scenario_params(
         cr_threshold_mm=float(sc.cr_threshold_mm),
         cells_per_cm3=rules.CELLS_PER_CM3,
         lethal_cells=float(sc.lethal_cells),
-        tumour_index=np.array([m.state_names.index("Tp"), m.state_names.index("Tn")]),
+        tumour_index=np.array([m.state_names.index(x) for pair in slots for x in pair]),
+        lesion_index=np.array(
+            [[m.state_names.index(tp), m.state_names.index(tn)] for tp, tn in slots],
+            dtype=np.int64,
+        ),
+        measurable_site=sc.measurable_sites(),
+        hazard_state=m.state_names.index("Hz"),
+        hazard_param=pn.index("death_threshold"),
         lab_names=("ANC", "ALC"),
         lab_units=("cells/L", "cells/L"),
         lab_state=np.array([m.state_names.index("ANC"), m.state_names.index("C")]),
@@ -700,6 +722,13 @@ def literature_params(
         cells_per_cm3=rules.CELLS_PER_CM3,
         lethal_cells=float(spec["lethal_cells"]),
         tumour_index=np.array([m.state_names.index(s) for s in spec["tumour"]]),
+        lesion_index=np.array(
+            [[m.state_names.index(s) for s in spec["tumour"]] + [-1] * (2 - len(spec["tumour"]))],
+            dtype=np.int64,
+        ),
+        measurable_site=np.ones(1, dtype=np.bool_),
+        hazard_state=-1,
+        hazard_param=-1,
         lab_names=tuple(lab[0] for lab in labs),
         lab_units=tuple("cells/L" for _ in labs),
         lab_state=np.array([m.state_names.index(lab[1]) for lab in labs], dtype=np.int64),

@@ -1,6 +1,6 @@
 """Recorded trajectories: the environments, the evaluator and the planner of a past release.
 
-``python tests/recorded.py`` writes ``tests/data/recorded_v0.npz`` from the installed
+``python tests/recorded.py`` writes ``tests/data/recorded_v1.npz`` from the installed
 package; ``tests/test_recorded.py`` replays the same episodes and compares every number.
 Only the public API is used (``gymnasium.make``, ``make_vec``, ``SB3VecEnv``,
 ``oncogym.agents.evaluate.rollout``), so the recording outlives a rewrite of the kernels:
@@ -24,7 +24,7 @@ import numpy as np
 import oncogym  # noqa: F401  (registers the ids)
 from oncogym.envs import ENV_IDS
 
-PATH = Path(__file__).parent / "data" / "recorded_v0.npz"
+PATH = Path(__file__).parent / "data" / "recorded_v1.npz"
 
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")
 CAUSES = ("none", "tumour", "toxicity", "error")
@@ -48,36 +48,36 @@ for _env_id in ENV_IDS:
     SINGLE_CASES[f"{_short}_discrete"] = (_env_id, {}, "random_levels", 0)
     SINGLE_CASES[f"{_short}_continuous"] = (_env_id, {"action_mode": "continuous"}, "random_box", 1)
 SINGLE_CASES["melanoma_max_unconstrained"] = (
-    "oncogym/Melanoma-v0",
+    "oncogym/Melanoma-v1",
     {"enforce_constraints": False},
     "max_levels",
     2,
 )
 SINGLE_CASES["lbcl_max_unconstrained"] = (
-    "oncogym/LBCL-v0",
+    "oncogym/LBCL-v1",
     {"enforce_constraints": False},
     "max_levels",
     3,
 )
 SINGLE_CASES["nsclc_full_biweekly"] = (
-    "oncogym/NSCLC-v0",
+    "oncogym/NSCLC-v1",
     {"observation": "full", "decision_days": 14, "scan_noise_cv": 0.3},
     "random_levels",
     4,
 )
 for _seed in (6, 7, 8):
-    SINGLE_CASES[f"nsclc_untreated_{_seed}"] = ("oncogym/NSCLC-v0", {}, "zeros", _seed)
+    SINGLE_CASES[f"nsclc_untreated_{_seed}"] = ("oncogym/NSCLC-v1", {}, "zeros", _seed)
 SINGLE_CASES["prostate_tumor_reduction"] = (
-    "oncogym/Prostate-v0",
+    "oncogym/Prostate-v1",
     {"reward": "tumor_reduction", "horizon_days": 400.0},
     "random_levels",
     5,
 )
 
 VECTOR_CASES = {
-    "melanoma": ("oncogym/Melanoma-v0", {}, 3, 130),
-    "b_all": ("oncogym/BALL-v0", {"action_mode": "continuous"}, 3, 130),
-    "depillis2006": ("oncogym/DePillis2006-v0", {}, 2, 170),
+    "melanoma": ("oncogym/Melanoma-v1", {}, 3, 130),
+    "b_all": ("oncogym/BALL-v1", {"action_mode": "continuous"}, 3, 130),
+    "depillis2006": ("oncogym/DePillis2006-v1", {}, 2, 170),
 }
 """name -> (env id, kwargs, num_envs, steps): long enough for autoresets."""
 

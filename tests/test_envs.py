@@ -43,14 +43,14 @@ def _run(env: gym.Env, actions, seed: int = 0, options=None):
 # --- registration -------------------------------------------------------------------------
 def test_ids_registered_with_time_limit_and_vector_entry_point():
     expected = {
-        "oncogym/Melanoma-v0",
-        "oncogym/NSCLC-v0",
-        "oncogym/RCC-v0",
-        "oncogym/Prostate-v0",
-        "oncogym/BALL-v0",
-        "oncogym/LBCL-v0",
-        "oncogym/DePillis2006-v0",
-        "oncogym/KirschnerPanetta1998-v0",
+        "oncogym/Melanoma-v1",
+        "oncogym/NSCLC-v1",
+        "oncogym/RCC-v1",
+        "oncogym/Prostate-v1",
+        "oncogym/BALL-v1",
+        "oncogym/LBCL-v1",
+        "oncogym/DePillis2006-v1",
+        "oncogym/KirschnerPanetta1998-v1",
     }
     assert expected == set(ENV_IDS)
     for env_id, (_task, horizon, decision) in ENV_IDS.items():
@@ -93,7 +93,7 @@ def test_gymnasium_and_sb3_env_checkers_pass(env_id):
 @pytest.mark.parametrize("observation", ["clinical", "full"])
 @pytest.mark.parametrize("action_mode", ["discrete", "continuous"])
 def test_checker_passes_in_every_mode(action_mode, observation):
-    env = gym.make("oncogym/NSCLC-v0", action_mode=action_mode, observation=observation)
+    env = gym.make("oncogym/NSCLC-v1", action_mode=action_mode, observation=observation)
     gym_check_env(env.unwrapped)
     if action_mode == "discrete":  # SB3 recommends a [-1, 1] Box for continuous actions
         sb3_check_env(env.unwrapped)
@@ -168,9 +168,17 @@ def _levels(env: OncologyEnv, **levels: int) -> np.ndarray:
     return np.array([levels.get(t, 0) for t in env.therapies])
 
 
+def _survivor(task: str, index: int = 0) -> dict:
+    """Reset options for a test patient whose death threshold is out of reach: tests of the
+    clinic's rules step for weeks and need a patient alive through them."""
+    params, y0 = Cohort.test(task, index + 1).patient(index)
+    params["death_threshold"] = 1e9
+    return {"patient": (params, y0)}
+
+
 def test_checkpoint_interval_and_ipilimumab_count_are_enforced():
     env = OncologyEnv("melanoma")
-    env.reset(seed=0)
+    env.reset(seed=1)  # a patient who lives through the 16 weeks
     both = _levels(env, anti_pd1=1, anti_ctla4=2)
     given, blocked = [], []
     for _ in range(16):
@@ -196,7 +204,7 @@ def test_double_checkpoint_dose_needs_the_double_label_interval():
     interval: the maximum dose cannot double the label dose intensity."""
     for task, level_days, double_days in (("melanoma", 14, 28), ("nsclc", 21, 42)):
         env = OncologyEnv(task)
-        env.reset(seed=0)
+        env.reset(seed=0, options=_survivor(task))
         k = env.therapies.index("anti_pd1")
         offsets = np.cumsum([0, *env.params.n_levels[:-1]])
         given = []
@@ -210,7 +218,7 @@ def test_double_checkpoint_dose_needs_the_double_label_interval():
         assert set(given) == {0.0, env.params.max_level[k]}
         assert env.params.min_interval_days[k, 1] == level_days
     env = OncologyEnv("nsclc")
-    env.reset(seed=0)
+    env.reset(seed=0, options=_survivor("nsclc"))
     given = [
         env.step(_levels(env, anti_pd1=2 if w == 0 else 1))[4]["doses"]["anti_pd1"]
         for w in range(7)
@@ -221,7 +229,7 @@ def test_double_checkpoint_dose_needs_the_double_label_interval():
 
 def test_radiotherapy_week_is_weekday_fractions_and_cumulative_cap_holds():
     env = OncologyEnv("nsclc", scan_noise_cv=0.0)
-    env.reset(seed=0)
+    env.reset(seed=0, options=_survivor("nsclc"))
     rt = _levels(env, radiotherapy=1)
     delivered = []
     for _ in range(8):
@@ -234,7 +242,7 @@ def test_radiotherapy_week_is_weekday_fractions_and_cumulative_cap_holds():
 
 def test_chemo_cap_and_interval():
     env = OncologyEnv("nsclc")
-    env.reset(seed=0)
+    env.reset(seed=0, options=_survivor("nsclc"))
     chemo = _levels(env, chemo=1)
     given = [env.step(chemo)[4]["doses"]["chemo"] for _ in range(30)]
     assert [w for w, d in enumerate(given) if d > 0] == [0, 3, 6, 9, 12, 15]  # 6 × 75 = 450
@@ -336,12 +344,12 @@ def test_reset_draws_training_patients_and_options_fix_them():
 
 
 def test_truncation_at_the_horizon():
-    env = gym.make("oncogym/NSCLC-v0", horizon_days=30)
-    run = _run(env, [np.zeros(3, dtype=np.int64)] * 10, seed=0)
+    env = gym.make("oncogym/NSCLC-v1", horizon_days=30)
+    run = _run(env, [np.zeros(3, dtype=np.int64)] * 10, seed=0, options=_survivor("nsclc"))
     assert len(run) == 1 + 5  # 4 weeks and a 2-day interval
     assert run[-1][3] and not run[-1][2]
     assert run[-1][4]["day"] == 30.0
-    assert gym.make("oncogym/NSCLC-v0").spec.max_episode_steps == 105
+    assert gym.make("oncogym/NSCLC-v1").spec.max_episode_steps == 105
 
 
 def test_tumour_death_terminates_and_charges_the_lost_years():
@@ -355,7 +363,11 @@ def test_tumour_death_terminates_and_charges_the_lost_years():
         pytest.fail("no untreated melanoma patient died within two years")
     *_, info = run[-1]
     assert info["death_cause"] == "tumour"
-    assert info["tumour_cells"] >= env.params.lethal_cells
+    # death: the cumulative hazard reached the patient's threshold (or the lethal burden)
+    s = env.state
+    hz = s.y[0, env.params.model.state_names.index("Hz")]
+    threshold = s.params[0, env.params.model.param_names.index("death_threshold")]
+    assert hz >= threshold or info["tumour_cells"] >= env.params.lethal_cells
     assert info["day"] == info["death_day"] > run[-2][4]["day"]
     comps = info["reward_components"]
     assert comps["death_penalty"] == pytest.approx((730 - info["death_day"]) / 365.25)
@@ -367,10 +379,40 @@ def test_tumour_death_terminates_and_charges_the_lost_years():
         env.step(np.zeros(3, dtype=np.int64))
 
 
+def test_death_comes_at_the_hazard_crossing_interpolated_in_the_day():
+    """The env's death day is where the cumulative hazard (a model state) crosses the
+    patient's threshold, interpolated linearly between the two daily outputs around it, the
+    same rule the cohort readouts apply (oncogym.rules.hazard_crossing_day)."""
+    cohort = Cohort.test("melanoma", 30)
+    env = OncologyEnv("melanoma")
+    names = env.params.model.state_names
+    for i in range(30):
+        params, y0 = cohort.patient(i)
+        params["death_threshold"] = 0.05  # an early death, from the hazard alone
+        run = _run(env, [np.zeros(3, dtype=np.int64)] * 105, options={"patient": (params, y0)})
+        if run[-1][2]:
+            break
+    info = run[-1][4]
+    assert info["death_cause"] == "tumour" and info["tumour_cells"] < env.params.lethal_cells
+    traj = oncogym.simulate(
+        "oncoimmune",
+        days=math.ceil(info["death_day"]),
+        params=params,
+        y0=y0,
+        dt=1.0,
+        rtol=env.params.rtol,
+    )
+    hz = traj["Hz"]
+    k = int(np.argmax(hz >= 0.05))
+    expected = oncogym.rules.hazard_crossing_day(k - 1.0, hz[k - 1], float(k), hz[k], 0.05)
+    assert info["death_day"] == pytest.approx(expected, abs=1e-3)
+    assert names.index("Hz") == env.params.hazard_state
+
+
 def test_toxic_death_terminates_with_grade_five():
     env = OncologyEnv("nsclc", enforce_constraints=False)
     # weekly chemotherapy and 10 Gy radiotherapy a week, without the caps
-    run = _run(env, [np.array([0, 1, 1])] * 60, seed=0)
+    run = _run(env, [np.array([0, 1, 1])] * 60, seed=0, options=_survivor("nsclc"))
     *_, info = run[-1]
     assert run[-1][2] and info["death_cause"] == "toxicity"
     assert max(info["toxicity"].values()) == 5 and len(run) < 20

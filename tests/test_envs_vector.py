@@ -73,7 +73,7 @@ def test_single_sync_and_native_vector_envs_agree_across_resets(task, kwargs):
 
 
 def test_make_vec_uses_the_native_vector_env():
-    venv = gym.make_vec("oncogym/Melanoma-v0", num_envs=3)
+    venv = gym.make_vec("oncogym/Melanoma-v1", num_envs=3)
     assert isinstance(venv, OncologyVectorEnv)
     assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     assert venv.action_space.shape == (3, 3) and venv.observation_space.shape[0] == 3
@@ -130,7 +130,7 @@ def test_sb3_vecenv_adapter():
 def test_ppo_smoke_on_single_env_and_sb3_vecenv():
     from stable_baselines3 import PPO
 
-    env = gym.make("oncogym/Melanoma-v0")
+    env = gym.make("oncogym/Melanoma-v1")
     PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu").learn(256)
     venv = SB3VecEnv(num_envs=8, task="melanoma")
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
