@@ -4,8 +4,8 @@
 package; ``tests/test_recorded.py`` replays the same episodes and compares every number.
 Only the public API is used (``gymnasium.make``, ``make_vec``, ``SB3VecEnv``,
 ``oncogym.agents.evaluate.rollout``), so the recording outlives a rewrite of the kernels:
-the file was written by the release before the kernel redesign (records, one step
-composition), and the redesign must reproduce it step for step.
+any later change of the implementation must reproduce it step for step, and a change of the
+dynamics bumps the env version and records a new file.
 
 Each episode stores the observations, rewards, termination flags, action masks and the
 info entries that exist in every release (in therapy / category order), with death causes,

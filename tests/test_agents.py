@@ -64,6 +64,25 @@ def test_protocol_baseline_gives_the_protocol_doses_exactly(task, protocol):
         res.death[:, None]
         & (np.arange(n_steps)[None, :] * res.decision_days >= res.os_days[:, None])
     )
+    proto = load_scenario(task).protocols[protocol]
+    if proto.switches:
+        # the first line's doses up to the visit that read progression (PFS event), then
+        # the next line from its first dose, after the delay rounded up to a visit
+        progressed = res.pfs_event & ~(res.death & (res.pfs_days >= res.os_days - 1e-9))
+        prog = np.where(progressed, res.pfs_days, np.inf)
+        first = np.arange(n_steps)[None, :] * res.decision_days < prog[:, None]
+        np.testing.assert_allclose(res.doses[alive & first], expected[alive & first], rtol=1e-12)
+        nxt = load_scenario(task).protocols[proto.next_line]
+        delay = int(np.ceil(proto.next_line_delay_days / res.decision_days - 1e-9))
+        for i in np.flatnonzero(np.isfinite(prog)):
+            k0 = int(np.ceil(prog[i] / res.decision_days - 1e-9)) + delay
+            sub = _expected_doses(task, nxt.name, cohort, n_steps, res.decision_days)[i]
+            for k in range(k0, n_steps):
+                if alive[i, k]:
+                    want = sub[k - k0] + (0 if proto.until_progression else expected[i, k])
+                    np.testing.assert_allclose(res.doses[i, k], want, rtol=1e-12)
+        assert expected[alive & first].sum() > 0
+        return
     np.testing.assert_allclose(res.doses[alive], expected[alive], rtol=1e-12, atol=0)
     assert expected[alive].sum() > 0
 
@@ -121,30 +140,36 @@ def test_adaptive_rules_escalate_hold_and_resume():
     pol = AdaptivePolicy()
     pol.attach(runner)
     names = list(runner.observation_names)
-    i_scan, i_since, i_day = names.index("scan_log10_cells"), names.index("weeks_since_scan"), -1
-    i_irae = names.index("grade_irae")
+    i_sld, i_since, i_day = names.index("scan_sld_mm"), names.index("weeks_since_scan"), -1
+    i_new, i_irae = names.index("new_lesion"), names.index("grade_irae")
     th = runner.params.therapies
 
-    def obs(day, scan, since, irae=0):
+    def obs(day, sld, since, irae=0, new=0):
         o = np.zeros(len(names))
-        o[i_scan], o[i_since], o[i_day], o[i_irae] = scan, since, day, irae
+        o[i_sld], o[i_since], o[i_day], o[i_irae], o[i_new] = sld, since, day, irae, new
         return o
 
-    a, _ = pol.predict(obs(0, 10.0, 0))  # first line: nivolumab monotherapy
+    a, _ = pol.predict(obs(0, 60.0, 0))  # first line: nivolumab monotherapy
     assert a[th.index("anti_pd1")] > 0 and a[th.index("anti_ctla4")] == 0
-    pol.predict(obs(7, 10.0, 1))
-    # a scan 20 % larger in diameter (+0.2375 decades of cells, well over 5 mm) = progression
-    a, _ = pol.predict(obs(14, 10.0 + 3 * math.log10(1.25), 0))
+    pol.predict(obs(7, 60.0, 1))
+    # the sum of target diameters 25 % (15 mm) over its nadir = progression
+    a, _ = pol.predict(obs(14, 75.0, 0))
     assert a[th.index("anti_ctla4")] > 0, "second line (nivolumab + ipilimumab) starts"
-    a, _ = pol.predict(obs(21, 10.3, 1, irae=3))
+    a, _ = pol.predict(obs(21, 75.0, 1, irae=3))
     assert not a.any(), "grade 3 holds everything"
-    a, _ = pol.predict(obs(28, 10.3, 2, irae=2))
+    a, _ = pol.predict(obs(28, 75.0, 2, irae=2))
     assert not a.any(), "still held at grade 2"
-    a, _ = pol.predict(obs(35, 10.3, 3, irae=1))
+    a, _ = pol.predict(obs(35, 75.0, 3, irae=1))
     # resumes where the line's clock stopped: its second week (no dose due), not skipped ahead
     assert pol.clock[0] == 2
-    a, _ = pol.predict(obs(0, 10.0, 0))  # a new episode starts from the first line
+    a, _ = pol.predict(obs(0, 60.0, 0))  # a new episode starts from the first line
     assert a[th.index("anti_ctla4")] == 0 and pol.line[0] == 0
+    # a new lesion is progression too, even with the sum shrinking; it counts once
+    pol.predict(obs(42, 50.0, 0))
+    pol.predict(obs(84, 40.0, 0, new=1))
+    assert pol.line[0] == 1
+    pol.predict(obs(126, 40.0, 0, new=1))
+    assert pol.line[0] == 1
 
 
 def test_adaptive_needs_clinical_observations():
@@ -167,7 +192,7 @@ def test_baselines_work_on_the_single_env():
 def test_make_baseline_errors_name_the_allowed_values():
     with pytest.raises(ValueError, match="allowed: no_treatment, random"):
         make_baseline("chemo_forever", "melanoma")
-    pol = ProtocolPolicy("pembrolizumab")
+    pol = ProtocolPolicy("platinum_doublet")
     with pytest.raises(ValueError, match=r"allowed: .*nivolumab_ipilimumab"):
         pol.attach(OncologyEnv("melanoma"))
     assert "mpc_oracle" in baseline_names("depillis2006")

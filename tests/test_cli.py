@@ -82,7 +82,7 @@ def test_bad_arguments_one_line_error(args, message):
 def test_list_shows_envs_baselines_and_algorithms():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0, result.output
-    for name in ("oncogym/Melanoma-v0", "nivolumab_ipilimumab (SoC)", "mpc_population", "ppo"):
+    for name in ("oncogym/Melanoma-v1", "nivolumab_ipilimumab (SoC)", "mpc_population", "ppo"):
         assert name in result.output
 
 
@@ -99,7 +99,7 @@ def test_simulate_a_protocol_on_one_patient_and_a_cohort(tmp_path):
 def test_evaluate_a_baseline_writes_the_report(tmp_path):
     result = runner.invoke(
         app,
-        ["evaluate", "adaptive", "-s", "oncogym/RCC-v0", "--patients", "4", "--out", str(tmp_path)],
+        ["evaluate", "adaptive", "-s", "oncogym/RCC-v1", "--patients", "4", "--out", str(tmp_path)],
     )
     assert result.exit_code == 0, result.output
     assert "rcc: 4 test patients" in result.output
@@ -173,7 +173,7 @@ def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
     assert (tmp_path / "r0" / "model.zip").exists()
     args = [
         "train",
-        "oncogym/RCC-v0",
+        "oncogym/RCC-v1",
         "--algo",
         "a2c",
         "--seeds",

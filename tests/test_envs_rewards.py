@@ -124,7 +124,10 @@ def test_maximum_dose_every_step_scores_below_standard_of_care(task):
 
 # A therapy that the trials show adds no survival benefit in the scenario, with that trial.
 USELESS_ADD_ON = {
-    "prostate": ("anti_pd1", "KEYNOTE-921: pembrolizumab added to docetaxel, OS HR 1.04"),
+    "prostate": (
+        "anti_pd1",
+        "KEYNOTE-921: pembrolizumab added to docetaxel, OS HR 0.92 (0.78-1.09)",
+    ),
 }
 
 

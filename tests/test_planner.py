@@ -111,7 +111,9 @@ def test_oracle_reads_the_true_patient(cohort):
     planner = MPCPlanner(TASK, mode="oracle", **SMALL)
     planner.attach(env)
     a = planner.predict(obs)[0]
-    env.patients.state.params[:, env.params.model.param_names.index("a")] *= 3.0  # fast tumours
+    names = env.params.model.param_names
+    env.patients.state.params[:, names.index("a")] *= 3.0  # fast tumours
+    env.patients.state.params[:, names.index("pdl1")] *= 30.0  # that PD-1 blockade cannot hold
     planner.attach(env)
     b = planner.predict(obs)[0]
     assert not np.array_equal(a, b)

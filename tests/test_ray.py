@@ -135,13 +135,13 @@ def test_tune_writes_a_config_that_train_reads(ray_instance, tmp_path):
         "  gamma: {type: choice, values: [0.99, 0.995]}\n"
     )
     path, params, score = tune_hyperparams(
-        "oncogym/Melanoma-v0",
+        "oncogym/Melanoma-v1",
         space,
         out=tmp_path / "out",
         cpus=2,
     )
     assert set(params) == {"learning_rate", "gamma"} and math.isfinite(score)
-    cfg = load_config("ppo", "oncogym/Melanoma-v0", path)
+    cfg = load_config("ppo", "oncogym/Melanoma-v1", path)
     assert cfg.learning_rate == pytest.approx(params["learning_rate"])
     assert cfg.gamma == params["gamma"]
 
@@ -155,4 +155,4 @@ def test_tune_space_errors_are_named(tmp_path):
         load_search(bad)
     bad.write_text("space:\n  lr: {type: uniform, low: 1, high: 2}\n")
     with pytest.raises(ValueError, match="'lr' is not a ppo hyperparameter; allowed:"):
-        tune_hyperparams("oncogym/Melanoma-v0", bad)
+        tune_hyperparams("oncogym/Melanoma-v1", bad)

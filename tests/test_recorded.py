@@ -1,8 +1,10 @@
-"""The environments, the SB3 adapter, the evaluator and the planner reproduce the episodes
-recorded by the release before the kernel redesign, number for number (``tests/recorded.py``).
+"""The environments, the SB3 adapter, the evaluator and the planner reproduce the recorded
+episodes of the current env version (-v1), number for number (``tests/recorded.py``).
 
 When an env id's version is bumped (dynamics, observations or rewards change), record the
-new version's file with ``python tests/recorded.py`` and point this test at it.
+new version's file with ``python tests/recorded.py`` and point this test at it.  The v0
+recording held the kernel redesign to the release before it; v1 (lesions, the death
+hazard, the recalibrated scenarios) was recorded after the recalibration.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ def test_grades_count_thresholds():
     ]  # fmt: skip
     thr = np.asarray(IRAE_HAZARD)
     assert rules.grade_at_least(1.0 - 1e-12, thr) == 3  # within AT_LEAST_RTOL
-    assert rules.grade_at_least(0.05, thr) == 0 and rules.grade_at_least(9.0, thr) == 5
+    assert rules.grade_at_least(0.05, thr) == 0 and rules.grade_at_least(9.0, thr) == 4
+    assert rules.grade_at_least(10.0, thr) == 5
     start = rules.low_run_start(0.05e9, 0.1e9, 3.0, np.inf)
     assert start == 3.0 and rules.low_run_start(0.05e9, 0.1e9, 9.0, start) == 3.0
     assert rules.low_run_start(0.2e9, 0.1e9, 10.0, start) == np.inf
@@ -126,3 +127,80 @@ def test_thresholds_are_defined_once():
             for m in pattern.finditer(path.read_text()):
                 found.setdefault(m.group(1), []).append(path.name)
     assert found == {name: ["rules.py"] for name in names}
+
+
+# --- several lesions ------------------------------------------------------------------------
+def _lesions(*mm: float) -> np.ndarray:
+    return np.array(mm, dtype=np.float64)
+
+
+def test_target_lesions_are_the_measurable_ones_seen_at_baseline():
+    target = np.zeros(4, dtype=np.bool_)
+    seen0 = np.zeros(4, dtype=np.bool_)
+    measurable_site = np.array([True, True, False, True])
+    # 40 mm and 20 mm lesions, a 30 mm bone lesion (not measurable), one below 10 mm
+    rules.baseline_lesions(_lesions(40.0, 20.0, 30.0, 6.0), measurable_site, target, seen0, R)
+    assert target.tolist() == [True, True, False, False]
+    assert seen0.tolist() == [True, True, True, False]
+    total, visible, new = rules.lesion_scan(_lesions(40.0, 20.0, 30.0, 6.0), target, seen0, R)
+    assert (total, visible, new) == (60.0, True, False)
+
+
+def test_new_lesion_is_progression_even_when_the_sum_shrinks():
+    target = np.array([True, True, False])
+    seen0 = np.array([True, True, False])
+    total, visible, new = rules.lesion_scan(_lesions(20.0, 10.0, 12.0), target, seen0, R)
+    assert total == 30.0 and new  # the third lesion was not seen at baseline
+    assert rules.scan_response(total, visible, 60.0, True, 60.0, R, new) == rules.PD
+    assert rules.scan_response(total, visible, 60.0, True, 60.0, R, False) == rules.PR
+
+
+def test_complete_response_needs_every_lesion_gone():
+    target = np.array([True, True, False])
+    seen0 = np.array([True, True, True])  # a non-measurable (bone) lesion seen at baseline
+    total, visible, new = rules.lesion_scan(_lesions(0.0, 0.0, 15.0), target, seen0, R)
+    assert total == 0.0 and visible and not new
+    assert rules.scan_response(total, visible, 60.0, True, 60.0, R, new) != rules.CR
+    total, visible, new = rules.lesion_scan(_lesions(0.0, 0.0, 0.0), target, seen0, R)
+    assert rules.scan_response(total, visible, 60.0, True, 60.0, R, new) == rules.CR
+
+
+def test_dissociated_response_is_one_lesion_shrinking_and_another_growing():
+    target = np.array([True, True, False])
+    base = _lesions(40.0, 40.0, 0.0)
+    assert rules.dissociated(_lesions(20.0, 50.0, 0.0), base, target, R)  # -50 %, +25 % (+10 mm)
+    assert not rules.dissociated(_lesions(20.0, 44.0, 0.0), base, target, R)  # +10 % only
+    assert not rules.dissociated(_lesions(20.0, 20.0, 0.0), base, target, R)  # both shrink
+    assert rules.dissociated(_lesions(20.0, 30.0, 12.0), base, target, R)  # a new lesion
+
+
+def test_hazard_crossing_is_linear_in_the_hazard():
+    assert rules.hazard_crossing_day(10.0, 0.2, 11.0, 0.6, 0.5) == pytest.approx(10.75)
+    assert rules.hazard_crossing_day(10.0, 0.2, 11.0, 0.2, 0.5) == 11.0  # flat: at the end
+
+
+def test_recist_over_lesions_in_the_readouts():
+    """clinical.recist_responses on (patients, lesions, times): the sum over target lesions,
+    CR only when every lesion is gone, a new lesion progresses."""
+    t = np.arange(5.0) * 42.0
+    scans = t
+    # patient 0: both lesions vanish (CR); patient 1: one vanishes, the other stays (PR);
+    # patient 2: the sum shrinks but a new lesion appears (PD)
+    mm = np.array(
+        [
+            [[40, 20, 8, 0, 0], [30, 15, 0, 0, 0], [0, 0, 0, 0, 0]],
+            [[40, 20, 0, 0, 0], [30, 30, 30, 30, 30], [0, 0, 0, 0, 0]],
+            [[40, 20, 20, 20, 20], [30, 15, 15, 15, 15], [0, 0, 12, 12, 12]],
+        ],
+        dtype=np.float64,
+    )
+    res = clinical.recist_responses(mm, scans, t)
+    R_ = clinical.Response
+    assert res.category[0].tolist() == [R_.NE, R_.PR, R_.CR, R_.CR, R_.CR]
+    assert res.category[1].tolist() == [R_.NE, R_.SD, R_.PR, R_.PR, R_.PR]
+    assert res.category[2].tolist() == [R_.NE, R_.PR, R_.PD, R_.PD, R_.PD]
+    assert res.progression_day.tolist() == [np.inf, np.inf, 84.0]
+    assert res.target.tolist() == [[True, True, False]] * 3
+    assert res.dissociated.tolist() == [False, False, True]
+    bor = clinical.best_overall_response(res.category, res.scan_days)
+    assert bor.tolist() == [R_.CR, R_.PR, R_.PR]

@@ -316,7 +316,8 @@ def test_patients_are_heterogeneous_within_bounds_and_at_homeostasis():
     # micro-environment established for the initial tumour
     m2 = Y0[:, MODEL.state_names.index("M2")]
     assert np.all(m2 > 0) and np.all(np.diff(m2[np.argsort(total)]) >= 0)
-    # death thresholds are unit-exponential draws
+    # death thresholds are unit-exponential draws (before the eligibility shift)
+    plausible = plausible.model_copy(update={"eligibility_days": None})
     Pt, _ = sample_patients(plausible, np.random.default_rng(1), 20000)
     threshold = Pt[:, col("death_threshold")]
     assert np.median(threshold) == pytest.approx(np.log(2.0), rel=0.03)
@@ -512,3 +513,90 @@ def test_calibration_targets_hold_on_a_smaller_cohort(name):
     ]
     assert not missed, missed
     assert all(ok for _, ok in calibration.ordering_checks(checks))
+
+
+def test_an_arm_switches_to_its_next_line_at_progression():
+    """``next_line``: the chemotherapy arm of KEYNOTE-024 with its crossover to pembrolizumab
+    (21 days after RECIST progression) gives anti-PD-1 exactly to the patients who progress,
+    from then on; the trajectory before progression is the plain arm's."""
+    sc = load_scenario("nsclc")
+    cohort = Cohort.test(sc, 40)
+    plain = cohort.run("platinum_doublet", rtol=1e-6)
+    switched = cohort.run("platinum_doublet_then_pembrolizumab", rtol=1e-6)
+    prog = cohort.readouts(plain).recist.progression_day
+    assert np.isfinite(prog).any() and not np.isfinite(prog).all()
+    a = switched["A_pd1"]
+    t = switched.t
+    for i in range(40):
+        if np.isfinite(prog[i]):
+            start = prog[i] + 21.0
+            before = t < start - 1e-9
+            assert np.all(a[i, before] < 1e-6)  # no antibody (the solver's round-off aside)
+            if start + 1 <= t[-1]:
+                assert a[i, t >= start + 1].max() > 0.0
+            assert_allclose(switched["Tp"][i, before], plain["Tp"][i, before])
+        else:
+            assert np.all(a[i] < 1e-6)
+            assert_allclose(switched["Tp"][i], plain["Tp"][i])
+    # the same arm as a protocol policy in the environment reads progression off the scans
+    from oncogym.agents.policies import ProtocolPolicy
+
+    assert ProtocolPolicy("platinum_doublet_then_pembrolizumab").name in protocol_names_of(sc)
+
+
+def protocol_names_of(sc) -> list[str]:
+    from oncogym.agents.policies import protocol_names
+
+    return protocol_names(sc.name)
+
+
+def test_calibration_only_arms_are_not_baselines():
+    from oncogym.agents.policies import ProtocolPolicy, protocol_names
+    from oncogym.envs import OncologyEnv
+
+    names = protocol_names("melanoma")
+    assert "ipilimumab_10" not in names and "pembrolizumab_10_q2w" not in names
+    assert "nivolumab_ipilimumab" in names and "ipilimumab" in names
+    policy = ProtocolPolicy("ipilimumab_10")
+    with pytest.raises(ValueError, match="calibration arm outside the environment's dose levels"):
+        policy.attach(OncologyEnv("melanoma"))
+
+
+def test_selection_makes_the_baseline_sum_of_diameters_follow_the_published_distribution():
+    """Allen et al. 2016 acceptance-rejection: plausible patients (wide priors) are accepted
+    so that the baseline sum of target diameters is log-normal with the scenario's median and
+    cv; without measurable disease a patient is never accepted; a cohort is the prefix of any
+    larger one."""
+    data = base_data("melanoma")
+    data["lesions"]["burden"].update(high=3e12, cv=2.0)  # room for the whole target
+    data["selection"].update(median=120.0, cv=0.5)
+    sc = validate_scenario(data)
+    P, Y0 = sample_patients(sc, np.random.default_rng(5), 3000)
+    sld = scenarios.baseline_sld_mm(sc, MODEL, Y0)
+    assert np.all(sld > 0)
+    sigma = np.sqrt(np.log1p(0.5**2))
+    assert np.median(sld) == pytest.approx(120.0, rel=0.08)
+    assert np.std(np.log(sld)) == pytest.approx(sigma, rel=0.12)
+    plausible = sc.model_copy(update={"selection": None})
+    _, Yp = sample_patients(plausible, np.random.default_rng(5), 3000)
+    assert np.median(scenarios.baseline_sld_mm(sc, MODEL, Yp)) < 80.0  # the priors alone
+    P2, Y2 = sample_patients(sc, np.random.default_rng(5), 300)
+    assert_array_equal(P2, P[:300]) and assert_array_equal(Y2, Y0[:300])
+
+
+def test_eligibility_shifts_the_death_threshold_by_the_baseline_hazard():
+    """Life expectancy >= 12 weeks: each threshold is the unit-exponential draw given that
+    the baseline hazard does not reach it in 84 days, i.e. the draw plus 84·h0."""
+    sc = load_scenario("melanoma")
+    assert sc.eligibility_days == 84
+    free = sc.model_copy(update={"eligibility_days": None})
+    P, Y0 = sample_patients(sc, np.random.default_rng(2), 200)
+    Pf, _ = sample_patients(free, np.random.default_rng(2), 200)
+    col = MODEL.param_names.index("death_threshold")
+    h0 = np.empty(200)
+    dydt = np.zeros(MODEL.n_states)
+    for b in range(200):
+        MODEL.rhs(0.0, Y0[b], Pf[b], np.zeros(len(MODEL.therapies)), dydt)
+        h0[b] = dydt[MODEL.state_names.index("Hz")]
+    assert_allclose(P[:, col], Pf[:, col] + 84.0 * h0)
+    assert np.all(h0 > 0)

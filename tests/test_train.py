@@ -33,7 +33,7 @@ from oncogym.agents.train import (
 )
 from oncogym.envs import ENV_IDS, OncologyVectorEnv, SB3VecEnv
 
-ENV = "oncogym/Melanoma-v0"
+ENV = "oncogym/Melanoma-v1"
 
 # Tiny budgets: 4 patients, a few hundred steps.
 TINY: dict[str, dict[str, Any]] = {
@@ -141,7 +141,7 @@ def test_overrides_and_merge(tmp_path: Path) -> None:
     cfg = load_config("a2c", ENV, path, {"policy_kwargs.net_arch": [16], "n_steps": 4})
     assert cfg.n_envs == 8 and cfg.hyperparams() == {"gamma": 0.95, "n_steps": 4}
     assert cfg.policy_kwargs == {"net_arch": [16]}
-    assert load_config("a2c", "oncogym/RCC-v0", path).hyperparams() == {"gamma": 0.9}
+    assert load_config("a2c", "oncogym/RCC-v1", path).hyperparams() == {"gamma": 0.9}
 
 
 def test_discrete_index_wrapper_round_trip() -> None:

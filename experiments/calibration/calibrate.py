@@ -69,6 +69,7 @@ class Args:
     maxfev: int
     fit: bool
     report: Path
+    restarts: int = 1
 
 
 # --- knobs ---------------------------------------------------------------------------------
@@ -226,17 +227,30 @@ def fit(name: str, args: Args, log: Any) -> tuple[dict[str, float], dict[str, An
         return out
 
     start = objective(u0)
-    if knobs and args.maxfev > 0:
-        simplex = [u0] + [
-            np.clip(u0 + 0.15 * np.eye(len(knobs))[i] * (1 if u0[i] < 0.85 else -1), 0.0, 1.0)
+    # Nelder-Mead in rounds: each round restarts from the best point so far with a fresh,
+    # smaller simplex (a collapsed simplex stalls on a loss that is a step function of the
+    # knobs: rates over a fixed cohort)
+    rounds = max(1, args.restarts + 1)
+    for r in range(rounds if knobs else 0):
+        budget = args.maxfev - len(cache)
+        if budget <= 0:
+            break
+        step = 0.15 / (1 + r)
+        u_start = best["u"]
+        simplex = [u_start] + [
+            np.clip(
+                u_start + step * np.eye(len(knobs))[i] * (1 if u_start[i] < 1 - step else -1),
+                0.0,
+                1.0,
+            )
             for i in range(len(knobs))
         ]
         minimize(
             objective,
-            u0,
+            u_start,
             method="Nelder-Mead",
             options={
-                "maxfev": args.maxfev,
+                "maxfev": budget if r == rounds - 1 else max(budget // (rounds - r), 1),
                 "initial_simplex": np.array(simplex),
                 "xatol": 1e-3,
                 "fatol": 1e-3,
@@ -334,9 +348,126 @@ def arm_lines(arms: dict[str, calibration.ArmSummary]) -> list[str]:
     return lines
 
 
-def population_lines(sc: scenarios.Scenario) -> list[str]:
+FIGURES = HERE / "figures"
+"""Where the report's survival figures go (``<scenario>_os.png``)."""
+
+_SURVIVAL_METRICS = ("os_rate", "median_os_months")
+
+
+def plot_survival(
+    name: str,
+    sc: scenarios.Scenario,
+    arms: dict[str, calibration.ArmSummary],
+    checks: Sequence[calibration.TargetCheck],
+    path: Path,
+) -> None:
+    """Kaplan–Meier OS of every arm with a published survival figure, with those figures on it.
+
+    Published landmarks (``os_rate``) are points at their month with the tolerance as an
+    error bar; medians (``median_os_months``) are points at S = 0.5 with theirs; one-sided
+    bounds are drawn as open markers.  Filled: fit targets; hollow outline: validation.
+
+    :param name: scenario name
+    :param sc: the scenario
+    :param arms: summaries by arm
+    :param checks: the target checks
+    :param path: where to write the PNG
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from oncogym.survival import kaplan_meier
+
+    with_os = [c for c in checks if c.target.metric in _SURVIVAL_METRICS]
+    names = list(dict.fromkeys(c.target.arm for c in with_os))
+    if not names:
+        return
+    colours = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(8.0, 5.2))
+    horizon_months = sc.horizon_days / clinical.DAYS_PER_MONTH
+    for k, arm in enumerate(names):
+        colour = colours[k % len(colours)]
+        km = kaplan_meier(*arms[arm].os)
+        t = np.concatenate([[0.0], km.time_days / clinical.DAYS_PER_MONTH, [horizon_months]])
+        surv = np.concatenate([[1.0], km.survival, [km.survival[-1] if km.survival.size else 1]])
+        ax.step(t, surv, where="post", color=colour, lw=1.6, label=arm.replace("_", " "))
+        for c in with_os:
+            tg = c.target
+            if tg.arm != arm:
+                continue
+            if tg.metric == "os_rate":
+                x, y, yerr, xerr = float(tg.at_months), tg.value, tg.tolerance, 0.0
+            else:
+                x, y, yerr, xerr = tg.value, 0.5, 0.0, tg.tolerance
+            face = colour if tg.role == "fit" else "white"
+            marker = {"within": "o", "at_least": "^", "at_most": "v"}[tg.kind]
+            ax.errorbar(
+                x,
+                y,
+                yerr=yerr if tg.kind == "within" else 0.0,
+                xerr=xerr if tg.kind == "within" else 0.0,
+                fmt=marker,
+                ms=7,
+                mfc=face,
+                mec=colour,
+                ecolor=colour,
+                capsize=3,
+                lw=1.0,
+            )
+    ax.set_xlim(0, horizon_months * 1.04)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("months from the start of treatment")
+    ax.set_ylabel("overall survival (Kaplan–Meier)")
+    ax.set_title(
+        f"{sc.title}\nsimulated overall survival (lines) against the published figures (markers)",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    handles, _ = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles += [
+        Line2D([], [], marker="o", ls="", mfc="grey", mec="grey", label="fit target"),
+        Line2D([], [], marker="o", ls="", mfc="white", mec="grey", label="validation target"),
+        Line2D([], [], marker="^", ls="", mfc="white", mec="grey", label="lower / upper bound"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def population_lines(sc: scenarios.Scenario, cohort: scenarios.Cohort) -> list[str]:
     """How the scenario's virtual patients are made (lesions, selection), for the report."""
     out = []
+    m = cohort.model
+    slots = scenarios.lesion_slots(m)
+    cells = np.stack(
+        [
+            cohort.y0[:, m.state_names.index(a)] + cohort.y0[:, m.state_names.index(b)]
+            for a, b in slots
+        ],
+        axis=1,
+    )
+    sld = scenarios.baseline_sld_mm(sc, m, cohort.y0)
+    q25, q50, q75 = np.quantile(sld, [0.25, 0.5, 0.75])
+    total = cells.sum(axis=1)
+    b25, b50, b75 = np.quantile(total, [0.25, 0.5, 0.75])
+    measured = (
+        f"Test cohort at baseline: sum of target diameters {q50:.0f} mm (IQR {q25:.0f}-{q75:.0f}), "
+        f"tumour cells {b50:.2g} (IQR {b25:.2g}-{b75:.2g})"
+    )
+    if sc.lesions is not None:
+        per = (cells > 0).sum(axis=1)
+        shares = ", ".join(
+            f"{k.replace('_', ' ')} {100 * np.mean(cells[:, i] > 0):.0f} %"
+            for i, k in enumerate(sc.lesions.sites)
+        )
+        measured += f"; lesions per patient {np.mean(per):.2f} ({shares})"
+    out.append(measured + ".")
     if sc.lesions is not None:
         sites = ", ".join(
             f"{k.replace('_', ' ')} ({100 * v.prevalence:.0f} %"
@@ -379,6 +510,8 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
     checks = calibration.check_targets(sc.targets, arms)
     orders = calibration.ordering_checks(checks)
     knobs = sc.calibration.knobs
+    figure = FIGURES / f"{name}_os.png"
+    plot_survival(name, sc, arms, checks, figure)
     n_fit = sum(c.target.role == "fit" for c in checks)
     n_val = len(checks) - n_fit
     if n_val == 0:
@@ -399,7 +532,7 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
         f"call each, {sc.horizon_days:.0f} days).  Knobs {len(knobs)}, fit targets {n_fit}, "
         f"validation targets {n_val}: {status}.",
         "",
-        *population_lines(sc),
+        *population_lines(sc, cohort),
         "",
     ]
     missed: list[str] = []
@@ -434,6 +567,11 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
     if orders:
         lines += ["Published ordering of arms:", ""]
         lines += [f"* {d}: {'kept' if ok else '**not kept**'}" for d, ok in orders]
+    if figure.exists():
+        lines += [
+            "",
+            f"![Simulated overall survival and the published figures](figures/{figure.name})",
+        ]
     lines += ["", "All arms (readouts not targeted are shown for context):", ""]
     lines += arm_lines(arms)
     if knobs:
@@ -469,12 +607,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{DEFAULT_FIT_PATIENTS})",
     )
     ap.add_argument("--patients", type=int, default=1000, help="test cohort size (report)")
-    ap.add_argument("--maxfev", type=int, default=80, help="Nelder-Mead evaluations per scenario")
+    ap.add_argument(
+        "--maxfev", type=int, default=200, help="loss evaluations per scenario (all rounds)"
+    )
+    ap.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="Nelder-Mead restarts from the best point, with a smaller simplex",
+    )
     ap.add_argument("--no-fit", dest="fit", action="store_false", help="only evaluate and report")
     ap.add_argument("--report", type=Path, default=REPORT)
     ap.add_argument("--no-report", dest="write_report", action="store_false", help="only fit")
     ns = ap.parse_args(argv)
-    args = Args(ns.scenarios, ns.fit_patients, ns.patients, ns.maxfev, ns.fit, ns.report)
+    args = Args(
+        ns.scenarios, ns.fit_patients, ns.patients, ns.maxfev, ns.fit, ns.report, ns.restarts
+    )
     for name in args.scenarios:
         if name not in scenarios.available_scenarios():
             ap.error(f"--scenarios: unknown {name!r}; allowed: {scenarios.available_scenarios()}")

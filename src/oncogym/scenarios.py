@@ -16,7 +16,15 @@ recalibration, and the fitted values are one small, diffable file per scenario.
 **Virtual patients.**  Each entry of ``params`` (model parameters) and ``initial``
 (initial states) is a log-normal distribution given by its median and coefficient of
 variation (``cv = 0``: a fixed value; a plain number in YAML means that), optionally
-clipped to ``[low, high]``.  ``correlations`` correlate the underlying normals
+clipped to ``[low, high]`` (or ``distribution: exponential``: the death thresholds).
+Metastatic scenarios give ``lesions`` instead of the tumour's initial states: the total
+burden, the antigen-low share per lesion and up to four sites (prevalence, size share,
+CTL infiltration, lethality, RECIST-measurable), which fill the model's lesion slots.  A
+``selection`` accepts plausible patients so that their baseline sum of target diameters
+follows a published distribution (Allen, Rieger & Musante 2016), or only requires
+measurable disease; ``eligibility_days`` encodes the trials' "life expectancy of at least
+12 weeks" by conditioning each death threshold on the baseline hazard not reaching it
+within that many days.  ``correlations`` correlate the underlying normals
 (log scale).  :func:`sample_patients` draws one standard-normal matrix of shape
 (n, k) from the caller's generator, so a cohort of n patients is the first n rows of
 any larger cohort with the same seed.  States not given in ``initial`` start at
@@ -477,6 +485,12 @@ class Scenario(BaseModel):
     initial: dict[str, ParamDistribution] = Field(default_factory=dict)
     lesions: Lesions | None = None
     selection: Selection | None = None
+    eligibility_days: float | None = Field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="trial inclusion: a life expectancy of at least this many days",
+    )
     protocols: dict[str, Protocol] = Field(default_factory=dict)
     targets: list[CalibrationTarget] = Field(default_factory=list)
     calibration: Calibration = Field(default_factory=Calibration)
@@ -922,7 +936,26 @@ def _draw_candidates(
     env_states = [s for s in ("M2", "S") if s not in sc.initial]
     if len(env_states) == 2:
         _microenvironment(m, P, Y0)
+    if sc.eligibility_days is not None:
+        _eligible(m, P, Y0, sc.eligibility_days)
     return P, Y0
+
+
+def _eligible(m: models.Model, P: np.ndarray, Y0: np.ndarray, days: float) -> None:
+    """Trial inclusion "life expectancy of at least ``days``": each patient's death threshold
+    is drawn given that their baseline hazard h0 does not reach it within ``days``.  The
+    threshold is unit-exponential, so that condition adds h0·days to it (memorylessness):
+    a patient is not enrolled to die before the first scan, yet dies as soon once the
+    disease has grown."""
+    if "Hz" not in m.state_names or "death_threshold" not in m.param_names:
+        return
+    k = m.state_names.index("Hz")
+    col = m.param_names.index("death_threshold")
+    dydt = np.zeros(m.n_states)
+    u = np.zeros(len(m.therapies))
+    for b in range(P.shape[0]):
+        m.rhs(0.0, Y0[b], P[b], u, dydt)
+        P[b, col] += days * dydt[k]
 
 
 def _draw_lesions(

@@ -19,6 +19,7 @@ lifelines (and pandas) are imported on first use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -186,9 +187,17 @@ def log_rank(time_days: Any, event: Any, ref_time_days: Any, ref_event: Any) -> 
 def hazard_ratio(
     time_days: Any, event: Any, ref_time_days: Any, ref_event: Any
 ) -> tuple[float, float, float]:
-    """Cox proportional-hazards ratio of an arm vs a reference arm, with 95 % CI."""
+    """Cox proportional-hazards ratio of an arm vs a reference arm, with 95 % CI.
+
+    ``(nan, nan, nan)`` when the fit does not converge (lifelines warns of, or fails on, a
+    perfect separation: e.g. every death in one arm of a tiny cohort), where no finite
+    ratio is estimable.
+    """
+    import warnings
+
     import pandas as pd
     from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
     t, e = check(time_days, event, "hazard_ratio")
     rt, re_ = check(ref_time_days, ref_event, "hazard_ratio(reference)")
@@ -199,7 +208,18 @@ def hazard_ratio(
             "arm": np.concatenate([np.ones(t.size), np.zeros(rt.size)]),
         }
     )
-    cph = CoxPHFitter().fit(df, duration_col="time", event_col="event")
+    nan = (math.nan, math.nan, math.nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            cph = CoxPHFitter().fit(df, duration_col="time", event_col="event")
+        except ConvergenceError:
+            return nan
+    for w in caught:  # anything else is passed on
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        return nan
     hr = float(np.exp(cph.params_["arm"]))
     low, high = (float(np.exp(x)) for x in cph.confidence_intervals_.loc["arm"])
     return hr, low, high

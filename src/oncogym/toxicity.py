@@ -16,7 +16,7 @@ once reached, every later time has grade 5.  Thresholds (module constants):
   C* = 6.25e10 cells to 2.0e9 cells/L).
 * **irae** — the cumulative irAE hazard H (dimensionless; 1 − e^{−H} is the chance of
   an immune-related adverse event by then) graded deterministically by thresholds
-  H ≥ 0.1, 0.5, 1, 2, 5 for G1…G5 (chosen; the calibration fits the hazard rate and
+  H ≥ 0.1, 0.5, 1, 2, 10 for G1…G5 (chosen; the calibration fits the hazard rate and
   its spread across patients, not these cut-offs).
 * **crs** — the IL-6-like signal (pg/mL) ≥ 40, 150, 500, 2000, 10000 for G1…G5
   (chosen; peak IL-6 rises with CRS grade, MODELS.md §6e/§12).  The grade follows
@@ -50,8 +50,10 @@ NEUTROPENIA_FATAL_ANC_PER_L = 0.1e9
 NEUTROPENIA_FATAL_DAYS = 14.0
 LYMPHOPENIA_ALC_PER_L = (1.0e9, 0.8e9, 0.5e9, 0.2e9)
 """ALC below these (cells/L) gives grades 1–4."""
-IRAE_HAZARD = (0.1, 0.5, 1.0, 2.0, 5.0)
-"""Cumulative irAE hazard at or above these gives grades 1–5."""
+IRAE_HAZARD = (0.1, 0.5, 1.0, 2.0, 10.0)
+"""Cumulative irAE hazard at or above these gives grades 1–5 (grade 5 at 10: about 1 % of
+patients on nivolumab + ipilimumab with the melanoma calibration, as the treatment-related
+deaths of CheckMate 067, against 7 % with a threshold of 5)."""
 CRS_IL6_PG_ML = (40.0, 150.0, 500.0, 2000.0, 10000.0)
 """IL-6-like signal (pg/mL) at or above these gives grades 1–5."""
 RADIATION_LATE_BED_GY3 = (100.0, 117.0, 133.0, 150.0, 183.0)

@@ -7,11 +7,16 @@ T = T⁺ + T⁻; ``drug`` = 1 − e^{−δ·M}; ψ the immunosuppression factor;
 factor; κ the CTLA-4 priming factor; η the CD4-help factor; x the CAR antigen
 contact; RO receptor occupancies.  One line per mechanism (form — source):
 
-* tumour growth, shared capacity: a·T⁺(1 − b·T), a·f⁻·T⁻(1 − b·T) — §3b [V-code], §9e
-* antigen loss: μ_loss·a·T⁺ moves T⁺ → T⁻ — §9e [M]
-* NK kill of both clones: c·ψ·N·T± — §3b [V-code]; ψ from §3d/§9a
-* CTL kill of T⁺ only: D·T⁺, D = d·F·ψ·(L/T⁺)^l/(s + (L/T⁺)^l) — §3a/§3b [V-code]
-* PD-1/PD-L1: F = 1/(1 + Q/K_TQ), Q = pdl1·(1 − RO_pd1) — §4a [V-code] (RO form §4a note)
+* lesions: up to four (i = 1…4), each with T⁺_i and T⁻_i, sharing every other state (the
+  immune system, drugs); T = Σ_i (T⁺_i + T⁻_i); lesion 1 is (``Tp``, ``Tn``) — chosen form
+* tumour growth, shared capacity: a·T⁺_i(1 − b·T), a·f⁻·T⁻_i(1 − b·T) — §3b [V-code], §9e
+* antigen loss: μ_loss·a·T⁺_i moves T⁺_i → T⁻_i — §9e [M]
+* NK kill of both clones: c·ψ·N·T±_i — §3b [V-code]; ψ from §3d/§9a
+* CTL kill of T⁺ only: D_i·T⁺_i, D_i = d·F·ψ·r_i^l/(s + r_i^l), r_i = L·infil_i/W,
+  W = Σ_j infil_j·T⁺_j (CTLs home to the lesions by infiltration × antigen; with one lesion
+  and infil = 1, r = L/T⁺) — §3a/§3b [V-code]; the recruitment term uses Σ_i D_i·T⁺_i
+* PD-1/PD-L1: F = 1/(1 + Q/K_TQ), Q = pdl1·(1 − ε·RO_pd1), ε < 1 (blockade capped, so the
+  effect saturates with occupancy at clinical doses) — §4a [V-code] (RO form §4a note)
 * immunosuppression: ψ = e^{−δ_R·R}/(1 + γ_S·S) — de Pillis 2013 §3d, Arciero 2004 §9a [V-code]
 * CTLA-4: κ = 1 + E_ctla4·RO_ctla4 on priming; Treg depletion k_dep·RO_ctla4·R — §4c [M]
 * CD4 help: η = h_min + (1 − h_min)·H/(K_H + H) on CTL priming — DESIGN §3 (chosen form)
@@ -43,11 +48,17 @@ contact; RO receptor occupancies.  One line per mechanism (form — source):
 * lymphodepletion: log-kill ld_kill per course day of C, N, L, H, R, CAR-T and ld_marrow of
   marrow progenitors (a bolus of n days, or the same log-kill spread over an infusion window)
   — chosen (§6e doses)
-* radiotherapy fraction d: T± ×= 1 − f_field + f_field·e^{−αd−βd²} (f_field: share of the
-  burden inside the field [M]); C, N, L, H, R, CAR-T ×= e^{−α_L·f_blood·d};
+* radiotherapy fraction d, to lesion 1: T±_1 ×= 1 − f_field + f_field·e^{−αd−βd²}
+  (f_field: share of lesion 1 inside the field [M]; the other lesions are outside it);
+  C, N, L, H, R, CAR-T ×= e^{−α_L·f_blood·d};
   BED_late += f_tissue·d·(1 + f_tissue·d/3) — §7a/§7b [M]
-* irAE hazard: k_irae·(RO_pd1 + w·RO_ctla4)·κ·(H + L)/(H + L + K_irae) — §4d/§11 (chosen)
+* irAE hazard: k_irae·(RO_pd1 + w·C_ctla4/(C_ctla4 + K_irae4))·κ·(H + L)/(H + L + K_irae):
+  PD-1 occupancy (saturated at clinical doses) plus anti-CTLA-4 exposure (not saturated:
+  ipilimumab toxicity rises with dose) — §4d/§11 (chosen)
 * CRS (IL-6-like): crs_prod·(CAR kill rate) − crs_clear·IL6 — §6e [M] (chosen values)
+* death: cumulative hazard Hz, dHz/dt = bg + r·(Σ_i lethality_i·T_i / T_ref)^p; the patient
+  dies when Hz reaches their unit-exponential threshold — chosen form, calibrated per
+  scenario to untreated / best-supportive-care survival
 
 Therapies (clinical units): ``chemo`` (mg/m²), ``il2`` (IU/kg), ``til`` (cells),
 ``anti_pd1`` (mg), ``anti_ctla4`` (mg/kg), ``vaccine`` (antigen-loaded APCs, cells),
