@@ -155,3 +155,17 @@ def test_every_scenario_has_more_targets_than_knobs_or_says_so():
         assert (len(fit) > len(sc.calibration.knobs)) != (name in IDENTIFIED), name
         fit_arms = set(calibration.scenario_arms(sc, "fit"))
         assert set(sc.calibration.arms) <= fit_arms
+
+
+@pytest.mark.parametrize(
+    ("name", "arm"), [("melanoma", "nivolumab_ipilimumab"), ("nsclc", "pembrolizumab_chemotherapy")]
+)
+def test_calibration_readouts_and_the_evaluator_agree_on_toxicity(name, arm):
+    """One toxicity truth: the calibration's cohort readouts and the environment evaluator
+    grade the same days (up to death, not the simulated days after it), so a protocol on a
+    cohort has the same worst grades per category in both."""
+    cohort = Cohort.test(name, 40)
+    s = calibration.run_arm(cohort, arm, rtol=1e-6)
+    r = rollout(ProtocolPolicy(arm), name, cohort=cohort)
+    for j, category in enumerate(r.tox_categories):
+        assert np.array_equal(s.worst_grades[category] >= 3, r.worst_grade[:, j] >= 3), category

@@ -233,6 +233,13 @@ def test_batch_input_forms_agree():
     shared = oncogym.simulate_batch("kimmel2021", 50, n=4)
     assert shared.y.shape[0] == 4 and np.all(shared.y == shared.y[0])
     assert by_mapping["B"].shape == (3, 51)
+    # a mapping of scalars is the same for every patient, whatever their number (the README's
+    # simulate_batch example: an array of parameters with y0={"B": ...})
+    scalar_y0 = oncogym.simulate_batch("kimmel2021", 50, params=P, y0={"B": 50.0})
+    assert scalar_y0.y.shape[0] == 3
+    for i in range(3):
+        one = oncogym.simulate("kimmel2021", 50, params={"rB": rb[i]}, y0={"B": 50.0})
+        assert_array_equal(scalar_y0.y[i], one.y)
 
 
 def test_batch_bad_input():

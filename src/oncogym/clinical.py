@@ -731,7 +731,8 @@ def patient_readouts(
 
     Death = lethal burden, the cumulative hazard reaching the death threshold (when
     ``hazard`` is given) or any grade 5 (``grades`` must then be on ``t_days``); scans
-    after death are NE.  RECIST reads the lesions of ``lesion_cells`` (default: ``cells``
+    after death are NE, and the worst grades count the output times up to the first one
+    at or after death (as the environments grade them).  RECIST reads the lesions of ``lesion_cells`` (default: ``cells``
     as one lesion).
 
     :param cells: total tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``
@@ -753,7 +754,6 @@ def patient_readouts(
     worst: dict[str, Any] = {}
     flag = None
     if grades is not None:
-        worst = worst_grade(grades)
         flag = np.zeros(c.shape, dtype=bool)
         for name, value in grades.items():
             g = np.atleast_2d(np.asarray(value))
@@ -767,6 +767,19 @@ def patient_readouts(
         death_kw.update(hazard=np.atleast_2d(hazard), threshold=death_threshold)
     dead = np.atleast_1d(death_day(c, t, **death_kw))
     overall = overall_survival(c, t, **death_kw)
+    if grades is not None:
+        # toxicity counts while the patient lives: up to the first output time at or after
+        # death (the environments grade the same days: the interval ends at death's output)
+        last = np.searchsorted(t, dead - 1e-9, side="left")  # first t >= death (len: alive)
+        lived = np.arange(t.size)[np.newaxis, :] <= last[:, np.newaxis]
+        worst = worst_grade(
+            {
+                name: np.where(lived, np.atleast_2d(np.asarray(value)), 0)
+                for name, value in grades.items()
+            }
+        )
+        if single:
+            worst = {k: v[0] for k, v in worst.items()}
     diameter = tumour_diameter_mm(c, cells_per_cm3)
     if lesion_cells is None:
         seen = diameter

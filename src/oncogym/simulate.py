@@ -329,6 +329,7 @@ def _rows(
         lengths = {len(np.atleast_1d(v)) for v in values.values() if np.ndim(v) > 0}
         if len(lengths) > 1:
             raise ValueError(f"{kind}: per-patient arrays have different lengths {sorted(lengths)}")
+        per_patient = bool(lengths)
         b = lengths.pop() if lengths else (n or 1)
         arr = np.tile(base, (b, 1))
         for key, v in values.items():
@@ -341,7 +342,8 @@ def _rows(
             if not np.all(np.isfinite(col)) or np.any(col < 0):
                 raise ValueError(f"{kind}[{key!r}]: every value must be finite and >= 0")
             arr[:, names.index(key)] = col
-        return arr, b
+        # scalars only: the same values for every patient, whatever their number
+        return arr, (b if per_patient else None)
     if isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
         build = model.params_array if kind == "params" else model.state_array
         rows = []
