@@ -732,8 +732,8 @@ def patient_readouts(
     Death = lethal burden, the cumulative hazard reaching the death threshold (when
     ``hazard`` is given) or any grade 5 (``grades`` must then be on ``t_days``); scans
     after death are NE, and the worst grades count the output times up to the first one
-    at or after death (as the environments grade them).  RECIST reads the lesions of ``lesion_cells`` (default: ``cells``
-    as one lesion).
+    at or after death (as the environments grade them).  RECIST reads the lesions of
+    ``lesion_cells`` (default: ``cells`` as one lesion).
 
     :param cells: total tumour cells, ``(n_times,)`` or ``(n_patients, n_times)``
     :param t_days: output times (days), strictly increasing
