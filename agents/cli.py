@@ -534,7 +534,8 @@ def train(
     ] = None,
     timesteps: Annotated[int | None, typer.Option(help="total environment steps")] = None,
     config: Annotated[
-        Path | None, typer.Option(help="hyperparameter YAML (default experiments/hyperparams)")
+        Path | None,
+        typer.Option(help="hyperparameter YAML (default: the package's hyperparams/<algo>.yml)"),
     ] = None,
     run_dir: Annotated[
         Path | None, typer.Option(help="run folder (one seed; default runs/<task>/<algo>_s<seed>)")
@@ -608,7 +609,8 @@ def train(
 def tune(
     env: Annotated[str, typer.Argument(help="env id or scenario")] = "oncogym/Melanoma-v1",
     space: Annotated[
-        Path | None, typer.Option(help="search-space YAML (default experiments/tune/ppo.yml)")
+        Path | None,
+        typer.Option(help="search-space YAML (default: the package's search_spaces/ppo.yml)"),
     ] = None,
     samples: Annotated[int | None, typer.Option(help="trials (default: the YAML's)")] = None,
     out: Annotated[Path, typer.Option(help="results folder")] = Path("tune_results"),

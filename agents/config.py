@@ -1,6 +1,12 @@
-"""Training configurations: rl-zoo style YAML hyperparameters, validated by pydantic.
+"""Training configurations: YAML hyperparameters, validated by pydantic.
 
-A hyperparameter file (``experiments/hyperparams/<algo>.yml``) maps env ids to entries,
+The files are laid out as rl-baselines3-zoo's (keyed by env id over a ``default:`` entry)
+but are not rl_zoo3 files: normalisation is a nested ``normalize:`` mapping of
+VecNormalize's arguments (rl_zoo3 passes its keys on, and VecNormalize rejects ``obs``),
+schedules are ``lin_<value>`` strings, and ``rl_zoo3.train`` does not know the oncogym env
+ids' vector entry point.  Train with ``oncogym train`` (or :func:`oncogym.agents.train.train`).
+
+A hyperparameter file (``oncogym/agents/hyperparams/<algo>.yml``) maps env ids to entries,
 with a ``default:`` entry for ids it does not name::
 
     default:

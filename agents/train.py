@@ -1,7 +1,7 @@
 """Training Stable-Baselines3 agents on the oncogym environments, and loading them back.
 
 :func:`train` runs one algorithm on one env id with hyperparameters from
-``experiments/hyperparams/<algo>.yml`` (rl-zoo style, validated by
+``oncogym/agents/hyperparams/<algo>.yml`` (package data; rl-zoo layout, validated by
 :mod:`oncogym.agents.config`) on the native batched vector env
 (:class:`oncogym.envs.SB3VecEnv`: ``n_envs`` patients advanced in one compiled call),
 with ``VecNormalize`` where configured, TensorBoard logs (when ``tensorboard`` is
@@ -94,8 +94,9 @@ from oncogym.envs.registration import ENV_IDS, VECTOR_ENTRY_POINT
 
 log = logging.getLogger(__name__)
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parents[1] / "experiments" / "hyperparams"
-"""Where ``<algo>.yml`` files are looked up (the repository's ``experiments/``)."""
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+"""Where the default ``<algo>.yml`` files are: package data of ``oncogym.agents``, so that a
+wheel install trains with the same hyperparameters as a checkout."""
 
 CHECKPOINT_PREFIX = "rl_model"
 DEFAULT_CHECKPOINT_FREQ = 100_000
@@ -250,7 +251,7 @@ def load_config(
     """The validated configuration of ``algo`` on ``env_id``.
 
     :param config: a YAML file keyed by env id (default
-        ``experiments/hyperparams/<algo>.yml``; without that file the algorithm's defaults),
+        ``oncogym/agents/hyperparams/<algo>.yml``, shipped with the package),
         or an already selected entry (a mapping of keys)
     :param overrides: keys laid over the entry; dotted keys reach into mappings
         (``{"policy_kwargs.net_arch": [32, 32]}``)
@@ -262,7 +263,10 @@ def load_config(
     else:
         path = Path(config) if config is not None else HYPERPARAMS_DIR / f"{name}.yml"
         if config is None and not path.exists():
-            entry, where = {}, f"{name} defaults"
+            raise FileNotFoundError(
+                f"config: the default hyperparameters of {name} ({path}) are missing from the "
+                "installed package; reinstall oncogym or pass --config"
+            )
         else:
             entry = select_entry(read_yaml(path), env_id, str(path))
             where = f"{path} [{env_id}]"
@@ -427,7 +431,7 @@ def train(
         a larger value extends a finished run
     :param run_dir: the run folder (default ``runs/<algo>/<Env>-seed<seed>-<time>``);
         required with ``resume``
-    :param config: hyperparameter YAML (default ``experiments/hyperparams/<algo>.yml``) or
+    :param config: hyperparameter YAML (default ``oncogym/agents/hyperparams/<algo>.yml``) or
         an entry as a mapping; ignored with ``resume`` (the run's ``config.yml`` is used)
     :param resume: continue the run in ``run_dir`` from its newest complete checkpoint (or
         its final model), keeping the timestep count (``reset_num_timesteps=False``)

@@ -1,6 +1,6 @@
 """Hyperparameter search with Ray Tune: Optuna proposes, ASHA stops the weak trials early.
 
-The search space lives in YAML under ``experiments/tune/<algo>.yml`` (validated; unknown
+The search space lives in YAML under ``oncogym/agents/search_spaces/<algo>.yml`` (validated; unknown
 keys rejected).  Each trial trains the algorithm (:func:`oncogym.agents.train.train`) in
 ``reports`` chunks of ``timesteps_per_report`` steps (continuing its own run from the
 previous chunk), and after each chunk scores the agent on a *validation* cohort — patients
@@ -20,7 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-TUNE_DIR = Path(__file__).resolve().parents[1] / "experiments" / "tune"
+TUNE_DIR = Path(__file__).resolve().parent / "search_spaces"
+"""The default search spaces (package data of ``oncogym.agents``)."""
 VALIDATION_DRAW = 9_999
 """Index of the training-distribution cohort used for validation (Cohort.train k)."""
 
@@ -153,7 +154,7 @@ def tune_hyperparams(
 ) -> tuple[Path, dict[str, Any], float]:
     """Run the search; returns ``(best config YAML path, best hyperparameters, score)``.
 
-    :param space: search YAML (default ``experiments/tune/<algo>.yml`` of PPO)
+    :param space: search YAML (default ``oncogym/agents/search_spaces/ppo.yml``)
     :param out: folder of the Ray Tune experiment and of ``best_<algo>.yml``
     """
     from oncogym.envs import ENV_IDS
