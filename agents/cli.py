@@ -395,10 +395,21 @@ def _split(values: Sequence[str] | None) -> list[str]:
 
 
 def _int_list(values: Sequence[str] | None, option: str) -> list[int]:
+    """Non-negative integers from ``0,1,2`` or repeated options; errors name ``option``."""
     try:
-        return [int(x) for x in _split(values)]
+        out = [int(x) for x in _split(values)]
     except ValueError:
         raise CliError(f"{option}: expected integers, got {', '.join(values or [])}") from None
+    bad = [x for x in out if x < 0]
+    if bad:
+        raise CliError(f"{option}: expected integers >= 0, got {bad[0]}")
+    return out
+
+
+def _workers(workers: int) -> int:
+    if workers < 1:
+        raise CliError(f"--workers: must be >= 1, got {workers}")
+    return workers
 
 
 def _task_of(name: str) -> tuple[str, str]:
@@ -491,7 +502,7 @@ def evaluate(
 ) -> None:
     """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort."""
     from .evaluate import rollout, write_report
-    from .policies import make_baseline
+    from .policies import baseline_names, make_baseline
 
     try:
         task, _ = _task_of(scenario)
@@ -501,6 +512,11 @@ def evaluate(
             from .train import load_agent
 
             pol = load_agent(policy)
+        elif policy not in baseline_names(task) and ("/" in policy or Path(policy).suffix):
+            raise CliError(
+                f"policy: no training run folder {policy!r} (and it is not a baseline of "
+                f"{task}: {', '.join(baseline_names(task))})"
+            )
         else:
             pol = make_baseline(policy, task, seed=seed)
         with _progress() as prog:
@@ -560,6 +576,7 @@ def train(
         if name not in ALGOS:
             raise CliError(f"--algo: unknown algorithm {algo!r}; allowed: {', '.join(ALGOS)}")
         seed_list = _int_list(seeds, "--seed") or [0]
+        _workers(workers)
         if backend not in BACKENDS:
             raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
         if len(seed_list) == 1 and backend == "local":
@@ -626,6 +643,8 @@ def tune(
         _, env_id = _task_of(env)
         if samples is not None and samples < 1:
             raise CliError(f"--samples: must be >= 1, got {samples}")
+        if cpus < 1:
+            raise CliError(f"--cpus: must be >= 1, got {cpus}")
         path, params, score = tune_hyperparams(
             env_id, space, out=out, num_samples=samples, cpus=cpus, address=address, seed=seed
         )
@@ -701,6 +720,7 @@ def benchmark(
                     f"--train: unknown algorithm {bad[0]!r}; allowed: {', '.join(ALGOS)}"
                 )
         seed_list = _int_list(seeds, "--seeds") or [0]
+        _workers(workers)
         if patients < 1:
             raise CliError(f"--patients: must be >= 1, got {patients}")
         planner_kw = {k: _number(v) for k, v in _parse_assignments_str(planner or [], "--planner")}

@@ -163,6 +163,12 @@ def rollout(
     n = len(cohort) if cohort is not None else int(n_patients)
     if n < 1:
         raise ValueError(f"n_patients: expected a positive integer, got {n_patients!r}")
+    trained_on = getattr(policy, "env_id", None)
+    if trained_on is not None and getattr(policy, "task", task) != task:
+        raise ValueError(
+            f"policy: trained on {trained_on} ({policy.task}); evaluate it on {policy.task}, "
+            f"not {task}"
+        )
     mode = getattr(policy, "action_mode", "continuous")
     kwargs = dict(getattr(policy, "env_kwargs", None) or {})
     kwargs.update(env_kwargs or {})

@@ -475,7 +475,10 @@ def train(
         cfg = load_config(name, env_id, config, over)
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name, env_id, seed)
         if (run_dir / "config.yml").exists():
-            raise ConfigError(f"run_dir: {run_dir} already holds a run (use resume=True)")
+            raise ConfigError(
+                f"run_dir: {run_dir} already holds a run; continue it with --resume "
+                "(resume=True), or choose another folder"
+            )
     spec = ALGOS[name]
     env_kwargs = cfg.env_kwargs
     if env_kwargs.get("action_mode", spec.action_mode) != spec.action_mode:

@@ -146,6 +146,15 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
         (["benchmark", "--planner", "foo"], "--planner: expected KEY=VALUE"),
         (["train", "--algo", "xgb"], "--algo: unknown algorithm 'xgb'; allowed: ppo"),
         (["train", "mars"], "scenario: unknown 'mars'"),
+        (["train", "--seeds", "0,1", "--workers", "0"], "--workers: must be >= 1, got 0"),
+        (["benchmark", "--workers", "0"], "--workers: must be >= 1, got 0"),
+        (["train", "--seeds", "-1"], "--seed: expected integers >= 0, got -1"),
+        (["benchmark", "--seeds", "0,-2"], "--seeds: expected integers >= 0, got -2"),
+        (["tune", "--cpus", "0"], "--cpus: must be >= 1, got 0"),
+        (
+            ["evaluate", "runs/melanoma/ppo_s9"],
+            "policy: no training run folder 'runs/melanoma/ppo_s9' (and it is not a baseline",
+        ),
     ],
 )
 def test_agent_commands_bad_arguments_one_line(args, message):
@@ -193,4 +202,8 @@ def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
     assert ev.exit_code == 0, ev.output
     assert "melanoma: 2 test patients" in ev.output
     again = runner.invoke(app, ["train", "melanoma", "--run-dir", str(tmp_path / "r0")])
-    assert again.exit_code == 2 and "already holds a run (use resume=True)" in again.output
+    assert again.exit_code == 2 and "already holds a run; continue it with --resume" in again.output
+    # an agent evaluated on a scenario it was not trained on: named, not a dose-level error
+    wrong = runner.invoke(app, ["evaluate", str(tmp_path / "r0"), "-s", "nsclc", "--patients", "2"])
+    assert wrong.exit_code == 2
+    assert "trained on oncogym/Melanoma-v1 (melanoma); evaluate it on melanoma" in wrong.output
