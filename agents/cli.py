@@ -8,7 +8,9 @@ allowed values, never a traceback.
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +29,64 @@ app = typer.Typer(
     help="oncogym: tumour-immune simulation and RL benchmarks for cancer therapy scheduling.",
 )
 console = Console()
+NON_TTY_WIDTH = 200
+"""Console width when output is not a terminal (CI, a log file): tables print whole."""
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _configure_output() -> None:
+    """Progress as log lines (``oncogym.*`` loggers, INFO) and full-width tables.
+
+    On a terminal the log lines go through rich (above the progress bars); elsewhere
+    (CI, ``nohup``, a pipe) they are plain time-stamped lines on stderr, the only progress
+    shown there, and tables are printed :data:`NON_TTY_WIDTH` columns wide instead of
+    being wrapped at 80.
+    """
+    logger = logging.getLogger("oncogym")
+    logger.setLevel(logging.INFO)
+    for h in [h for h in logger.handlers if getattr(h, "_oncogym_cli", False)]:
+        logger.removeHandler(h)
+    handler: logging.Handler
+    if console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, show_level=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        console.width = NON_TTY_WIDTH
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler._oncogym_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 @app.callback()
 def _setup() -> None:
     """oncogym: tumour-immune simulation and RL benchmarks for cancer therapy scheduling."""
+    from oncogym import _jit
+
     from ._threads import prefer_workqueue_threading
 
     prefer_workqueue_threading()  # Numba's own thread pool beside torch (see _threads)
+    _configure_output()
+    if _jit.CACHE_IS_COLD:
+        logging.getLogger("oncogym.agents.cli").info(
+            "first run of this oncogym version here: the first simulation compiles the "
+            "Numba kernels (about a minute; cached in %s)",
+            _jit.nb.config.CACHE_DIR,
+        )
 
 
 @dataclass(frozen=True)
@@ -562,11 +614,30 @@ def train(
     backend: Annotated[str, typer.Option(help="several seeds: local or ray")] = "local",
     workers: Annotated[int, typer.Option(help="several seeds: runs in parallel")] = 1,
     address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+    clinical_evals: Annotated[
+        int,
+        typer.Option(
+            help="one seed: clinical evaluations on validation patients during training "
+            "(TensorBoard clinical/*; 0: none)"
+        ),
+    ] = 10,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="one seed: override a config key, KEY=VALUE (YAML value; dotted keys reach "
+            "inside mappings), repeatable",
+        ),
+    ] = None,
+    checkpoint_freq: Annotated[
+        int, typer.Option(help="one seed: checkpoint every this many steps (0: none)")
+    ] = 100_000,
+    tensorboard: Annotated[bool, typer.Option(help="one seed: write TensorBoard logs")] = True,
 ) -> None:
     """Train an SB3 agent (one seed, or several seeds as parallel units)."""
     from .backends import BACKENDS, run_units
     from .config import ConfigError
-    from .train import ALGOS
+    from .train import ALGOS, parse_overrides
     from .train import train as train_run
     from .units import BenchmarkConfig, Unit
 
@@ -577,6 +648,11 @@ def train(
             raise CliError(f"--algo: unknown algorithm {algo!r}; allowed: {', '.join(ALGOS)}")
         seed_list = _int_list(seeds, "--seed") or [0]
         _workers(workers)
+        if clinical_evals < 0:
+            raise CliError(f"--clinical-evals: must be >= 0, got {clinical_evals}")
+        if checkpoint_freq < 0:
+            raise CliError(f"--checkpoint-freq: must be >= 0, got {checkpoint_freq}")
+        over = parse_overrides(overrides or [])
         if backend not in BACKENDS:
             raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
         if len(seed_list) == 1 and backend == "local":
@@ -590,12 +666,18 @@ def train(
                 config=config,
                 resume=resume,
                 n_envs=n_envs,
-                progress_bar=True,
+                progress_bar=console.is_terminal,
+                clinical_evals=clinical_evals,
+                overrides=over,
+                checkpoint_freq=checkpoint_freq,
+                tensorboard=tensorboard,
             )
             console.print(f"wrote {path}", highlight=False)
             return
         if run_dir is not None:
             raise CliError("--run-dir: one seed only; with several seeds use --out")
+        if over:
+            raise CliError("--set: one seed only; with several seeds use --config FILE")
         cfg = BenchmarkConfig(
             out_dir=str(out),
             timesteps=timesteps,

@@ -39,6 +39,19 @@ EVAL_SEED = 2024
 """Seed of the evaluation's scan noise (and of the patients of literature tasks)."""
 DEFAULT_PATIENTS = 200
 """Default size of the test cohort."""
+VALIDATION_DRAW = 9_999
+"""Index of the training-distribution cohort used for validation (:meth:`Cohort.train`
+draw ``k``): hyperparameter search and the clinical metrics logged while training."""
+
+
+def validation_cohort(task: str, n_patients: int) -> tuple[Any, int]:
+    """``(cohort, seed)`` of the validation patients of ``task``: a draw of the training
+    distribution (never the test cohort); ``None`` for a literature task (its patients are
+    then drawn from the seed)."""
+    from oncogym.scenarios import Cohort
+
+    cohort = Cohort.train(task, n_patients, VALIDATION_DRAW) if task in TASKS else None
+    return cohort, VALIDATION_DRAW
 
 
 class CohortRunner:
@@ -432,71 +445,154 @@ def patients_frame(results: Sequence[EvaluationResult]) -> Any:
     return pd.concat(frames, ignore_index=True)
 
 
-def _plot_km(results: Sequence[EvaluationResult], which: str, path: Path, title: str) -> None:
+KM_CURVES_PER_PANEL = 6
+"""At most this many Kaplan–Meier curves share one panel (the reference counts as one)."""
+SWIMMER_PATIENTS = 30
+"""Patients drawn in a swimmer plot (the first of the test cohort, sorted by survival)."""
+
+
+def _km_panels(
+    results: Sequence[EvaluationResult], reference: str | None
+) -> tuple[EvaluationResult | None, list[list[EvaluationResult]]]:
+    """The reference and the others in groups of at most ``KM_CURVES_PER_PANEL`` curves
+    (the reference is drawn in every panel)."""
+    ref = next((r for r in results if r.policy == reference), None)
+    others = [r for r in results if r is not ref]
+    per = KM_CURVES_PER_PANEL - (ref is not None)
+    groups = [others[i : i + per] for i in range(0, len(others), per)] or [[]]
+    return ref, groups
+
+
+def _plot_km(
+    results: Sequence[EvaluationResult],
+    which: str,
+    path: Path,
+    title: str,
+    reference: str | None = None,
+) -> None:
+    """Kaplan–Meier curves with 95 % bands, censoring ticks and a number-at-risk table;
+    the reference (standard of care) in black in every panel, at most
+    :data:`KM_CURVES_PER_PANEL` curves per panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from lifelines import KaplanMeierFitter
+    from lifelines.plotting import add_at_risk_counts
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for res in results:
-        t = (res.os_days if which == "os" else res.pfs_days) / DAYS_PER_MONTH
-        e = res.death if which == "os" else res.pfs_event
-        KaplanMeierFitter(label=res.policy).fit(t, e).plot_survival_function(
-            ax=ax, ci_show=False, show_censors=False
+    ref, groups = _km_panels(results, reference)
+    horizon = max(r.horizon_days for r in results) / DAYS_PER_MONTH
+    step = 3 if horizon <= 24 else 6 if horizon <= 60 else 12
+    ticks = np.arange(0, math.ceil(horizon / step - 0.05) * step + 1e-9, step)
+    n_rows = KM_CURVES_PER_PANEL + 1
+    fig, axes = plt.subplots(
+        len(groups), 1, figsize=(8, (3.4 + 0.2 * n_rows) * len(groups)), squeeze=False
+    )
+    colours = plt.get_cmap("tab10")
+    label = "overall survival" if which == "os" else "progression-free survival"
+    for a, group in zip(axes[:, 0], groups, strict=True):
+        fitters = []
+        members = ([ref] if ref is not None else []) + group
+        for c, res in enumerate(members):
+            t = (res.os_days if which == "os" else res.pfs_days) / DAYS_PER_MONTH
+            e = res.death if which == "os" else res.pfs_event
+            is_ref = res is ref
+            name = f"{res.policy} (reference)" if is_ref else res.policy
+            kmf = KaplanMeierFitter(label=name).fit(t, e)
+            colour = "black" if is_ref else colours((c - (ref is not None)) % 10)
+            kmf.plot_survival_function(
+                ax=a,
+                ci_show=True,
+                ci_alpha=0.10,
+                show_censors=True,
+                censor_styles={"marker": "|", "ms": 5, "mew": 0.8},
+                color=colour,
+                lw=2.4 if is_ref else 1.3,
+            )
+            fitters.append(kmf)
+        a.set_xlim(0, ticks[-1])
+        a.set_xticks(ticks)
+        a.set_ylim(0, 1.02)
+        a.set_ylabel(label)
+        a.set_xlabel("months since start of treatment")
+        a.grid(alpha=0.25)
+        a.legend(fontsize=7, loc="lower left", framealpha=0.85)
+        add_at_risk_counts(
+            *fitters, ax=a, rows_to_show=["At risk"], xticks=ticks[ticks <= horizon], fontsize=7
         )
-    ax.set_xlabel("months")
-    ax.set_ylabel("overall survival" if which == "os" else "progression-free survival")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
+    n = results[0].n
+    panels = f", {len(groups)} panels" if len(groups) > 1 else ""
+    axes[0, 0].set_title(
+        f"{title}\n{n} patients per arm{panels}; shaded: 95 % confidence band, | censored",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _plot_swimmer(res: EvaluationResult, path: Path, n_show: int = 30) -> None:
+def _plot_swimmer(res: EvaluationResult, path: Path, n_show: int = SWIMMER_PATIENTS) -> None:
+    """One lane per patient: survival bar, every administration (marker area ∝ dose as a
+    share of the largest dose of that therapy given in the cohort, day 0 included),
+    progression and death."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     idx = np.arange(min(n_show, res.n))
-    idx = idx[np.argsort(res.os_days[idx])]
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(idx) + 1.6))
+    idx = idx[np.argsort(res.os_days[idx], kind="stable")]
+    nt = len(res.therapies)
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(idx) + 2.2))
     colours = plt.get_cmap("tab10")
     days = np.arange(res.doses.shape[1]) * res.decision_days
+    top = res.doses.max(axis=(0, 1))
+    lane = 0.8 / max(nt, 1)
     for row, i in enumerate(idx):
-        ax.barh(row, res.os_days[i], color="0.88", height=0.7)
-        for j in range(len(res.therapies)):
+        ax.barh(row, res.os_days[i], color="0.9", height=0.86, zorder=0)
+        for j in range(nt):
             given = res.doses[i, :, j] > 0
+            if not given.any():
+                continue
+            share = res.doses[i, given, j] / top[j]
             ax.scatter(
                 days[given],
-                np.full(given.sum(), row + (j - len(res.therapies) / 2) * 0.12),
-                s=7,
+                np.full(given.sum(), row - 0.4 + lane * (j + 0.5)),
+                s=4 + 36 * share,
                 color=colours(j),
-                marker="|",
+                marker="s",
+                linewidths=0,
+                zorder=2,
             )
         if res.pfs_event[i] and res.pfs_days[i] < res.os_days[i]:
-            ax.scatter(res.pfs_days[i], row, marker=">", color="k", s=14)
+            ax.scatter(res.pfs_days[i], row, marker=">", color="k", s=22, zorder=3)
         if res.death[i]:
-            ax.scatter(res.os_days[i], row, marker="x", color="firebrick", s=20)
+            ax.scatter(res.os_days[i], row, marker="x", color="firebrick", s=30, zorder=3)
     for j, t in enumerate(res.therapies):
-        ax.scatter([], [], color=colours(j), marker="|", label=t)
-    ax.scatter([], [], marker=">", color="k", label="progression")
+        label = f"{t} (largest dose {top[j]:.3g})" if top[j] > 0 else f"{t} (never given)"
+        ax.scatter([], [], color=colours(j), marker="s", s=30, label=label)
+    ax.scatter([], [], marker=">", color="k", label="progression (RECIST)")
     ax.scatter([], [], marker="x", color="firebrick", label="death")
     ax.set_yticks(range(len(idx)), [str(i) for i in idx], fontsize=6)
-    ax.set_xlabel("day")
-    ax.set_ylabel("patient")
-    ax.set_title(f"{res.task}: schedules given by {res.policy}")
-    ax.legend(fontsize=6, loc="lower right", ncol=2)
+    ax.set_xlim(-0.6 * res.decision_days, res.horizon_days * 1.01)
+    ax.set_ylim(-0.7, len(idx) - 0.3)
+    ax.set_xlabel("day (marker area: dose as a share of the largest dose given)")
+    ax.set_ylabel("patient (test cohort index)")
+    shown = f"{len(idx)} of {res.n} patients" if len(idx) < res.n else f"all {res.n} patients"
+    ax.set_title(
+        f"{res.task}: schedules given by {res.policy}\n"
+        f"{shown} (the first of the test cohort), sorted by overall survival",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=min(nt + 2, 4))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def _plot_trajectories(results: Sequence[EvaluationResult], path: Path, n_show: int = 4) -> None:
+    """The same ``n_show`` patients under every policy, on shared axes; a marker on a
+    patient's curve at each day a dose was given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -505,17 +601,34 @@ def _plot_trajectories(results: Sequence[EvaluationResult], path: Path, n_show: 
     k = len(results)
     cols = min(3, k)
     rows = math.ceil(k / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.6), squeeze=False, sharex=True, sharey=True
+    )
+    colours = plt.get_cmap("tab10")
     for a, res in zip(axes.ravel(), results, strict=False):
         days = np.arange(res.burden.shape[1]) * res.decision_days
         for i in range(min(n_show, res.n)):
-            a.semilogy(days, res.burden[i], lw=1, label=f"patient {i}")
+            a.semilogy(days, res.burden[i], lw=1.1, color=colours(i))
+            dosed = (res.doses[i] > 0).any(axis=1)
+            a.scatter(days[:-1][dosed], res.burden[i, :-1][dosed], s=9, color=colours(i), zorder=3)
         a.set_title(res.policy, fontsize=9)
-        a.set_xlabel("day")
+        a.grid(alpha=0.25)
     for a in axes.ravel()[k:]:
         a.axis("off")
-    axes[0, 0].set_ylabel("tumour cells (true)")
-    axes[0, 0].legend(fontsize=6)
+    for c in range(cols):
+        lowest = axes[(k - 1 - c) // cols if c > (k - 1) % cols else rows - 1, c]
+        lowest.set_xlabel("day")
+        lowest.xaxis.set_tick_params(labelbottom=True)
+    for a in axes[:, 0]:
+        a.set_ylabel("tumour cells (true burden)")
+    for i in range(min(n_show, results[0].n)):
+        axes[0, 0].plot([], [], color=colours(i), label=f"patient {i}")
+    axes[0, 0].scatter([], [], s=9, color="0.3", label="dose given")
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(
+        f"{results[0].task}: the same {min(n_show, results[0].n)} test patients under each policy",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -562,8 +675,8 @@ def write_report(
     md.append("\n## Grade ≥ 3 toxicity, % of patients\n")
     md.append(toxicity_table(rows, results[0].tox_categories))
     (out / "metrics.md").write_text("\n".join(md))
-    _plot_km(results, "os", out / "km_os.png", f"{task}: overall survival")
-    _plot_km(results, "pfs", out / "km_pfs.png", f"{task}: progression-free survival")
+    _plot_km(results, "os", out / "km_os.png", f"{task}: overall survival", reference)
+    _plot_km(results, "pfs", out / "km_pfs.png", f"{task}: progression-free survival", reference)
     for res in results:
         _plot_swimmer(res, out / f"swimmer_{res.policy}.png")
     _plot_trajectories(results, out / "trajectories.png")

@@ -29,15 +29,14 @@ time, timesteps), ``checkpoints/`` (model, VecNormalize statistics and, off-poli
 replay buffer), ``logs/`` (CSV and TensorBoard), and at the end ``model.zip`` and
 ``vecnormalize.pkl`` (when used).
 
-Command line (the ``oncogym train`` command wraps the same function)::
+Command line (``oncogym train`` calls this function)::
 
-    python -m oncogym.agents.train oncogym/Melanoma-v1 --algo ppo --seed 0 --run-dir runs/m0
-    python -m oncogym.agents.train oncogym/Melanoma-v1 --run-dir runs/m0 --resume
+    oncogym train oncogym/Melanoma-v1 --algo ppo --seed 0 --run-dir runs/m0
+    oncogym train oncogym/Melanoma-v1 --run-dir runs/m0 --resume
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import importlib.metadata
 import importlib.util
@@ -63,7 +62,7 @@ import numpy as np
 import yaml
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -100,6 +99,10 @@ wheel install trains with the same hyperparameters as a checkout."""
 
 CHECKPOINT_PREFIX = "rl_model"
 DEFAULT_CHECKPOINT_FREQ = 100_000
+DEFAULT_CLINICAL_EVALS = 10
+"""Clinical evaluations on validation patients over a training run (0: none)."""
+CLINICAL_EVAL_PATIENTS = 32
+"""Validation patients per clinical evaluation."""
 VERSION_PACKAGES = (
     "oncogym",
     "stable-baselines3",
@@ -420,6 +423,7 @@ def train(
     tensorboard: bool = True,
     overrides: Mapping[str, Any] | None = None,
     torch_threads: int | None = 1,
+    clinical_evals: int = DEFAULT_CLINICAL_EVALS,
 ) -> Path:
     """Train ``algo`` on ``env_id``; return the run folder.
 
@@ -440,6 +444,9 @@ def train(
     :param checkpoint_freq: save a checkpoint every this many environment steps (summed
         over envs; rounded to whole vector steps); 0 disables checkpoints
     :param tensorboard: write TensorBoard logs (skipped when tensorboard is missing)
+    :param clinical_evals: clinical evaluations of the current policy on validation
+        patients over the run (:class:`ClinicalEvalCallback`: QALYs, ORR, grade >= 3 rate
+        … in the logs and TensorBoard, and a progress line each); 0 disables them
     :param overrides: config keys laid over the file's entry (dotted keys reach inside)
     :param torch_threads: torch's intra-op threads while training (restored afterwards;
         ``None`` leaves torch's setting).  One is the default: the policies are small MLPs,
@@ -486,6 +493,8 @@ def train(
             f"env_kwargs.action_mode: {name} needs action_mode={spec.action_mode!r}, "
             f"got {env_kwargs['action_mode']!r}"
         )
+    if int(clinical_evals) < 0:
+        raise ConfigError(f"clinical_evals: must be >= 0, got {clinical_evals}")
     env_spec_kwargs(env_id)  # fail early on an unknown id
     build_policy_kwargs(cfg.policy_kwargs)  # ... and on an unknown activation or optimizer
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -504,6 +513,7 @@ def train(
             progress_bar=progress_bar,
             checkpoint_freq=checkpoint_freq,
             tensorboard=tensorboard,
+            clinical_evals=int(clinical_evals),
             t_start=t_start,
         )
     finally:
@@ -521,6 +531,7 @@ def _train(
     progress_bar: bool,
     checkpoint_freq: int,
     tensorboard: bool,
+    clinical_evals: int,
     t_start: float,
 ) -> Path:
     import torch
@@ -615,6 +626,22 @@ def _train(
                 name_prefix=CHECKPOINT_PREFIX,
                 save_replay_buffer=off_policy,
                 save_vecnormalize=normalize,
+            )
+        )
+    if clinical_evals > 0:
+        nvec = None
+        inner: Any = venv
+        while inner is not None and nvec is None:
+            nvec = getattr(inner, "nvec", None) if isinstance(inner, DiscreteActions) else None
+            inner = getattr(inner, "venv", None)
+        callbacks.append(
+            ClinicalEvalCallback(
+                env_id=env_id,
+                algo=name,
+                env_kwargs=evaluator_env_kwargs(env_id, cfg.env_kwargs, spec.action_mode),
+                eval_freq=max(cfg.n_timesteps // clinical_evals, cfg.n_envs),
+                total_timesteps=cfg.n_timesteps,
+                nvec=nvec,
             )
         )
     start_steps = int(model.num_timesteps)
@@ -818,6 +845,101 @@ def load_agent(
     )
 
 
+# --- clinical evaluation while training ----------------------------------------------------
+
+
+class ClinicalEvalCallback(BaseCallback):
+    """Every ``eval_freq`` environment steps, treat the validation cohort
+    (:func:`oncogym.agents.evaluate.validation_cohort`: patients of the training
+    distribution, never the test cohort) with the current policy, deterministically, and
+    record clinical metrics in the run's logger (CSV and TensorBoard): ``clinical/qalys``,
+    ``clinical/return``, ``clinical/orr``, ``clinical/cr_rate``, ``clinical/grade3_any``,
+    ``clinical/os_horizon`` (KM OS at the horizon), ``clinical/tox_deaths``.  Each
+    evaluation is also a log line (``oncogym.agents.train`` logger), so a run shows its
+    progress where no progress bar does (CI, log files).
+    """
+
+    def __init__(
+        self,
+        *,
+        env_id: str,
+        algo: str,
+        env_kwargs: Mapping[str, Any],
+        eval_freq: int,
+        total_timesteps: int,
+        n_patients: int = CLINICAL_EVAL_PATIENTS,
+        nvec: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        self.env_id = env_id
+        self.algo = algo
+        self.env_kwargs = dict(env_kwargs)
+        self.eval_freq = max(int(eval_freq), 1)
+        self.total_timesteps = int(total_timesteps)
+        self.n_patients = int(n_patients)
+        self.nvec = nvec
+        self.history: list[dict[str, float]] = []
+        self._next = 0
+
+    def _init_callback(self) -> None:
+        self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.eval_freq * max(
+                1, (self.num_timesteps - self._next) // self.eval_freq + 1
+            )
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> dict[str, float]:
+        """Run one clinical evaluation now; record and return its metrics."""
+        from .evaluate import rollout, summarise, validation_cohort
+
+        venv = self.model.get_env()
+        normalizer = venv if isinstance(venv, VecNormalize) else None
+        agent = TrainedAgent(
+            self.model,
+            algo=self.algo,
+            env_id=self.env_id,
+            env_kwargs=self.env_kwargs,
+            obs_normalizer=normalizer,
+            nvec=self.nvec,
+        )
+        task = agent.task
+        cohort, seed = validation_cohort(task, self.n_patients)
+        res = rollout(agent, task, cohort=cohort, n_patients=self.n_patients, seed=seed)
+        row = summarise(res)
+        metrics = {
+            "qalys": row["mean_qalys"],
+            "return": row["mean_return"],
+            "orr": row["orr"],
+            "cr_rate": row["cr_rate"],
+            "grade3_any": row["grade3_any"],
+            "os_horizon": row["os_horizon"],
+            "tox_deaths": float(row["tox_deaths"]),
+        }
+        for key, value in metrics.items():
+            self.logger.record(f"clinical/{key}", value)
+        self.logger.record("time/total_timesteps", self.num_timesteps)
+        self.logger.dump(self.num_timesteps)
+        self.history.append({"timesteps": float(self.num_timesteps), **metrics})
+        log.info(
+            "%s %s: %d/%d steps; validation (%d patients) QALYs %.3f, ORR %.0f %%, "
+            "grade>=3 %.0f %%, OS at horizon %.0f %%",
+            self.algo,
+            self.env_id,
+            self.num_timesteps,
+            max(self.total_timesteps, self.num_timesteps),  # SB3 ends on a whole rollout
+            self.n_patients,
+            metrics["qalys"],
+            100 * metrics["orr"],
+            100 * metrics["grade3_any"],
+            100 * metrics["os_horizon"],
+        )
+        return metrics
+
+
 # --- command line --------------------------------------------------------------------------
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["n_steps=64", "policy_kwargs.net_arch=[32, 32]"]`` → a dict (YAML values)."""
@@ -833,59 +955,6 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m oncogym.agents.train", description="Train an SB3 agent on an oncogym env."
-    )
-    parser.add_argument("env_id", help="e.g. oncogym/Melanoma-v1")
-    parser.add_argument("--algo", default="ppo", help=f"one of {', '.join(ALGOS)}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-timesteps", type=int, default=None)
-    parser.add_argument("--n-envs", type=int, default=None)
-    parser.add_argument("--run-dir", type=Path, default=None)
-    parser.add_argument("--config", type=Path, default=None, help="hyperparameter YAML")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    parser.add_argument("--checkpoint-freq", type=int, default=DEFAULT_CHECKPOINT_FREQ)
-    parser.add_argument("--no-progress-bar", action="store_true")
-    parser.add_argument("--no-tensorboard", action="store_true")
-    parser.add_argument(
-        "--torch-threads", type=int, default=1, help="torch threads (0: torch's default)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (YAML value; dotted keys reach inside mappings)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        run_dir = train(
-            args.env_id,
-            args.algo,
-            seed=args.seed,
-            n_timesteps=args.n_timesteps,
-            run_dir=args.run_dir,
-            config=args.config,
-            resume=args.resume,
-            progress_bar=not args.no_progress_bar,
-            n_envs=args.n_envs,
-            checkpoint_freq=args.checkpoint_freq,
-            tensorboard=not args.no_tensorboard,
-            overrides=parse_overrides(args.overrides),
-            torch_threads=args.torch_threads or None,
-        )
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(run_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
 __all__ = [
     "ALGOS",
     "DiscreteActions",
@@ -893,6 +962,5 @@ __all__ = [
     "algo_name",
     "load_agent",
     "load_config",
-    "main",
     "train",
 ]

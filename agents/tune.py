@@ -4,11 +4,11 @@ The search space lives in YAML under ``oncogym/agents/search_spaces/<algo>.yml``
 keys rejected).  Each trial trains the algorithm (:func:`oncogym.agents.train.train`) in
 ``reports`` chunks of ``timesteps_per_report`` steps (continuing its own run from the
 previous chunk), and after each chunk scores the agent on a *validation* cohort — patients
-of the scenario's training distribution (:meth:`Cohort.train` draw
-:data:`VALIDATION_DRAW`), never the test cohort — and reports the mean return; ASHA
-compares trials at equal budgets and stops the worst.  The best trial's hyperparameters,
-laid over the algorithm's configuration for the env id, are written as a YAML file in the
-format ``oncogym train --config`` reads.
+of the scenario's training distribution
+(:func:`oncogym.agents.evaluate.validation_cohort`), never the test cohort — and reports
+the mean return; ASHA compares trials at equal budgets and stops the worst.  The best
+trial's hyperparameters, laid over the algorithm's configuration for the env id, are
+written as a YAML file in the format ``oncogym train --config`` reads.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 TUNE_DIR = Path(__file__).resolve().parent / "search_spaces"
 """The default search spaces (package data of ``oncogym.agents``)."""
-VALIDATION_DRAW = 9_999
-"""Index of the training-distribution cohort used for validation (Cohort.train k)."""
 
 
 class _Strict(BaseModel):
@@ -101,16 +99,14 @@ def _trial(config: dict[str, Any], *, env_id: str, algo: str, search: dict[str, 
     from ray import tune
 
     from oncogym.envs import ENV_IDS
-    from oncogym.envs.task import TASKS
-    from oncogym.scenarios import Cohort
 
-    from .evaluate import rollout
+    from .evaluate import rollout, validation_cohort
     from .train import load_agent, train
 
     task = ENV_IDS[env_id][0]
     budget = search["budget"]
     n_val = search["validation_patients"]
-    cohort = Cohort.train(task, n_val, VALIDATION_DRAW) if task in TASKS else None
+    cohort, val_seed = validation_cohort(task, n_val)
     run_dir = Path(tune.get_context().get_trial_dir()) / "run"
     overrides = dict(config)
     for i in range(budget["reports"]):
@@ -125,6 +121,7 @@ def _trial(config: dict[str, Any], *, env_id: str, algo: str, search: dict[str, 
                 overrides=overrides,
                 progress_bar=False,
                 tensorboard=False,
+                clinical_evals=0,
             )
         else:
             train(
@@ -135,10 +132,9 @@ def _trial(config: dict[str, Any], *, env_id: str, algo: str, search: dict[str, 
                 resume=True,
                 progress_bar=False,
                 tensorboard=False,
+                clinical_evals=0,
             )
-        res = rollout(
-            load_agent(run_dir), task, cohort=cohort, n_patients=n_val, seed=VALIDATION_DRAW
-        )
+        res = rollout(load_agent(run_dir), task, cohort=cohort, n_patients=n_val, seed=val_seed)
         tune.report({"mean_return": float(res.returns.mean()), "timesteps": steps})
 
 

@@ -13,9 +13,11 @@ in this process or a local process pool (:mod:`oncogym.agents.backends`), or as 
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ from oncogym.envs import ENV_IDS
 
 from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, rollout
 from .policies import make_baseline
+
+log = logging.getLogger(__name__)
 
 TASK_ENV_ID = {task: env_id for env_id, (task, _, _) in ENV_IDS.items()}
 """Scenario/literature task -> registered environment id."""
@@ -132,6 +136,7 @@ def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
     path = cfg.result_path(unit)
     if path.exists():
         return str(path)
+    log.info("start: %s", unit.key)
     if unit.kind == "train":
         _train_unit(unit, cfg)
         return str(path)
@@ -144,10 +149,30 @@ def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
     else:
         kwargs = dict(cfg.planner) if unit.policy.startswith("mpc_") else {}
         policy = make_baseline(unit.policy, unit.scenario, seed=cfg.eval_seed, **kwargs)
-    res = rollout(policy, unit.scenario, n_patients=cfg.n_patients, seed=cfg.eval_seed)
+    res = rollout(
+        policy,
+        unit.scenario,
+        n_patients=cfg.n_patients,
+        seed=cfg.eval_seed,
+        progress=_progress_log(unit.key),
+    )
     res.policy = unit.policy
     atomic_write_bytes(path, pickle.dumps(res))
     return str(path)
+
+
+def _progress_log(key: str, every_s: float = 30.0) -> Callable[[int, int], None]:
+    """A ``rollout`` progress callback that logs ``key: step k/n`` at most every
+    ``every_s`` seconds (long evaluations, e.g. the planner's, show they are alive)."""
+    last = [time.perf_counter()]
+
+    def report(k: int, n: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every_s and k < n:
+            last[0] = now
+            log.info("%s: step %d/%d", key, k, n)
+
+    return report
 
 
 def worker_init() -> None:

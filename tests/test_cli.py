@@ -125,6 +125,11 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "melanoma" / "metrics.md").read_text()
     assert "no_treatment" in text and "against `nivolumab_ipilimumab`" in text
+    # not a terminal: time-stamped progress lines on stderr, and the table is not wrapped
+    # at 80 columns (each policy's row is one line with every column)
+    assert "start: eval:melanoma:no_treatment" in result.stderr
+    row = next(line for line in result.stdout.splitlines() if "nivolumab_ipilimumab │" in line)
+    assert row.count("│") == 11 and "100.0" in row
 
 
 @pytest.mark.parametrize(
@@ -180,6 +185,8 @@ def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
     )
     assert one.exit_code == 0, one.output
     assert (tmp_path / "r0" / "model.zip").exists()
+    # progress where there is no progress bar: clinical evaluations on validation patients
+    assert one.stderr.count("validation (32 patients) QALYs") >= 5
     args = [
         "train",
         "oncogym/RCC-v1",

@@ -27,7 +27,6 @@ from oncogym.agents.train import (
     index_to_levels,
     load_agent,
     load_config,
-    main,
     tensorboard_available,
     train,
 )
@@ -68,6 +67,7 @@ def _tiny_train(algo: str, run_dir: Path, n_timesteps: int = 256, **kwargs: Any)
         overrides={**TINY[algo], **kwargs.pop("overrides", {})},
         progress_bar=False,
         checkpoint_freq=kwargs.pop("checkpoint_freq", 0),
+        clinical_evals=kwargs.pop("clinical_evals", 0),
         **kwargs,
     )
 
@@ -242,6 +242,27 @@ def test_same_seed_same_parameters(tmp_path: Path) -> None:
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
 
 
+def test_clinical_metrics_are_logged_during_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pandas as pd
+
+    with caplog.at_level("INFO", logger="oncogym.agents.train"):
+        run = _tiny_train("ppo", tmp_path / "run", n_timesteps=256, clinical_evals=2)
+    lines = [r.getMessage() for r in caplog.records if "validation (32 patients)" in r.message]
+    assert len(lines) == 2 and "128/256 steps" in lines[0] and "256/256 steps" in lines[1]
+    log = pd.read_csv(run / "logs" / "progress.csv")
+    rows = log.dropna(subset=["clinical/qalys"])
+    assert list(rows["time/total_timesteps"].astype(int)) == [128, 256]
+    assert rows["clinical/orr"].between(0, 1).all()
+    assert rows["clinical/grade3_any"].between(0, 1).all()
+    assert (rows["clinical/qalys"] > 0).all()
+    if tensorboard_available():
+        assert list((run / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+    with pytest.raises(ConfigError, match="clinical_evals: must be >= 0"):
+        _tiny_train("ppo", tmp_path / "bad", clinical_evals=-1)
+
+
 # --- resume --------------------------------------------------------------------------------
 def test_resume_after_kill(tmp_path: Path) -> None:
     run = tmp_path / "run"
@@ -249,7 +270,8 @@ def test_resume_after_kill(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "oncogym.agents.train",
+        "oncogym.agents.cli",
+        "train",
         ENV,
         "--algo",
         "ppo",
@@ -257,12 +279,13 @@ def test_resume_after_kill(tmp_path: Path) -> None:
         "1",
         "--run-dir",
         str(run),
-        "--n-timesteps",
+        "--timesteps",
         "1000000",
         "--checkpoint-freq",
         "64",
-        "--no-progress-bar",
         "--no-tensorboard",
+        "--clinical-evals",
+        "0",
         *[f"--set={k}={v}" for k, v in tiny.items()],
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -291,7 +314,15 @@ def test_resume_after_kill(tmp_path: Path) -> None:
 
     rollout = tiny["n_envs"] * tiny["n_steps"]
     target = ckpt_steps + 2 * rollout
-    train(ENV, "ppo", run_dir=run, resume=True, n_timesteps=target, progress_bar=False)
+    train(
+        ENV,
+        "ppo",
+        run_dir=run,
+        resume=True,
+        n_timesteps=target,
+        progress_bar=False,
+        clinical_evals=0,
+    )
     meta = json.loads((run / "metadata.json").read_text())
     session = meta["sessions"][-1]
     assert session["start_timesteps"] == ckpt_steps
@@ -305,7 +336,15 @@ def test_resume_after_kill(tmp_path: Path) -> None:
     total = [int(float(row.split(",")[header.index("time/total_timesteps")])) for row in log[1:]]
     assert total[0] == ckpt_steps + rollout and total[-1] == target
     # a finished run resumes to nothing more
-    train(ENV, "ppo", run_dir=run, resume=True, progress_bar=False, n_timesteps=target)
+    train(
+        ENV,
+        "ppo",
+        run_dir=run,
+        resume=True,
+        progress_bar=False,
+        n_timesteps=target,
+        clinical_evals=0,
+    )
     assert load_agent(run).model.num_timesteps == target
 
 
@@ -319,8 +358,14 @@ def test_resume_needs_a_run(tmp_path: Path) -> None:
         train(ENV, "a2c", run_dir=run, resume=True)
 
 
-def test_main_reports_config_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main([ENV, "--run-dir", str(tmp_path / "r"), "--set", "n_stepz=3"])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "'n_stepz'" in err and err.count("\n") == 1
+def test_cli_train_reports_config_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from oncogym.agents.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train", ENV, "--run-dir", str(tmp_path / "r"), "--set", "n_stepz=3"]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error:") and "'n_stepz'" in result.output
+    assert result.output.count("\n") == 1

@@ -44,6 +44,10 @@ def _configure_cache() -> None:
 
 _configure_cache()
 
+CACHE_IS_COLD = not Path(nb.config.CACHE_DIR).is_dir()
+"""True when this version's kernels have not been compiled on this machine yet (the
+first simulation then compiles them: about a minute)."""
+
 _OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 jit = nb.njit(**_OPTIONS)
