@@ -28,4 +28,6 @@ def prefer_workqueue_threading() -> None:
     if not getattr(parallel, "_is_initialized", True):
         numba.config.THREADING_LAYER = "workqueue"
     elif numba.threading_layer() == "omp":
-        log.info("numba runs on OpenMP beside torch; set NUMBA_THREADING_LAYER=workqueue")
+        # debug, not info: only a process that ran a parallel kernel before (a test session,
+        # a notebook) gets here, and the CLI's one-line errors must stay one line
+        log.debug("numba runs on OpenMP beside torch; set NUMBA_THREADING_LAYER=workqueue")

@@ -324,6 +324,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def select_entry(data: Mapping[str, Any], env_id: str, where: str) -> dict[str, Any]:
     """``default`` with the env's entry laid over it, key by key."""
+    if DEFAULT_KEY not in data and env_id not in data:
+        # a flat file, or one for other envs only, would silently train with built-in defaults
+        keys = ", ".join(map(repr, list(data)[:8])) or "none"
+        raise ConfigError(
+            f"{where}: no {DEFAULT_KEY!r} or {env_id!r} entry (top-level keys: {keys}); the "
+            f"file is keyed by env id, e.g. '{DEFAULT_KEY}:' then the hyperparameters indented"
+        )
     merged: dict[str, Any] = {}
     for key in (DEFAULT_KEY, env_id):
         entry = data.get(key)

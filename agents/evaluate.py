@@ -77,7 +77,10 @@ class CohortRunner:
         env_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         kwargs = dict(env_kwargs or {})
-        kwargs.pop("reward", None)  # every policy is scored on the default reward
+        # every policy is scored on the default reward: an agent trained on other weights
+        # or another reward is compared with the baselines on the same scale
+        kwargs.pop("reward", None)
+        kwargs.pop("reward_weights", None)
         kwargs.pop("action_mode", None)
         self.venv = OncologyVectorEnv(n_patients, task, action_mode=action_mode, **kwargs)
         options = None if cohort is None else {"cohort": cohort}

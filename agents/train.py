@@ -732,7 +732,8 @@ class TrainedAgent:
     :ivar algo: the algorithm name of :data:`ALGOS`
     :ivar action_mode: the env ``action_mode`` the model acts in
     :ivar env_kwargs: arguments of ``OncologyVectorEnv`` (besides ``num_envs``, ``task``)
-    :ivar env_id, task: the training env id and its task
+    :ivar env_id: the training env id
+    :ivar task: its task
     :ivar model: the SB3 model
     """
 

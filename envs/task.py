@@ -42,7 +42,7 @@ from . import _kernels as K
 
 # --- adapters (see the module docstring) --------------------------------------------------
 LYMPHODEPLETION_COURSE_DAYS = 3
-"""Fludarabine/cyclophosphamide course length (days −5…−3 before CAR-T; MODELS.md §6e)."""
+"""Fludarabine/cyclophosphamide course length (days −5…−3 before CAR-T, as in ZUMA-1)."""
 CAR_T_GAP_DAYS = 2
 """Days between the end of a lymphodepletion course and the CAR-T infusion (label: day 0
 is two days after the last conditioning day)."""

@@ -45,7 +45,8 @@ class OncologyVectorEnv(VectorEnv):
     :param task: a task of :func:`oncogym.envs.task.make_params`
     :param max_episode_steps: accepted for ``gymnasium.make_vec``; episodes end at the
         horizon (the registered value equals the default number of intervals)
-    :param kwargs: the arguments of :class:`oncogym.envs.OncologyEnv`
+    The keyword arguments ``action_mode`` … ``render_mode`` are those of
+    :class:`oncogym.envs.OncologyEnv`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {

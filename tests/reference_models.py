@@ -1,8 +1,8 @@
 """Independent plain-Python right-hand sides and a SciPy reference solver.
 
-Written from the equations in MODELS.md, separately from the compiled kernels,
-so a transcription error in either shows up as a disagreement.  Parameters are
-read by name from dicts.  ``solve_reference`` integrates with
+Written from the published equations (docs/model/equations.md), separately from the
+compiled kernels, so a transcription error in either shows up as a disagreement.
+Parameters are read by name from dicts.  ``solve_reference`` integrates with
 ``scipy.integrate.solve_ivp`` split at the same breakpoints as the core (dose
 events and infusion edges), reporting the state before doses at each output
 time.  The benchmarks use the same functions as the "plain Python RHS" peers use.

@@ -436,3 +436,26 @@ def test_modules_import_each_other_without_a_cycle(package):
     assert not cycle, f"import cycle among {cycle}"
     if package == "agents":
         assert "benchmark" not in graph["ray_backend"] and "ray_backend" not in graph["benchmark"]
+
+
+def test_the_evaluator_scores_every_policy_on_the_default_reward() -> None:
+    """An agent's training reward weights do not follow it into the evaluation: its QALYs are
+    on the baselines' scale."""
+    from oncogym.agents.evaluate import CohortRunner
+
+    plain = CohortRunner("melanoma", 4)
+    weighted = CohortRunner(
+        "melanoma", 4, env_kwargs={"reward_weights": {"burden_weight": 0.0}, "reward": "qaly"}
+    )
+    action = np.ones((4, plain.params.n_therapies))
+    a, b = plain.step(action), weighted.step(action)
+    np.testing.assert_array_equal(a.reward, b.reward)
+    # not vacuous: in the env itself those weights change the reward of the same step
+    from oncogym.envs import OncologyVectorEnv
+
+    rewards = []
+    for weights in (None, {"burden_weight": 0.0}):
+        venv = OncologyVectorEnv(4, "melanoma", action_mode="continuous", reward_weights=weights)
+        venv.reset(seed=0)
+        rewards.append(venv.step(action)[1])
+    assert not np.allclose(rewards[0], rewards[1])

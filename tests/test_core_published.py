@@ -1,4 +1,4 @@
-"""Published and derived results from MODELS.md, reproduced by the compiled core."""
+"""Published and derived results (docs/model/equations.md), reproduced by the compiled core."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from scipy.optimize import brentq
 import oncogym
 from oncogym import radiotherapy as rt
 
-# --- Kuznetsov 1994 (MODELS §1) ----------------------------------------------------
+# --- Kuznetsov et al. 1994 ---------------------------------------------------------
 
 
 def _kuznetsov_equilibria() -> list[float]:
@@ -82,7 +82,7 @@ def test_kuznetsov_larger_inoculum_provokes_stronger_response():
     assert b["E"][1].max() > b["E"][0].max()
 
 
-# --- Kirschner & Panetta 1998 (MODELS §2) -------------------------------------------
+# --- Kirschner & Panetta 1998 ------------------------------------------------------
 
 
 def test_kp_aci_clearance_threshold():
@@ -120,7 +120,7 @@ KP_TABLE = [
 
 @pytest.mark.parametrize(("c", "first_day", "late_range", "period"), KP_TABLE)
 def test_kp_antigenicity_table(c, first_day, late_range, period):
-    """MODELS §2 outcome table from (E, T, IL) = (1, 1, 1), no extinction floor."""
+    """The project's outcome table from (E, T, IL) = (1, 1, 1), no extinction floor."""
     traj = oncogym.simulate(
         "kirschner_panetta1998",
         3000,
@@ -160,7 +160,7 @@ def test_kp_dormancy_at_high_antigenicity():
 
 def test_kp_il2_alone_unbounded_effectors_above_threshold():
     """With I ≈ s2/μ3, effectors grow as exp((p1·I/(g1+I) − μ2)·t): without bound once
-    s2 > μ3·μ2·g1/(p1 − μ2) = 6.35e7 (MODELS §2), decaying below it."""
+    s2 > μ3·μ2·g1/(p1 − μ2) = 6.35e7 (derived), decaying below it."""
     p = oncogym.models.get("kirschner_panetta1998").default_params()
     s2_star = p["mu3"] * p["mu2"] * p["g1"] / (p["p1"] - p["mu2"])
     assert s2_star == pytest.approx(6.35e7, rel=1e-3)
@@ -180,7 +180,7 @@ def test_kp_il2_alone_unbounded_effectors_above_threshold():
         assert (slope > 0) == (factor > 1)
 
 
-# --- de Pillis, Gu & Radunskaya 2006 (MODELS §3b) --------------------------------------
+# --- de Pillis, Gu & Radunskaya 2006 ----------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["depillis2006", "depillis2006_p10"])
@@ -229,7 +229,7 @@ def test_depillis_patient_10_less_responsive():
 
 
 def test_depillis_il2_alone_nearly_inert():
-    """IL-2 at 5e6 IU/L/day: I_max ≈ 5e5, p_I·I/(g_I + I) ≈ 0.003/day (MODELS §3b)."""
+    """IL-2 at 5e6 IU/L/day: I_max ≈ 5e5, p_I·I/(g_I + I) ≈ 0.003/day (derived)."""
     traj = oncogym.simulate("depillis2006", 30, schedule=[("il2", 0.0, 5e6 * 30, 30.0)], dt=0.5)
     p = oncogym.models.get("depillis2006").default_params()
     assert traj["I"].max() == pytest.approx(5e5, rel=1e-3)
@@ -240,7 +240,7 @@ def test_depillis_il2_alone_nearly_inert():
 def test_depillis_continuous_chemo_depletes_lymphocytes():
     """v_M = 1: M → 1/γ = 1.11; lymphocytes C are killed at K_C(1 − e^{−1.11}) ≈ 0.40/day
     against a turnover β = 0.012/day and fall to α/(β + 0.40): a 35-fold depletion
-    (MODELS §3b)."""
+    (derived)."""
     traj = oncogym.simulate("depillis2006", 30, schedule=[("chemo", 0.0, 30.0, 30.0)], dt=0.5)
     p = oncogym.models.get("depillis2006").default_params()
     assert traj["M"][-1] == pytest.approx(1 / p["gamma"], rel=1e-6)
@@ -251,7 +251,7 @@ def test_depillis_continuous_chemo_depletes_lymphocytes():
     assert traj["C"][0] / traj["C"][-1] == pytest.approx(35.0, rel=0.03)
 
 
-# --- radiotherapy LQ (MODELS §7a) -----------------------------------------------------
+# --- radiotherapy: the linear-quadratic model ------------------------------------------
 
 
 def test_lq_reference_values():
@@ -287,7 +287,7 @@ def test_lq_bad_input(fn, kwargs, field):
         fn(**kwargs)
 
 
-# --- Kimmel 2021 CAR-T kinetics against ZUMA-1 (MODELS §6a) ------------------------------
+# --- Kimmel et al. 2021 CAR-T kinetics against ZUMA-1 -----------------------------------
 
 
 def test_kimmel_car_t_kinetics_match_zuma1_medians():
@@ -315,7 +315,7 @@ def test_kimmel_lymphodepletion_depth_matters():
     assert tumour_day60[0] < tumour_day60[1] < tumour_day60[2]
 
 
-# --- Friberg 2002 neutropenia (MODELS §8c) ----------------------------------------------
+# --- Friberg et al. 2002 neutropenia ---------------------------------------------------
 
 
 def test_friberg_nadir_near_one_week():

@@ -1,4 +1,4 @@
-"""Scenarios, protocols, virtual patients and cohorts (DESIGN.md §4; issue 3 items 4-5)."""
+"""Scenarios, protocols, virtual patients and cohorts (issue 3 items 4-5)."""
 
 from __future__ import annotations
 

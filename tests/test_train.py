@@ -116,6 +116,19 @@ def test_unknown_keys_are_rejected_by_name(tmp_path: Path, entry: dict, named: s
     assert str(path) in message
 
 
+def test_a_file_without_an_entry_for_the_env_is_an_error(tmp_path: Path) -> None:
+    """A flat file (or one for other envs only) would otherwise train on built-in defaults."""
+    flat = tmp_path / "flat.yml"
+    flat.write_text(yaml.safe_dump({"n_steps": 64, "batch_size": 32}))
+    with pytest.raises(ConfigError, match="no 'default' or 'oncogym/Melanoma-v1' entry") as err:
+        load_config("ppo", ENV, flat)
+    assert "'n_steps'" in str(err.value) and str(flat) in str(err.value)
+    other = tmp_path / "other.yml"
+    other.write_text(yaml.safe_dump({"oncogym/NSCLC-v1": {"n_steps": 64}}))
+    with pytest.raises(ConfigError, match="'oncogym/NSCLC-v1'"):
+        load_config("ppo", ENV, other)
+
+
 def test_unknown_key_lists_the_allowed_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config("dqn", ENV, {"n_stepz": 64})
@@ -367,5 +380,9 @@ def test_cli_train_reports_config_errors(tmp_path: Path) -> None:
         app, ["train", ENV, "--run-dir", str(tmp_path / "r"), "--set", "n_stepz=3"]
     )
     assert result.exit_code == 2
-    assert result.output.startswith("error:") and "'n_stepz'" in result.output
-    assert result.output.count("\n") == 1
+    # one error line, last, naming the key (a log line about numba's threading layer may come
+    # first when another test already started numba's OpenMP pool); no traceback
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error:") and "'n_stepz'" in lines[-1]
+    assert sum(line.startswith("error:") for line in lines) == 1
+    assert "Traceback" not in result.output

@@ -35,7 +35,7 @@ __all__ = [
     "simulate_batch",
 ]
 
-try:  # registers the Gymnasium ids (DESIGN.md §1); the core works without gymnasium
+try:  # registers the Gymnasium ids; the core works without gymnasium
     import gymnasium as _gymnasium  # noqa: F401
 except ImportError:  # pragma: no cover - gymnasium is a dependency; kept for a bare core
     pass

@@ -280,9 +280,10 @@ def _squeeze(x: np.ndarray, single: bool) -> np.ndarray:
 def tumour_diameter_mm(cells: Any, cells_per_cm3: float = DEFAULT_CELLS_PER_CM3) -> Any:
     """Diameter (mm) of a sphere holding ``cells`` tumour cells.
 
-    Assumes one spherical lesion of uniform density ``cells_per_cm3`` (default
-    1e9 cells/cm³ ≈ 1 g/cm³; MODELS §12 [M]): ``V = cells / cells_per_cm3`` (cm³),
-    ``d = (6V/π)^(1/3)`` (cm) × 10.  1e9 cells → 12.41 mm; 1e12 cells → 124.1 mm.
+    Assumes one spherical lesion of uniform density ``cells_per_cm3`` (default 1e9
+    cells/cm³ ≈ 1 g/cm³, the classical approximation; unverified):
+    ``V = cells / cells_per_cm3`` (cm³), ``d = (6V/π)^(1/3)`` (cm) × 10.  1e9 cells →
+    12.41 mm; 1e12 cells → 124.1 mm.
 
     :param cells: tumour cell count(s), any shape, finite and >= 0
     :param cells_per_cm3: cell density (cells per cm³, > 0)

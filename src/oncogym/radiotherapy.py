@@ -1,9 +1,9 @@
 """Linear-quadratic (LQ) radiobiology: surviving fraction, BED, EQD2, TCP.
 
-MODELS.md §7a.  With full repair between fractions, ``n`` fractions of ``d`` Gy
-leave a surviving fraction ``exp(−n·(α·d + β·d²))`` with ``β = α/(α/β)``;
-``BED = n·d·(1 + d/(α/β))`` and ``EQD2 = BED/(1 + 2/(α/β))``.  Poisson tumour
-control probability ``TCP = exp(−N0·SF)``.
+The standard LQ model (e.g. Fowler, Br J Radiol 1989;62:679–694).  With full repair
+between fractions, ``n`` fractions of ``d`` Gy leave a surviving fraction
+``exp(−n·(α·d + β·d²))`` with ``β = α/(α/β)``; ``BED = n·d·(1 + d/(α/β))`` and
+``EQD2 = BED/(1 + 2/(α/β))``.  Poisson tumour control probability ``TCP = exp(−N0·SF)``.
 
 The ``lq_*`` functions are compiled kernels for the dynamics core; the others are
 the validated public API (scalars or NumPy arrays).

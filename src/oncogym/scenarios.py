@@ -1,6 +1,6 @@
 """Indications as data: virtual-patient distributions, therapy menus, protocols, targets.
 
-DESIGN.md §4.  A :class:`Scenario` is one indication (melanoma, NSCLC, renal cell
+A :class:`Scenario` is one indication (melanoma, NSCLC, renal cell
 carcinoma, prostate cancer, B-cell ALL, large B-cell lymphoma) on the ``oncoimmune``
 model.  It is read from YAML files in ``oncogym/scenario_data/`` and validated by the
 pydantic models below (every model forbids unknown keys; a bad file raises

@@ -6,12 +6,12 @@ worst grade of a category is the maximum over time.  Grade 5 is death and is abs
 once reached, every later time has grade 5.  Thresholds (module constants):
 
 * **neutropenia** — ANC (cells/L, the Friberg ``ANC`` state) below 2.0e9 (G1, LLN),
-  1.5e9 (G2), 1.0e9 (G3), 0.5e9 (G4): CTCAE v5 "neutrophil count decreased"
-  (MODELS.md §12).  G5 (fatal neutropenic infection, a deterministic proxy chosen
+  1.5e9 (G2), 1.0e9 (G3), 0.5e9 (G4): CTCAE v5 "neutrophil count decreased" (as
+  recalled; unverified).  G5 (fatal neutropenic infection, a deterministic proxy chosen
   here): ANC below 0.1e9/L on every output time of a span of at least 14 days;
   needs the time axis, and is judged on the output grid.
 * **lymphopenia** — ALC (cells/L) below 1.0e9 (G1, LLN), 0.8e9, 0.5e9, 0.2e9 (G4):
-  CTCAE v5 "lymphocyte count decreased" (MODELS.md §12); CTCAE has no grade 5
+  CTCAE v5 "lymphocyte count decreased" (unverified); CTCAE has no grade 5
   here.  ALC = C / ``alc_volume_l`` (the model parameter maps the homeostatic
   C* = 6.25e10 cells to 2.0e9 cells/L).
 * **irae** — the cumulative irAE hazard H (dimensionless; 1 − e^{−H} is the chance of
@@ -19,11 +19,11 @@ once reached, every later time has grade 5.  Thresholds (module constants):
   H ≥ 0.1, 0.5, 1, 2, 10 for G1…G5 (chosen; the calibration fits the hazard rate and
   its spread across patients, not these cut-offs).
 * **crs** — the IL-6-like signal (pg/mL) ≥ 40, 150, 500, 2000, 10000 for G1…G5
-  (chosen; peak IL-6 rises with CRS grade, MODELS.md §6e/§12).  The grade follows
-  the current signal, so the worst CRS grade is that of the peak.
+  (chosen, standing in for the ASTCT grades; peak IL-6 rises with CRS grade, unverified).
+  The grade follows the current signal, so the worst CRS grade is that of the peak.
 * **radiation_late** — accumulated late-tissue BED (Gy₃) ≥ 100, 117, 133, 150, 183
   for G1…G5, i.e. EQD2 ≥ 60, 70, 80, 90, 110 Gy (chosen from typical normal-tissue
-  tolerance doses [M]; 60 Gy in 30 fractions gives BED₃ = 100, grade 1).
+  tolerance doses, unverified; 60 Gy in 30 fractions gives BED₃ = 100, grade 1).
 
 The grading rules themselves (counting thresholds below or reached, with a relative
 round-off of ``AT_LEAST_RTOL`` = 1e-9 for "at or above"; the run of profound neutropenia)

@@ -2,8 +2,8 @@
 
 Barros LRC, Paixão EA, Valli AMP, Naozuka GT, Fassoni AC, Almeida RC. CARTmath — a
 mathematical model of CAR-T immunotherapy in preclinical studies of hematological
-cancers. Cancers 2021;13:2941.  MODELS.md §6b (checked against the authors' code
-tmglncc/CARTmath and BIOMD0000001019/1020):
+cancers. Cancers 2021;13:2941 (checked against the authors' code tmglncc/CARTmath and
+BIOMD0000001019/1020):
 
     dC_T/dt = (φ − ρ)·C_T + θ·T·C_M − α·T·C_T
     dC_M/dt = ε·C_T − θ·T·C_M − μ·C_M
@@ -22,7 +22,7 @@ CT, CM, T = 0, 1, 2
 PHI, RHO, EPS, THETA, ALPHA, MU, R, B, GAMMA = range(9)
 CAR_T = 0
 
-_SRC = "MODELS.md §6b [V-code: tmglncc/CARTmath rk4.R]"
+_SRC = "Barros et al. 2021 (checked against the authors' code, tmglncc/CARTmath rk4.R)"
 
 
 @jit

@@ -1,6 +1,6 @@
 """de Pillis, Gu & Radunskaya 2006 — mixed immunotherapy and chemotherapy.
 
-J Theor Biol 238:841–862.  MODELS.md §3b (equations checked against three
+J Theor Biol 238:841–862 (equations and patient 9's values checked against three
 independent implementations):
 
     D     = d·(L/T)^l / (s + (L/T)^l)            (= d/(1 + s·(T/L)^l))
@@ -115,8 +115,8 @@ def dose(k, amount, y, p):
         y[L] += amount
 
 
-_V = "MODELS.md §3b [V-code: 3 implementations]"
-_P10 = "MODELS.md §3b, patient 10 [V-code: one MATLAB replication only; see notes]"
+_V = "de Pillis et al. 2006 (checked against three implementations)"
+_P10 = "de Pillis et al. 2006, patient 10 (one MATLAB replication only; unverified, see notes)"
 
 _STATES = (
     State("T", "cells", "tumour cells", floor=1.0),
@@ -189,7 +189,7 @@ _NOTES_P9 = (
 )
 _NOTES_P10 = (
     "Patient 10 differs from patient 9 in d, l, s, k, m, q, p, α, β.  These values come from "
-    "a single public MATLAB replication (MODELS.md §3b); the CD8 death rate m = 9.12/day in "
+    "a single public MATLAB replication (unverified); the CD8 death rate m = 9.12/day in "
     "particular is 45x patient 9's and removes tumour-specific CD8 cells within hours, so "
     "patient 10 is effectively without a CD8 response.  Treat this set as less certain than "
     "patient 9.  " + _NOTES_P9

@@ -2,8 +2,8 @@
 
 Friberg LE, Henningsson A, Maas H, Nguyen L, Karlsson MO. Model of chemotherapy-induced
 myelosuppression with parameter consistency across drugs. J Clin Oncol 2002;20:4713–4721.
-Docetaxel three-compartment PK (Bruno et al. 1996) as used there.  MODELS.md §8a, §8c
-(checked against radivot/myelo ``fribergPars02``):
+Docetaxel three-compartment PK (Bruno et al. 1996) as used there (values checked against
+the R package myelo, radivot/myelo ``fribergPars02``):
 
     dA1/dt = −(k10 + k12 + k13)·A1 + k21·A2 + k31·A3 + infusion      (mg)
     dA2/dt = k12·A1 − k21·A2,   dA3/dt = k13·A1 − k31·A3
@@ -30,8 +30,8 @@ A1, A2, A3, PROL, TR1, TR2, TR3, CIRC = range(8)
 K10, K12, K21, K13, K31, V1, MW, SLOPE, MTT, GAM, CIRC0 = range(11)
 DOCETAXEL = 0
 
-_PK = "MODELS.md §8a (Bruno 1996 via Friberg 2002) [V-code: radivot/myelo]"
-_PD = "MODELS.md §8c (Friberg 2002, docetaxel) [V-code: radivot/myelo]"
+_PK = "Bruno et al. 1996 docetaxel PK as used by Friberg et al. 2002 (checked against myelo)"
+_PD = "Friberg et al. 2002, docetaxel (checked against the R package myelo)"
 
 
 @jit

@@ -1,7 +1,7 @@
 """Kimmel, Locke & Altrock 2021 — CAR-T versus normal T cells after lymphodepletion.
 
 Proc R Soc B 288:20210229 (large B-cell lymphoma, axicabtagene ciloleucel, ZUMA-1).
-MODELS.md §6a (Table 1 checked against the paper text and BIOMD0000001041):
+Table 1 of the paper (checked against the paper's text and BIOMD0000001041):
 
     dN/dt = −r_N·N·ln((N + C)/K_N)
     dC/dt = −r_C(N + C)·C·ln((N + C)/K_C)
@@ -24,7 +24,7 @@ N, C, B = 0, 1, 2
 KN, KC, RN, RHOC, A, BB, RB, GB, KB = range(9)
 CAR_T = 0
 
-_SRC = "MODELS.md §6a [V-text: Kimmel 2021 Table 1]"
+_SRC = "Kimmel et al. 2021, Table 1 (checked against the paper's text)"
 
 
 @jit

@@ -1,6 +1,6 @@
 """Kirschner & Panetta 1998 — effector cells, tumour and IL-2 under immunotherapy.
 
-J Math Biol 37:235–252.  MODELS.md §2:
+J Math Biol 37:235–252:
 
     dE/dt  = c·T − μ2·E + p1·E·IL/(g1 + IL) + s1
     dT/dt  = r2·T·(1 − b·T) − a·E·T/(g2 + T)
@@ -21,7 +21,7 @@ E, T, IL = 0, 1, 2
 C, MU2, P1, G1, R2, B, A, G2, P2, G3, MU3 = range(11)
 ACI, IL2 = 0, 1
 
-_SRC = "MODELS.md §2 [V-code: BIOMD0000000732]"
+_SRC = "Kirschner & Panetta 1998 (checked against BioModels BIOMD0000000732)"
 
 
 @jit
@@ -72,7 +72,7 @@ MODEL = Model(
     rhs=rhs,
     dose=dose,
     initial_state={"E": 1.0, "T": 1.0, "IL": 1.0},
-    notes="Initial state E0 = T0 = IL0 = 1: the state from which the antigenicity table of "
-    "MODELS.md §2 (dormancy, clearance days, limit-cycle periods and ranges) was computed; "
-    "tests/test_core_published.py reproduces that table.",
+    notes="Initial state E0 = T0 = IL0 = 1: the state from which this project computed its "
+    "antigenicity table (dormancy, clearance days, limit-cycle periods and ranges; "
+    "docs/model/equations.md); tests/test_core_published.py reproduces that table.",
 )

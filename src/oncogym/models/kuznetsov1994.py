@@ -1,7 +1,7 @@
 """Kuznetsov, Makalkin, Taylor & Perelson 1994 — immunogenic tumour growth.
 
 Bull Math Biol 56(2):295–321.  Dimensional two-variable form (the E–T conjugate
-eliminated by quasi-steady state), MODELS.md §1:
+eliminated by quasi-steady state):
 
     dE/dt = s + p·E·T/(g + T) − m·E·T − d·E
     dT/dt = a·T·(1 − b·T) − n·E·T
@@ -19,7 +19,7 @@ from oncogym.models.base import Model, Param, State
 E, T = 0, 1
 S, P, G, M, D, N, A, B = range(8)
 
-_SRC = "MODELS.md §1 [V-code: BIOMD0000000762]"
+_SRC = "Kuznetsov et al. 1994 (checked against BioModels BIOMD0000000762)"
 
 
 @jit

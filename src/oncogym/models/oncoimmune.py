@@ -1,61 +1,80 @@
-"""``oncoimmune`` — the composite tumour–immune model of DESIGN.md §3.
+"""``oncoimmune`` — the composite tumour–immune model (equations: docs/model/equations.md).
 
-de Pillis, Gu & Radunskaya 2006 (patient 9; MODELS.md §3b) extended with
+de Pillis, Gu & Radunskaya 2006 (J Theor Biol 238:841; patient 9) extended with
 immunoediting, antigen presentation, checkpoints, immunosuppression, a humoral
 arm, CAR-T cells, clinical pharmacokinetics and toxicity states.  Notation:
 T = T⁺ + T⁻; ``drug`` = 1 − e^{−δ·M}; ψ the immunosuppression factor; F the PD-1
 factor; κ the CTLA-4 priming factor; η the CD4-help factor; x the CAR antigen
-contact; RO receptor occupancies.  One line per mechanism (form — source):
+contact; RO receptor occupancies.  One line per mechanism (form — source; "chosen" is a
+modelling choice of this project, "unverified" a value not checked against its primary
+source; full references in docs/model/references.md):
 
 * lesions: up to four (i = 1…4), each with T⁺_i and T⁻_i, sharing every other state (the
   immune system, drugs); T = Σ_i (T⁺_i + T⁻_i); lesion 1 is (``Tp``, ``Tn``) — chosen form
-* tumour growth, shared capacity: a·T⁺_i(1 − b·T), a·f⁻·T⁻_i(1 − b·T) — §3b [V-code], §9e
-* antigen loss: μ_loss·a·T⁺_i moves T⁺_i → T⁻_i — §9e [M]
-* NK kill of both clones: c·ψ·N·T±_i — §3b [V-code]; ψ from §3d/§9a
+* tumour growth, shared capacity: a·T⁺_i(1 − b·T), a·f⁻·T⁻_i(1 − b·T) — de Pillis et al.
+  2006 (values checked against three implementations); the two-clone split is chosen
+  (antigen-escape clone as in León-Triana et al. 2021)
+* antigen loss: μ_loss·a·T⁺_i moves T⁺_i → T⁻_i — chosen form; rate unverified
+* NK kill of both clones: c·ψ·N·T±_i — de Pillis et al. 2006; ψ from de Pillis et al. 2013
+  and Arciero et al. 2004
 * CTL kill of T⁺ only: D_i·T⁺_i, D_i = d·F·ψ·r_i^l/(s + r_i^l), r_i = L·infil_i/W,
   W = Σ_j infil_j·T⁺_j (CTLs home to the lesions by infiltration × antigen; with one lesion
-  and infil = 1, r = L/T⁺) — §3a/§3b [V-code]; the recruitment term uses Σ_i D_i·T⁺_i
+  and infil = 1, r = L/T⁺) — de Pillis et al. 2005 and 2006 (ratio-dependent kill); the
+  homing to lesions is chosen; the recruitment term uses Σ_i D_i·T⁺_i
 * PD-1/PD-L1: F = 1/(1 + Q/K_TQ), Q = pdl1·(1 − ε·RO_pd1), ε < 1 (blockade capped, so the
-  effect saturates with occupancy at clinical doses) — §4a [V-code] (RO form §4a note)
-* immunosuppression: ψ = e^{−δ_R·R}/(1 + γ_S·S) — de Pillis 2013 §3d, Arciero 2004 §9a [V-code]
-* CTLA-4: κ = 1 + E_ctla4·RO_ctla4 on priming; Treg depletion k_dep·RO_ctla4·R — §4c [M]
-* CD4 help: η = h_min + (1 − h_min)·H/(K_H + H) on CTL priming — DESIGN §3 (chosen form)
-* NK: e·C − f·N + g·ψ·N·T²/(h + T²) − p·N·T − K_N·drug·N — §3b [V-code]
+  effect saturates with occupancy at clinical doses) — Nikolopoulou et al. 2018 (F(Q); BioModels
+  MODEL1908270001); the occupancy form and the cap are chosen
+* immunosuppression: ψ = e^{−δ_R·R}/(1 + γ_S·S) — de Pillis et al. 2013 (e^{−δR}), Arciero et
+  al. 2004 (1/(1 + γS)); values chosen
+* CTLA-4: κ = 1 + E_ctla4·RO_ctla4 on priming; Treg depletion k_dep·RO_ctla4·R — chosen
+  (CTLA-4 acts at priming and on Tregs; Serre et al. 2016); unverified
+* CD4 help: η = h_min + (1 − h_min)·H/(K_H + H) on CTL priming — chosen form
+* NK: e·C − f·N + g·ψ·N·T²/(h + T²) − p·N·T − K_N·drug·N — de Pillis et al. 2006
 * CTL: −m·L + j·L·(D·T⁺)²/(k + (D·T⁺)²) − q·L·T + ψ·(r1·N + r2·η·κ·C)·T⁺ + a_c·η·κ·ψ·DC
-  − u·N·L² − K_L·drug·L + p_I·F·L·I/(g_I + I) − k_RL·R·L — §3b [V-code], §5a Kronik
-* lymphocytes, drug, IL-2: α − β·C − K_C·drug·C; −γ·M; −μ_I·I — §3b [V-code]
+  − u·N·L² − K_L·drug·L + p_I·F·L·I/(g_I + I) − k_RL·R·L — de Pillis et al. 2006; DC
+  priming a_c·DC and Treg inactivation k_RL·R·L from Kronik et al. 2010
+* lymphocytes, drug, IL-2: α − β·C − K_C·drug·C; −γ·M; −μ_I·I — de Pillis et al. 2006
 * dead-cell antigen (ICD) pool: all kills of T⁺ + shed·T⁺ (+ RT: rt_icd × RT-killed T⁺)
-  − μ_Ag·Ag — §4e, §7b
+  − μ_Ag·Ag — Kosinsky et al. 2018 (dying-cell signal), Rauf et al. 2025 (immunogenic cell
+  death); form chosen
 * antigen-presenting cells: Dm → DC (α1·k_m) → Dr (k_cr), DC from Ag: σ_DC·Ag/(K_Ag + Ag)
-  — Kronik 2010 §5a [V-code]; Ag term §4e (chosen); chemotherapy removes Dm and DC at
-  k_chemo_apc·drug — chosen (0 by default; prostate: VIABLE, a DC vaccine given with
-  docetaxel adds no survival)
-* helper T cells: a_h·κ·ψ·DC − μ_H·H — chosen (DESIGN §3)
+  — Kronik et al. 2010 (BioModels MODEL2001130003); Ag term chosen after Kosinsky et al.
+  2018; chemotherapy removes Dm and DC at k_chemo_apc·drug — chosen (0 by default;
+  prostate: VIABLE, a DC vaccine given with docetaxel adds no survival)
+* helper T cells: a_h·κ·ψ·DC − μ_H·H — chosen
 * Tregs: σ_R + a_r·Dr + σ_RS·γ_S·S/(1 + γ_S·S) + p_R·R·I/(g_I + I) − μ_R·R − k_dep·RO·R
-  — §3d [V-code], §5a [V-code], §4c [M]
-* TGF-β/IL-10 (S): p_ST·T/(K_ST + T) + p_SM·M2 − μ_S·S — §9a/§9c forms [V-code]
-* M2 macrophages: σ_M2·T/(K_M2 + T) − μ_M2·M2 — §9c [V-code] (chosen recruitment)
+  — de Pillis et al. 2013, Kronik et al. 2010 (a_r·Dr); CTLA-4 depletion chosen
+* TGF-β/IL-10 (S): p_ST·T/(K_ST + T) + p_SM·M2 − μ_S·S — forms after Arciero et al. 2004
+  and Ganguli et al. 2018
+* M2 macrophages: σ_M2·T/(K_M2 + T) − μ_M2·M2 — Ganguli et al. 2018 (death rate);
+  recruitment chosen
 * antibodies (humoral arm): p_Ab·H/(K_H + H)·Ag/(K_Ag + Ag) − μ_Ab·Ab; antibody-dependent
   kill of T⁺ (NK ADCC, macrophage ADCP, complement lumped): k_adcc·ψ·Ab/(K_Ab + Ab)·T⁺
-  — chosen (DESIGN §3)
+  — chosen
 * CAR-T (effector E, memory M): dE = (π·x·λ + φ − ρ − α_ex·x)·E + θ·x·M,
   dM = ε·E − θ·x·M − μ·M, x = T⁺/(g_T + T⁺), λ = 1 + b_LD·max(0, 1 − C·β/α);
-  kill of T⁺: γ_B·E/(k_B + E)·T⁺ — CARTmath §6b [V-code], León-Triana §6d [V-code],
-  Kimmel §6a [V-text]
-* checkpoint antibodies: one compartment, −ln2/t½·A; RO = (A/V)/((A/V) + K_D) — §4d [M]
-* chemotherapy: M += dose·BSA/V; kill K_X·(1 − e^{−δ·M}) of T±, N, L, C, H, R, CAR — §3b/§3c
-* neutrophils: Friberg transit chain, E_drug = slope·M, feedback (ANC0/ANC)^γ — §8c [V-code]
+  kill of T⁺: γ_B·E/(k_B + E)·T⁺ — CARTmath (Barros et al. 2021; authors' code),
+  León-Triana et al. 2021 (BioModels BIOMD0000001013), Kimmel et al. 2021 (paper's Table 1)
+* checkpoint antibodies: one compartment, −ln2/t½·A; RO = (A/V)/((A/V) + K_D) — label
+  half-lives and volumes, unverified
+* chemotherapy: M += dose·BSA/V; kill K_X·(1 − e^{−δ·M}) of T±, N, L, C, H, R, CAR — de
+  Pillis et al. 2006 and 2009
+* neutrophils: Friberg transit chain, E_drug = slope·M, feedback (ANC0/ANC)^γ — Friberg et
+  al. 2002 (values checked against the R package myelo)
 * lymphodepletion: log-kill ld_kill per course day of C, N, L, H, R, CAR-T and ld_marrow of
   marrow progenitors (a bolus of n days, or the same log-kill spread over an infusion window)
-  — chosen (§6e doses)
+  — chosen (the ZUMA-1 course: fludarabine 30 + cyclophosphamide 500 mg/m² on days −5…−3,
+  Neelapu et al. 2017)
 * radiotherapy fraction d, to lesion 1: T±_1 ×= 1 − f_field + f_field·e^{−αd−βd²}
-  (f_field: share of lesion 1 inside the field [M]; the other lesions are outside it);
+  (f_field: share of lesion 1 inside the field, chosen; the other lesions are outside it);
   C, N, L, H, R, CAR-T ×= e^{−α_L·f_blood·d};
-  BED_late += f_tissue·d·(1 + f_tissue·d/3) — §7a/§7b [M]
+  BED_late += f_tissue·d·(1 + f_tissue·d/3) — linear-quadratic model; values typical,
+  unverified
 * irAE hazard: k_irae·(RO_pd1 + w·C_ctla4/(C_ctla4 + K_irae4))·κ·(H + L)/(H + L + K_irae):
   PD-1 occupancy (saturated at clinical doses) plus anti-CTLA-4 exposure (not saturated:
-  ipilimumab toxicity rises with dose) — §4d/§11 (chosen)
-* CRS (IL-6-like): crs_prod·(CAR kill rate) − crs_clear·IL6 — §6e [M] (chosen values)
+  ipilimumab toxicity rises with dose) — chosen
+* CRS (IL-6-like): crs_prod·(CAR kill rate) − crs_clear·IL6 — chosen (IL-6 rises with CAR-T
+  killing; unverified)
 * death: cumulative hazard Hz, dHz/dt = bg + r·(Σ_i lethality_i·T_i / T_ref)^p; the patient
   dies when Hz reaches their unit-exponential threshold — chosen form, calibrated per
   scenario to untreated / best-supportive-care survival
@@ -495,7 +514,7 @@ def dose(k, amount, y, p):
 
 
 # --- metadata -------------------------------------------------------------------------------
-_CART = "MODELS.md §6b CARTmath HDLM-2 [V-code]"
+_CART = "Barros et al. 2021 (CARTmath), HDLM-2 fit; checked against the authors' code"
 _CAL = "value chosen (calibrated in experiments/calibration)"
 
 
@@ -510,14 +529,15 @@ _EXT_PARAMS = (
         1e-5,
         "-",
         "antigen-loss probability per division (T⁺ → T⁻)",
-        "MODELS.md §9e (1e-6–1e-4 per division) [M]",
+        "chosen; 1e-6–1e-4 per division is the range usually quoted (unverified)",
     ),
     Param(
         "tn_fitness",
         1.0,
         "-",
         "growth rate of T⁻ relative to T⁺",
-        "MODELS.md §9e/§6d template: same growth as T⁺ [M]; scenario-specific",
+        "chosen: same growth as T⁺ (antigen-escape clone as in León-Triana et al. 2021); "
+        "scenario-specific",
     ),
     # checkpoints and suppression
     Param(
@@ -525,49 +545,49 @@ _EXT_PARAMS = (
         1.0,
         "a.u.",
         "PD-1–PD-L1 engagement Q without anti-PD-1",
-        _chosen("MODELS.md §4a Q [V-code], reduced by (1 − RO_pd1)"),
+        _chosen("Q of Nikolopoulou et al. 2018, reduced by (1 − ε·RO_pd1)"),
     ),
     Param(
         "K_TQ",
         0.5,
         "a.u.",
         "PD-1 inhibition constant in F(Q) = 1/(1 + Q/K_TQ)",
-        _chosen("MODELS.md §4a F(Q) [V-code]"),
+        _chosen("F(Q) = 1/(1 + Q/K_TQ) of Nikolopoulou et al. 2018"),
     ),
     Param(
         "delta_R",
         5e-6,
         "1/cell",
         "Treg suppression of NK/CTL kill and recruitment e^{−δ·R}",
-        _chosen("MODELS.md §3d de Pillis 2013 (δ_T = 1.59e-9 per cell/L) [V-code]"),
+        _chosen("e^{−δR} of de Pillis et al. 2013 (δ_T = 1.59e-9 per cell/L there)"),
     ),
     Param(
         "gamma_S",
         0.5,
         "1/a.u.",
         "TGF-β/IL-10 suppression 1/(1 + γ_S·S)",
-        _chosen("MODELS.md §9a Arciero 2004 1/(1 + γS) [V-code]"),
+        _chosen("1/(1 + γS) of Arciero et al. 2004"),
     ),
     Param(
         "k_RL",
         6e-7,
         "1/(cell·day)",
         "Treg inactivation of CTL k_r·R·L",
-        "MODELS.md §5a Kronik 2010 k_r [V-code]",
+        "Kronik et al. 2010 k_r (BioModels MODEL2001130003)",
     ),
     Param(
         "ctla4_emax",
         1.0,
         "-",
         "priming boost at full anti-CTLA-4 occupancy (1 + E·RO)",
-        _chosen("MODELS.md §4c practical recommendation [M]"),
+        _chosen("1 + E·RO on priming (CTLA-4 acts at priming: Serre et al. 2016); unverified"),
     ),
     Param(
         "ctla4_deplete",
         0.3,
         "1/day",
         "Treg depletion at full anti-CTLA-4 occupancy",
-        _chosen("MODELS.md §4c k·RO·R [M]"),
+        _chosen("k·RO·R (Fc-mediated Treg depletion); unverified"),
     ),
     # antigen presentation (Kronik 2010) and CD4 help
     Param(
@@ -575,88 +595,98 @@ _EXT_PARAMS = (
         0.027,
         "1/day",
         "migration/maturation of antigen-loaded APCs",
-        "MODELS.md §5a Kronik 2010 [V-code]",
+        "Kronik et al. 2010 (BioModels MODEL2001130003)",
     ),
     Param(
         "alpha1",
         0.03,
         "-",
         "fraction of migrating APCs becoming functional mature DCs",
-        "MODELS.md §5a Kronik 2010 [V-code]",
+        "Kronik et al. 2010 (BioModels MODEL2001130003)",
     ),
     Param(
         "k_cr",
         0.027,
         "1/day",
         "mature → regulatory DC conversion",
-        "MODELS.md §5a Kronik 2010 [V-code]",
+        "Kronik et al. 2010 (BioModels MODEL2001130003)",
     ),
-    Param("mu_d", 0.014, "1/day", "regulatory DC death", "MODELS.md §5a Kronik 2010 [V-code]"),
+    Param(
+        "mu_d",
+        0.014,
+        "1/day",
+        "regulatory DC death",
+        "Kronik et al. 2010 (BioModels MODEL2001130003)",
+    ),
     Param(
         "a_c",
         0.3,
         "cells/(cell·day)",
         "CTL priming per mature DC",
-        _chosen("MODELS.md §5a Kronik a_c·D_c (a_c = 0.03 there) [V-code]"),
+        _chosen("a_c·DC of Kronik et al. 2010 (a_c = 0.03 there)"),
     ),
     Param(
         "a_r",
         0.003,
         "cells/(cell·day)",
         "Treg induction per regulatory DC",
-        "MODELS.md §5a Kronik 2010 [V-code]",
+        "Kronik et al. 2010 (BioModels MODEL2001130003)",
     ),
     Param(
         "sigma_DC",
         1e4,
         "cells/day",
         "DC maturation by dead-cell antigen (maximum)",
-        _chosen("MODELS.md §4e/§7b cell death drives DC maturation [V-text]"),
+        _chosen("dying cells drive DC maturation, after Kosinsky et al. 2018 and Rauf et al. 2025"),
     ),
     Param(
         "K_Ag",
         1e7,
         "cells",
         "half-saturation of antigen-driven DC maturation",
-        _chosen("MODELS.md §4e saturating form [V-text]"),
+        _chosen("saturating, after Kosinsky et al. 2018"),
     ),
     Param(
         "mu_Ag",
         0.1725,
         "1/day",
         "clearance of dead-cell antigen",
-        "MODELS.md §4e Kosinsky 2018 μ [V-text]",
+        "Kosinsky et al. 2018 μ (clearance of dying tumour cells, Table 1)",
     ),
     Param(
         "ag_shed",
         0.01,
         "1/day",
         "antigen released by T⁺ turnover (spontaneous death)",
-        _chosen("MODELS.md §4e Kosinsky d0 = 0.01/day spontaneous death [V-text]"),
+        _chosen("spontaneous death d0 = 0.01/day of Kosinsky et al. 2018"),
     ),
     Param(
         "a_h",
         0.03,
         "cells/(cell·day)",
         "CD4 helper priming per mature DC",
-        _chosen("Kronik a_c·D_c form, MODELS.md §5a [V-code]"),
+        _chosen("a_c·DC form of Kronik et al. 2010"),
     ),
     Param(
-        "mu_H", 0.1, "1/day", "activated helper T-cell turnover", _chosen("first-order death [M]")
+        "mu_H",
+        0.1,
+        "1/day",
+        "activated helper T-cell turnover",
+        _chosen("first-order death; unverified"),
     ),
     Param(
         "K_H",
         1e4,
         "cells",
         "helper cells for half-maximal help",
-        _chosen("saturating help factor (DESIGN §3) [M]"),
+        _chosen("saturating help factor; unverified"),
     ),
     Param(
         "h_min",
         0.3,
         "-",
         "relative CTL priming without CD4 help",
-        _chosen("help factor h_min + (1 − h_min)·H/(K_H + H) [M]"),
+        _chosen("help factor h_min + (1 − h_min)·H/(K_H + H); unverified"),
     ),
     # Tregs, cytokines, macrophages
     Param(
@@ -664,82 +694,88 @@ _EXT_PARAMS = (
         770.0,
         "cells/day",
         "baseline Treg source (R* = σ_R/μ_R = 2e4)",
-        _chosen("MODELS.md §3d source form [V-code]"),
+        _chosen("constant source, after de Pillis et al. 2013"),
     ),
     Param(
         "sigma_RS",
         2e3,
         "cells/day",
         "TGF-β-driven Treg induction (maximum)",
-        _chosen("MODELS.md §9b/§9c Treg activation [V-code]"),
+        _chosen("Treg induction by suppressive cytokines, after Ganguli & Sarkar 2018"),
     ),
     Param(
         "p_R",
         0.03598,
         "1/day",
         "IL-2-driven Treg expansion p_R·R·I/(g_I + I)",
-        "MODELS.md §3d de Pillis 2013 [V-code]",
+        "de Pillis et al. 2013 (BioModels BIOMD0000000908)",
     ),
-    Param("mu_R", 0.03851, "1/day", "Treg turnover", "MODELS.md §3d de Pillis 2013 u [V-code]"),
+    Param("mu_R", 0.03851, "1/day", "Treg turnover", "de Pillis et al. 2013 u (BIOMD0000000908)"),
     Param(
         "p_ST",
         10.0,
         "a.u./day",
         "TGF-β/IL-10 production by tumour (maximum)",
-        _chosen("MODELS.md §9a Arciero p4·T²/(τ²+T²), here T/(K + T) [V-code]"),
+        _chosen("Arciero et al. 2004 p4·T²/(τ²+T²), here T/(K + T)"),
     ),
     Param(
         "K_ST",
         1e9,
         "cells",
         "tumour size for half-maximal cytokine production",
-        _chosen("MODELS.md §9a [V-code]"),
+        _chosen("after Arciero et al. 2004"),
     ),
     Param(
         "p_SM",
         1e-5,
         "a.u./(cell·day)",
         "TGF-β/IL-10 production per M2 macrophage",
-        _chosen("MODELS.md §9c Ganguli β_M2 (IL-10 by M2) [V-code]"),
+        _chosen("IL-10 made by M2 cells (β_M2) of Ganguli & Sarkar 2018"),
     ),
-    Param("mu_S", 10.0, "1/day", "TGF-β/IL-10 clearance", "MODELS.md §9a Arciero μ3 [V-code]"),
+    Param("mu_S", 10.0, "1/day", "TGF-β/IL-10 clearance", "Arciero et al. 2004 μ3"),
     Param(
         "sigma_M2",
         5e4,
         "cells/day",
         "tumour-driven M2 recruitment (maximum)",
-        _chosen("MODELS.md §9c Ganguli tumour-driven activation [V-code]"),
+        _chosen("tumour-driven M2 activation of Ganguli & Sarkar 2018"),
     ),
     Param(
         "K_M2",
         1e9,
         "cells",
         "tumour size for half-maximal M2 recruitment",
-        _chosen("MODELS.md §9c [V-code]"),
+        _chosen("after Ganguli & Sarkar 2018"),
     ),
-    Param("mu_M2", 0.05, "1/day", "M2 death", "MODELS.md §9c Ganguli δ_M2 [V-code]"),
+    Param("mu_M2", 0.05, "1/day", "M2 death", "Ganguli & Sarkar 2018 δ_M2 (BIOMD0000000810)"),
     # humoral arm
     Param(
         "p_Ab",
         0.05,
         "a.u./day",
         "tumour-specific antibody production (maximum)",
-        _chosen("helped B-cell response (DESIGN §3) [M]"),
+        _chosen("helped B-cell response; unverified"),
     ),
-    Param("mu_Ab", 0.033, "1/day", "antibody clearance (IgG t½ ≈ 21 days)", "IgG half-life [M]"),
+    Param(
+        "mu_Ab",
+        0.033,
+        "1/day",
+        "antibody clearance (IgG t½ ≈ 21 days)",
+        "IgG half-life (textbook value; unverified)",
+    ),
     Param(
         "K_Ab",
         1.0,
         "a.u.",
         "antibody level for half-maximal ADCC",
-        _chosen("saturating opsonisation [M]"),
+        _chosen("saturating opsonisation; unverified"),
     ),
     Param(
         "k_adcc",
         0.05,
         "1/day",
         "maximal antibody-dependent kill of T⁺ (modest)",
-        _chosen("ADCC/ADCP/complement lumped (DESIGN §3) [M]"),
+        _chosen("ADCC/ADCP/complement lumped; unverified"),
     ),
     # CAR-T
     Param(
@@ -747,14 +783,14 @@ _EXT_PARAMS = (
         0.9,
         "1/day",
         "antigen-driven CAR-T expansion π·x·E",
-        "MODELS.md §6d León-Triana 2021 ρ_C [V-code]",
+        "León-Triana et al. 2021 ρ_C (BioModels BIOMD0000001013)",
     ),
     Param(
         "car_gT",
         1e10,
         "cells",
         "T⁺ for half-maximal CAR antigen contact x",
-        "MODELS.md §6d León-Triana 2021 g_T [V-code]",
+        "León-Triana et al. 2021 g_T (BioModels BIOMD0000001013)",
     ),
     Param("car_phi", 0.265, "1/day", "effector expansion φ", _CART),
     Param("car_rho", 0.35, "1/day", "effector death ρ", _CART),
@@ -764,8 +800,8 @@ _EXT_PARAMS = (
         "1/day",
         "memory formation ε",
         _chosen(
-            "MODELS.md §6b CARTmath ε·C_T [V-code] (0.15 in mice); set for ZUMA-1 "
-            "CAR-T persistence, §6a [V-text]"
+            "ε·C_T of Barros et al. 2021 (CARTmath; 0.15 in mice); set for ZUMA-1 "
+            "CAR-T persistence (Kimmel et al. 2021)"
         ),
     ),
     Param("car_mu", 5e-3, "1/day", "memory death μ", _CART),
@@ -774,35 +810,35 @@ _EXT_PARAMS = (
         0.5,
         "1/day",
         "memory → effector reactivation at full antigen contact",
-        _chosen("MODELS.md §6b CARTmath θ·T·C_M, contact saturated [V-code]"),
+        _chosen("θ·T·C_M of Barros et al. 2021 (CARTmath), contact saturated"),
     ),
     Param(
         "car_exhaust",
         0.1,
         "1/day",
         "effector exhaustion at full antigen contact",
-        _chosen("MODELS.md §6b CARTmath α·T·C_T, contact saturated [V-code]"),
+        _chosen("α·T·C_T of Barros et al. 2021 (CARTmath), contact saturated"),
     ),
     Param(
         "car_kill",
         1.15,
         "1/day",
         "maximal CAR-T kill of T⁺ γ_B·E/(k_B + E)",
-        "MODELS.md §6a Kimmel 2021 γ_B [V-text]",
+        "Kimmel et al. 2021 γ_B (the paper's Table 1)",
     ),
     Param(
         "car_K",
         2.024e9,
         "cells",
         "CAR-T cells for half-maximal kill",
-        "MODELS.md §6a Kimmel 2021 k_B [V-text]",
+        "Kimmel et al. 2021 k_B (the paper's Table 1)",
     ),
     Param(
         "car_ld_boost",
         0.3,
         "-",
         "extra CAR-T expansion when lymphocytes are depleted",
-        _chosen("MODELS.md §6a Kimmel: lymphodepletion frees homeostatic space [V-text]"),
+        _chosen("lymphodepletion frees homeostatic space (Kimmel et al. 2021)"),
     ),
     # pharmacokinetics and dose conversions
     Param(
@@ -810,14 +846,14 @@ _EXT_PARAMS = (
         25.0,
         "day",
         "anti-PD-1 half-life (nivolumab-like)",
-        "MODELS.md §4d/§12 label values [M]",
+        "labels: nivolumab ~25, pembrolizumab ~22 days; unverified",
     ),
     Param(
         "pd1_volume_l",
         6.0,
         "L",
         "anti-PD-1 volume of distribution",
-        "MODELS.md §4d/§12 V_ss ≈ 6–7 L [M]",
+        "labels: V_ss ≈ 6–7 L; unverified",
     ),
     Param(
         "pd1_kd_mg_l",
@@ -825,7 +861,7 @@ _EXT_PARAMS = (
         "mg/L",
         "anti-PD-1 concentration for 50 % occupancy (effective)",
         "RO = C/(C + K_D): nivolumab binds PD-1 with K_D 3 nM ≈ 0.45 mg/L (Wang C et al. "
-        "Cancer Immunol Res 2014;2:846-56) [M]; pembrolizumab binds more tightly, and its "
+        "Cancer Immunol Res 2014;2:846-56; unverified); pembrolizumab binds more tightly, and its "
         "target engagement is full at trough of every dose from 1 mg/kg q3w (Patnaik A et "
         "al. Clin Cancer Res 2015;21:4286-93): troughs of clinical doses (15-60 mg/L) give "
         "RO > 96 %",
@@ -835,92 +871,92 @@ _EXT_PARAMS = (
         15.0,
         "day",
         "anti-CTLA-4 half-life (ipilimumab-like)",
-        "MODELS.md §4d/§12 label values [M]",
+        "ipilimumab label: ~15 days; unverified",
     ),
     Param(
         "ctla4_volume_l",
         7.0,
         "L",
         "anti-CTLA-4 volume of distribution",
-        "MODELS.md §12 V_ss ≈ 6–7 L [M]",
+        "labels: V_ss ≈ 6–7 L; unverified",
     ),
     Param(
         "ctla4_kd_mg_l",
         3.0,
         "mg/L",
         "anti-CTLA-4 concentration for 50 % occupancy",
-        _chosen("RO = C/(C + K_D), MODELS.md §4d [M]"),
+        _chosen("RO = C/(C + K_D); unverified"),
     ),
-    Param("body_weight_kg", 70.0, "kg", "body weight (per-kg doses)", "standard adult [M]"),
-    Param("bsa_m2", 1.8, "m²", "body-surface area (per-m² doses)", "standard adult [M]"),
+    Param("body_weight_kg", 70.0, "kg", "body weight (per-kg doses)", "chosen: standard adult"),
+    Param("bsa_m2", 1.8, "m²", "body-surface area (per-m² doses)", "chosen: standard adult"),
     Param(
         "chemo_volume_l",
         50.0,
         "L",
         "chemotherapy volume: M += dose·BSA/V",
-        _chosen("MODELS.md §8a one-compartment PK [V-code]"),
+        _chosen("one-compartment PK of de Pillis et al. 2006"),
     ),
     Param(
         "chemo_delta",
         0.4,
         "L/mg",
         "chemo potency δ in 1 − e^{−δM}",
-        _chosen("MODELS.md §3c de Pillis 2009 (δ = 1.8328 in its units) [V-code]"),
+        _chosen("1 − e^{−δM} of de Pillis et al. 2009 (δ = 1.8328 in its units)"),
     ),
     Param(
         "il2_volume_l",
         5.0,
         "L",
         "IL-2 distribution volume: I += dose·weight/V",
-        _chosen("blood volume ≈ 5 L [M]"),
+        _chosen("blood volume ≈ 5 L"),
     ),
     Param(
         "ld_kill",
         1.2,
         "1/course-day",
         "lymphocyte log-kill per flu/cy course day",
-        _chosen("MODELS.md §6e flu 30 + cy 500 mg/m² days −5…−3 [M]"),
+        _chosen("flu 30 + cy 500 mg/m² on days −5…−3, ZUMA-1 (Neelapu et al. 2017)"),
     ),
     Param(
         "ld_marrow",
         0.5,
         "1/course-day",
         "marrow progenitor log-kill per lymphodepletion day",
-        _chosen("MODELS.md §6e [M]"),
+        _chosen("log-kill per course day; unverified"),
     ),
     # radiotherapy
-    Param("rt_alpha", 0.3, "1/Gy", "tumour LQ α", "MODELS.md §7a typical 0.2–0.4 [M]"),
-    Param("rt_alpha_beta", 10.0, "Gy", "tumour α/β", "MODELS.md §7a [M]"),
+    Param("rt_alpha", 0.3, "1/Gy", "tumour LQ α", "typical value (0.2–0.4); unverified"),
+    Param("rt_alpha_beta", 10.0, "Gy", "tumour α/β", "typical value; unverified"),
     Param(
         "rt_alpha_lymph",
         0.5,
         "1/Gy",
         "circulating-lymphocyte radiosensitivity α_L",
-        "MODELS.md §7b [M]",
+        "typical value; unverified",
     ),
     Param(
         "rt_blood_frac",
         0.1,
         "-",
         "effective blood dose / prescription dose",
-        "MODELS.md §7b (5–20 %) [M]",
+        "typical range 5–20 %; unverified",
     ),
     Param(
         "rt_icd",
         1.0,
         "-",
         "antigen released per radiation-killed T⁺ cell (ICD gain)",
-        _chosen("MODELS.md §7b Rauf 2025 amplification A [V-code]"),
+        _chosen("immunogenic-cell-death amplification, after Rauf et al. 2025"),
     ),
     Param(
         "rt_tissue_frac",
         1.0,
         "-",
         "late-responding tissue dose / prescription dose",
-        _chosen("MODELS.md §7a [M]; lower it for SBRT-like fields"),
+        _chosen("whole prescription; unverified; lower it for SBRT-like fields"),
     ),
     Param(
-        "rt_alpha_beta_late", 3.0, "Gy", "late-responding normal tissue α/β", "MODELS.md §7a [M]"
+        "rt_alpha_beta_late", 3.0, "Gy", "late-responding normal tissue α/β", "typical; unverified"
     ),
     # neutrophils (Friberg 2002, docetaxel system parameters)
     Param(
@@ -928,16 +964,16 @@ _EXT_PARAMS = (
         88.7 / 24.0,
         "day",
         "mean transit time (88.7 h)",
-        "MODELS.md §8c Friberg 2002 [V-code]",
+        "Friberg et al. 2002, docetaxel (checked against myelo)",
     ),
-    Param("fr_gamma", 0.161, "-", "feedback exponent", "MODELS.md §8c Friberg 2002 [V-code]"),
-    Param("anc0_per_l", 5.05e9, "cells/L", "baseline ANC", "MODELS.md §8c Friberg 2002 [V-code]"),
+    Param("fr_gamma", 0.161, "-", "feedback exponent", "Friberg et al. 2002, docetaxel"),
+    Param("anc0_per_l", 5.05e9, "cells/L", "baseline ANC", "Friberg et al. 2002, docetaxel"),
     Param(
         "fr_slope",
         0.5,
         "L/mg",
         "drug effect on progenitors E = slope·M",
-        _chosen("MODELS.md §8c linear E_drug [V-code]"),
+        _chosen("linear E_drug = slope·C of Friberg et al. 2002"),
     ),
     # toxicity signals
     Param(
@@ -945,46 +981,44 @@ _EXT_PARAMS = (
         31.25,
         "L",
         "ALC = C / V (maps C* = 6.25e10 to 2.0e9/L)",
-        _chosen("MODELS.md §3b C* [D]; de Pillis 2009 2.25e9 cells/L [V-code]"),
+        _chosen("C* = α/β of de Pillis et al. 2006 (derived); 2.25e9 cells/L in de Pillis 2009"),
     ),
     Param(
         "irae_rate",
         0.005,
         "1/day",
         "irAE hazard at full occupancy and activation",
-        _chosen("MODELS.md §4d/§11 hazard ∝ RO × activation [M]"),
+        _chosen("hazard ∝ occupancy × activation; unverified"),
     ),
     Param(
         "irae_w_ctla4",
         1.5,
         "-",
         "weight of anti-CTLA-4 occupancy in the irAE hazard",
-        _chosen("MODELS.md §4d (higher irAE rate with ipilimumab) [M]"),
+        _chosen("higher irAE rate with ipilimumab (CheckMate 067, Larkin et al. 2015)"),
     ),
     Param(
         "irae_K",
         1e6,
         "cells",
         "activated T cells (H + L) for half-maximal irAE hazard",
-        _chosen("MODELS.md §11 [M]"),
+        _chosen("saturating activation; unverified"),
     ),
     Param(
         "crs_prod",
         1e-8,
         "(pg/mL)/cell",
         "IL-6-like signal per CAR-T-killed cell",
-        _chosen("MODELS.md §6e IL-6 ∝ CAR-T killing rate [M]"),
+        _chosen("IL-6 ∝ CAR-T killing rate; unverified"),
     ),
-    Param(
-        "crs_clear", 1.0, "1/day", "clearance of the IL-6-like signal", _chosen("MODELS.md §6e [M]")
-    ),
+    Param("crs_clear", 1.0, "1/day", "clearance of the IL-6-like signal", _chosen("first-order")),
     # radiotherapy field (appended last: the earlier parameter indices are unchanged)
     Param(
         "rt_field_fraction",
         1.0,
         "-",
         "fraction of the tumour burden inside the radiation field (T± ×= 1 − f + f·SF)",
-        "chosen [M]: 1 = the whole burden irradiated (localised disease); lower it for "
+        "chosen: 1 = the whole burden irradiated (localised disease); lower it for "
         "metastatic or systemic disease treated to one site",
     ),
     # chemotherapy against the vaccine's antigen presentation (appended last, as above)
@@ -993,7 +1027,7 @@ _EXT_PARAMS = (
         0.0,
         "1/day",
         "chemo loss of antigen-presenting cells (vaccine APCs Dm and mature DCs): K·drug",
-        "chosen form on the APC states of MODELS.md §5a [M]; 0 = none; calibrated where "
+        "chosen form on the APC states of Kronik et al. 2010; 0 = none; calibrated where "
         "a trial of a cellular vaccine given with chemotherapy pins it (prostate: VIABLE)",
     ),
     # lesions (appended: the earlier parameter indices are unchanged)
@@ -1004,7 +1038,7 @@ _EXT_PARAMS = (
             "-",
             f"CTL infiltration (immune access) of lesion {i}: its effector ratio is "
             "L·infil_i/Σ_j infil_j·T⁺_j",
-            "chosen form [M]: CTLs home to the lesions in proportion to infil_i·T⁺_i; with one "
+            "chosen form: CTLs home to the lesions in proportion to infil_i·T⁺_i; with one "
             "lesion and infil = 1 this is de Pillis's L/T; scenarios draw it per lesion and site",
         )
         for i in range(1, N_LESIONS + 1)
@@ -1015,7 +1049,7 @@ _EXT_PARAMS = (
             1.0,
             "-",
             f"weight of lesion {i}'s cells in the death hazard (its site)",
-            "chosen [M]: visceral (liver, brain) disease carries more risk of death per cell "
+            "chosen: visceral (liver, brain) disease carries more risk of death per cell "
             "than skin, soft tissue or nodes; scenarios set it per site",
         )
         for i in range(1, N_LESIONS + 1)
@@ -1026,7 +1060,7 @@ _EXT_PARAMS = (
         0.0,
         "1/day",
         "cancer death hazard at the reference weighted burden",
-        "chosen form [M]: hazard = death_rate·(Σ lethality_i·T_i / death_ref_cells)^death_power; "
+        "chosen form: hazard = death_rate·(Σ lethality_i·T_i / death_ref_cells)^death_power; "
         "0 = death only at the lethal burden; calibrated per scenario to untreated or "
         "best-supportive-care survival",
     ),
@@ -1035,21 +1069,21 @@ _EXT_PARAMS = (
         1e11,
         "cells",
         "reference weighted burden of the death hazard",
-        "chosen [M]: 1e11 cells ≈ 100 cm³ of tumour",
+        "chosen: 1e11 cells ≈ 100 cm³ of tumour",
     ),
     Param(
         "death_power",
         1.0,
         "-",
         "exponent of the weighted burden in the death hazard",
-        "chosen [M]: the risk of death rises in proportion to the burden",
+        "chosen: the risk of death rises in proportion to the burden",
     ),
     Param(
         "death_bg_per_year",
         0.0,
         "1/year",
         "background (non-cancer) mortality hazard",
-        "age-matched life tables [M]; scenarios set it",
+        "age-matched life tables (unverified); scenarios set it",
     ),
     Param(
         "death_threshold",
@@ -1057,7 +1091,7 @@ _EXT_PARAMS = (
         "-",
         "the patient's death threshold: death when the cumulative hazard Hz reaches it",
         "a unit-exponential draw per patient (P(threshold > H) = e^{−H}), so that Hz is the "
-        "cumulative hazard of a survival time [D]; scenarios draw it (distribution: exponential)",
+        "cumulative hazard of a survival time (derived); scenarios draw it (exponential)",
     ),
     # exposure-response (appended, as above)
     Param(
@@ -1065,8 +1099,8 @@ _EXT_PARAMS = (
         0.9,
         "-",
         "largest fraction of PD-1/PD-L1 engagement that anti-PD-1 removes: Q = pdl1·(1 − ε·RO)",
-        "chosen [M]: blockade relieves most but not all inhibition of exhausted CTLs, which "
-        "co-express other inhibitory receptors (LAG-3, TIM-3, TIGIT); PD-1 occupancy on "
+        "chosen (unverified): blockade relieves most but not all inhibition of exhausted CTLs, "
+        "which co-express other inhibitory receptors (LAG-3, TIM-3, TIGIT); PD-1 occupancy on "
         "circulating T cells stays above 70 % for two months after single doses of "
         "0.3-10 mg/kg nivolumab (Brahmer JR et al. J Clin Oncol 2010;28:3167-75), so at "
         "clinical doses RO is near 1 and the effect saturates at ε",
@@ -1076,10 +1110,10 @@ _EXT_PARAMS = (
         30.0,
         "mg/L",
         "anti-CTLA-4 concentration for half-maximal irAE drive",
-        "chosen [M]: ipilimumab immune-related toxicity rises with exposure across 0.3-10 mg/kg "
-        "(Feng Y et al. Clin Cancer Res 2013;19:3977-86; CA184-169: grade 3-4 TRAEs 34 % at "
-        "10 mg/kg vs 18 % at 3 mg/kg, Ascierto PA et al. Lancet Oncol 2017;18:611-22); 30 mg/L "
-        "is about the mean concentration over a 3 mg/kg course",
+        "chosen (unverified): ipilimumab immune-related toxicity rises with exposure across "
+        "0.3-10 mg/kg (Feng Y et al. Clin Cancer Res 2013;19:3977-86; CA184-169: grade 3-4 "
+        "TRAEs 34 % at 10 mg/kg vs 18 % at 3 mg/kg, Ascierto PA et al. Lancet Oncol "
+        "2017;18:611-22); 30 mg/L is about the mean concentration over a 3 mg/kg course",
     ),
 )
 
@@ -1205,8 +1239,11 @@ MODEL = Model(
     name="oncoimmune",
     title="oncoimmune: de Pillis 2006 extended with immunoediting, checkpoints, "
     "immunosuppression, vaccines, CAR-T, chemo- and radiotherapy and toxicity",
-    reference="Composite of MODELS.md §3b (de Pillis 2006, patient 9), §3d, §4a, §4c, §4d, "
-    "§5a, §6a, §6b, §6d, §7, §8c, §9; see the module docstring of oncogym.models.oncoimmune.",
+    reference="Composite: de Pillis et al. 2006 (patient 9) extended with terms from de Pillis "
+    "et al. 2013, Arciero et al. 2004, Nikolopoulou et al. 2018, Kronik et al. 2010, Kosinsky "
+    "et al. 2018, Ganguli & Sarkar 2018, Barros et al. 2021 (CARTmath), León-Triana et al. "
+    "2021, Kimmel et al. 2021, Friberg et al. 2002 and the linear-quadratic model, and with "
+    "terms of this project's own; the equations page gives each term's source.",
     states=_STATES,
     params=_PARAMS,
     therapies=_THERAPIES,
