@@ -22,19 +22,22 @@ from oncogym.scenarios import Cohort, available_scenarios
 N_PATIENTS = 32
 HORIZON = {task: horizon for task, horizon, _ in ENV_IDS.values()}
 
-# Scenarios where the most intensive regimen the constraints allow genuinely outlives the
-# standard of care in the model, consistently with the trials the scenario is calibrated
-# to: a property of the scenario (and of clinical evidence), not a loophole of the reward.
-# None is left.  The CAR-T scenarios pass since the lymphotoxicity of salvage chemotherapy
-# (which ablates CAR-T cells) and the CAR-T arms' survival were calibrated.  NSCLC passes
-# since what thoracic radiotherapy adds to pembrolizumab is calibrated (NRG-LU002), the
-# double pembrolizumab dose keeps its q6w label interval, and the standard of care is
-# chemo-immunotherapy (envs.STANDARD_OF_CARE); its margin is small (about 0.01 QALYs on
-# this cohort), since six platinum cycles add a little over four (Rossi 2014).  Prostate
-# passes since docetaxel given with the vaccine cancels the vaccine's benefit, as in VIABLE
-# (calibrated), and the standard of care is the clinical pathway, sipuleucel-T then
-# docetaxel: maximum dose gives both at once (and pembrolizumab, which adds nothing).
-MAX_DOSE_BEATS_SOC: dict[str, str] = {}
+# Scenarios where the most intensive regimen the constraints allow outlives the standard of
+# care in the model (expected failures, each with its reason).  The CAR-T scenarios pass
+# since the lymphotoxicity of salvage chemotherapy (which ablates CAR-T cells) and the CAR-T
+# arms' survival were calibrated.  Prostate passes since docetaxel given with the vaccine
+# cancels the vaccine's benefit, as in VIABLE (calibrated), and the standard of care is the
+# clinical pathway, sipuleucel-T then docetaxel: maximum dose gives both at once (and
+# pembrolizumab, which adds nothing).  NSCLC does not (below).
+MAX_DOSE_BEATS_SOC: dict[str, str] = {
+    "nsclc": (
+        "the calibrated evidence, not a loophole of the reward: maximum dose adds two platinum "
+        "cycles (six against four: OS HR 0.94 in Rossi 2014, 0.90 in the model) and 66 Gy of "
+        "thoracic radiotherapy (NRG-LU002: no OS difference; 0.94 in the model, within its "
+        "band) to pembrolizumab, each a little better; the standard of care, KEYNOTE-189's "
+        "four cycles, has neither (its pemetrexed maintenance is not modelled)"
+    ),
+}
 
 
 def _episode_returns(task: str, cohort: Cohort, policy, **kwargs) -> tuple[np.ndarray, np.ndarray]:
