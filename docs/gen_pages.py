@@ -20,14 +20,17 @@ EXAMPLE_PATIENTS = 4
 
 
 def rst_to_md(text: str) -> str:
-    """The docstrings' reStructuredText roles and literals as Markdown."""
-    text = re.sub(
-        r":(?:class|func|meth|mod|data|attr|obj):`~?([^`<]+?)(?: <([^`>]+)>)?`",
-        lambda m: f"`{m.group(1).strip()}`",
-        text,
-    )
-    text = re.sub(r"``([^`]+)``", r"`\1`", text)
-    return text
+    """The docstrings' reStructuredText roles and literals as Markdown (fenced code blocks
+    are left as they are)."""
+    parts = re.split(r"(^```.*?^```[ \t]*$)", text, flags=re.M | re.S)
+    for i in range(0, len(parts), 2):  # the odd parts are the fenced blocks
+        part = re.sub(
+            r":(?:class|func|meth|mod|data|attr|obj):`~?([^`<]+?)(?: <([^`>]+)>)?`",
+            lambda m: f"`{m.group(1).strip()}`",
+            parts[i],
+        )
+        parts[i] = re.sub(r"``([^`]+)``", r"`\1`", part)
+    return "".join(parts)
 
 
 def dedent_doc(doc: str) -> str:
