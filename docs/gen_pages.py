@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from pathlib import Path
 
 import mkdocs_gen_files
@@ -458,28 +457,8 @@ API = {
 }
 
 
-API_SRC = ROOT / "build" / "docs_api_src"
-"""A source tree laid out as the installed package (mkdocs.yml's mkdocstrings path): the
-repository maps ``oncogym.envs`` and ``oncogym.agents`` to ``envs/`` and ``agents/``
-(pyproject's package-dir), which a static reader of ``src/`` cannot see."""
-
-
-def api_source_tree() -> None:
-    pkg = API_SRC / "oncogym"
-    if pkg.exists():
-        shutil.rmtree(pkg)
-    pkg.mkdir(parents=True)
-    for entry in (ROOT / "src" / "oncogym").iterdir():
-        if entry.name not in {"envs", "agents", "__pycache__"}:
-            (pkg / entry.name).symlink_to(entry)
-    (pkg / "envs").symlink_to(ROOT / "envs")
-    (pkg / "agents").symlink_to(ROOT / "agents")
-
-
 def main() -> None:
     from oncogym.envs import ENV_IDS
-
-    api_source_tree()
     from oncogym.scenarios import available_scenarios
 
     for env_id in ENV_IDS:
