@@ -2,8 +2,8 @@
 
 The repository maps ``oncogym.envs`` and ``oncogym.agents`` to ``envs/`` and ``agents/``
 (pyproject's package-dir), which a static reader of ``src/`` cannot see; this lays the
-installed package out under ``build/docs_api_src`` with symlinks.  It runs before every
-plugin's ``on_config`` (mkdocstrings keeps only search paths that exist when it starts).
+installed package out under ``build/docs_api_src`` with symlinks.  Its ``on_config`` runs
+before every plugin's (mkdocstrings keeps only search paths that exist when it starts).
 """
 
 from __future__ import annotations
@@ -29,11 +29,6 @@ def api_source_tree() -> None:
             (pkg / entry.name).symlink_to(entry)
     (pkg / "envs").symlink_to(ROOT / "envs")
     (pkg / "agents").symlink_to(ROOT / "agents")
-
-
-@event_priority(100)
-def on_startup(command: str, dirty: bool) -> None:
-    api_source_tree()
 
 
 @event_priority(100)

@@ -488,14 +488,6 @@ def test_os_rate_is_the_kaplan_meier_landmark_survival():
 REPORT = Path(__file__).resolve().parent.parent / "experiments" / "calibration" / "REPORT.md"
 
 
-def _label(t) -> str:
-    """A target as the report's first column writes it."""
-    what = t.metric + (f" ({t.category})" if t.category not in (None, "any") else "")
-    what += f" by day {t.by_day:.0f}" if t.by_day else ""
-    what += f" at {t.at_months:g} months" if t.at_months else ""
-    return what + (f" vs {t.versus}" if t.versus else "")
-
-
 def _report_section(name: str) -> list[str]:
     """The lines of experiments/calibration/REPORT.md about scenario ``name``."""
     text = REPORT.read_text(encoding="utf-8")
@@ -516,10 +508,11 @@ def test_calibration_targets_hold_on_a_smaller_cohort(name):
     cohort = Cohort.test(sc, 300)
     arms = {a: calibration.run_arm(cohort, a, rtol=1e-6) for a in calibration.scenario_arms(sc)}
     checks = calibration.check_targets(sc.targets, arms, widen=1.5)
+    label = calibration.target_label
     missed = [
-        f"{_label(c.target)} {c.target.arm}: {c.simulated:.3f} vs {c.target.value}"
+        f"{label(c.target)} {c.target.arm}: {c.simulated:.3f} vs {c.target.value}"
         for c in checks
-        if not c.met and (_label(c.target), c.target.arm) not in missed_in_report
+        if not c.met and (label(c.target), c.target.arm) not in missed_in_report
     ]
     missed = [m for m in missed if not m.startswith(_AT_THE_EDGE.get(name, ()))]
     assert not missed, missed
@@ -620,3 +613,13 @@ def test_eligibility_shifts_the_death_threshold_by_the_baseline_hazard():
         h0[b] = dydt[MODEL.state_names.index("Hz")]
     assert_allclose(P[:, col], Pf[:, col] + 84.0 * h0)
     assert np.all(h0 > 0)
+
+
+def test_target_labels_are_the_report_rows():
+    """The report's first column and the tests' lookup of its misses use one label."""
+    sc = load_scenario("melanoma")
+    labels = {calibration.target_label(t) for t in sc.targets}
+    assert "os_rate at 24 months" in labels and "orr" in labels
+    report = REPORT.read_text(encoding="utf-8")
+    for t in sc.targets:
+        assert f"| {calibration.target_label(t)} | {t.arm} |" in report

@@ -549,10 +549,7 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
         ]
         for c in mine:
             t = c.target
-            what = t.metric + (f" ({t.category})" if t.category not in (None, "any") else "")
-            what += f" by day {t.by_day:.0f}" if t.by_day else ""
-            what += f" at {t.at_months:g} months" if t.at_months else ""
-            what += f" vs {t.versus}" if t.versus else ""
+            what = calibration.target_label(t)
             lines.append(
                 f"| {what} | {t.arm} | {_fmt(t.metric, t.value)} | "
                 f"{_fmt(t.metric, c.simulated)} | {_tol(t)} | {'yes' if c.met else '**no**'} "

@@ -275,6 +275,16 @@ class TargetCheck:
         return 0.0 if lo <= v <= hi else (v - hi if v > hi else v - lo)
 
 
+def target_label(target: CalibrationTarget) -> str:
+    """A target in words, as the calibration report's first column writes it (e.g.
+    ``"os_rate at 24 months"``, ``"grade3_4_rate (crs)"``, ``"os_hazard_ratio vs x"``)."""
+    what = target.metric
+    what += f" ({target.category})" if target.category not in (None, "any") else ""
+    what += f" by day {target.by_day:.0f}" if target.by_day else ""
+    what += f" at {target.at_months:g} months" if target.at_months else ""
+    return what + (f" vs {target.versus}" if target.versus else "")
+
+
 def check_targets(
     targets: Iterable[CalibrationTarget], arms: Mapping[str, ArmSummary], *, widen: float = 1.0
 ) -> list[TargetCheck]:
