@@ -20,6 +20,8 @@ weight.
   scenarios are calibrated with);
 * :class:`AdaptivePolicy` — rule-based adaptive therapy over lines of protocols (rules in
   its docstring);
+* ``"open_loop"`` — the best fixed schedule on the dose grid, found by search on training
+  patients (:mod:`oncogym.agents.openloop`);
 * :func:`make_baseline` — a baseline by name (:func:`baseline_names`).
 
 The model-predictive planner is in :mod:`oncogym.agents.planner`.
@@ -391,12 +393,13 @@ def protocol_names(task: str) -> list[str]:
 
 
 def baseline_names(task: str) -> list[str]:
-    """Every baseline of ``task``: no_treatment, random, its protocols, adaptive, the planners."""
+    """Every baseline of ``task``: no_treatment, random, its protocols, adaptive, the best
+    open-loop schedule (scenarios), the planners."""
     from oncogym.envs.task import TASKS
 
     names = ["no_treatment", "random"]
     if task in TASKS:
-        names += [*protocol_names(task), "adaptive"]
+        names += [*protocol_names(task), "adaptive", "open_loop"]
     return [*names, "mpc_oracle", "mpc_population"]
 
 
@@ -404,10 +407,12 @@ def make_baseline(name: str, task: str, *, seed: int = 0, **kwargs: Any) -> Any:
     """A baseline policy by name (see :func:`baseline_names`).
 
     :param name: ``"no_treatment"``, ``"random"``, a protocol of the scenario,
-        ``"adaptive"``, ``"mpc_oracle"`` or ``"mpc_population"``
+        ``"adaptive"``, ``"open_loop"``, ``"mpc_oracle"`` or ``"mpc_population"``
     :param task: the scenario or literature task
-    :param seed: seed of the random and planner baselines
-    :param kwargs: planner settings (:class:`oncogym.agents.planner.MPCPlanner`)
+    :param seed: seed of the random, open-loop and planner baselines
+    :param kwargs: planner settings (:class:`oncogym.agents.planner.MPCPlanner`) or
+        open-loop search settings (:func:`oncogym.agents.openloop.search_open_loop`: the
+        search runs here, on training patients)
     """
     allowed = baseline_names(task)
     if name not in allowed:
@@ -420,6 +425,10 @@ def make_baseline(name: str, task: str, *, seed: int = 0, **kwargs: Any) -> Any:
         return RandomPolicy(seed)
     if name == "adaptive":
         return AdaptivePolicy()
+    if name == "open_loop":
+        from .openloop import open_loop_baseline
+
+        return open_loop_baseline(task, seed=seed, **kwargs)
     if name.startswith("mpc_"):
         from .planner import MPCPlanner
 
