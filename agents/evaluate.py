@@ -34,6 +34,7 @@ from oncogym.clinical import DAYS_PER_MONTH, Response, survival_at
 from oncogym.envs import OncologyVectorEnv
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import TASKS, EnvParams
+from oncogym.rules import DAYS_PER_YEAR
 
 EVAL_SEED = 2024
 """Seed of the evaluation's scan noise (and of the patients of literature tasks)."""
@@ -136,10 +137,22 @@ class EvaluationResult:
     errors: int
     wall_s: float
     meta: dict[str, Any] = field(default_factory=dict)
+    follow_up_days: float = 0.0
+    """Untreated follow-up simulated after the horizon (0: none)."""
+    follow_up_returns: np.ndarray | None = None
+    """Return of the follow-up window per patient (see :func:`rollout`); ``None`` without."""
 
     @property
     def n(self) -> int:
         return int(self.returns.shape[0])
+
+    @property
+    def score_returns(self) -> np.ndarray:
+        """Return over the horizon plus the untreated follow-up (the benchmark's score per
+        patient; the plain return when there is no follow-up)."""
+        if self.follow_up_returns is None:
+            return self.returns
+        return self.returns + self.follow_up_returns
 
 
 def _actions_of(policy: Any, obs: np.ndarray, state: Any, start: np.ndarray) -> tuple[Any, Any]:
@@ -158,8 +171,19 @@ def rollout(
     seed: int = EVAL_SEED,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    follow_up_days: float = 0.0,
 ) -> EvaluationResult:
     """Treat each patient of the test cohort for one episode with ``policy``.
+
+    With ``follow_up_days`` > 0 every patient alive at the horizon is followed, untreated,
+    for that many more days on the same dynamics (its whole state carried over), and
+    ``follow_up_returns`` holds what the default reward adds there: the quality-adjusted
+    life lived in the window minus the years lost in it at death; a patient who died before
+    the horizon loses the whole window (``death_weight`` × window in years), as in one
+    episode of horizon + follow-up with no treatment after the horizon.  Doses that only
+    pay off before the horizon and harm after it (a late toxic drug: the toxicity comes
+    after the episode ends) then cost what they cost.  Response, progression and survival
+    metrics stay those of the treatment horizon.
 
     :param policy: anything with SB3's ``predict`` (and optionally ``attach(env)``,
         ``action_mode``, ``env_kwargs``, ``name``)
@@ -171,8 +195,17 @@ def rollout(
     :param seed: seed of the scan noise
     :param env_kwargs: environment arguments (default: the policy's ``env_kwargs``)
     :param progress: called as ``progress(step, n_steps)`` after every step
+    :param follow_up_days: untreated follow-up after the horizon (days; 0 = none)
     """
     from oncogym.scenarios import Cohort
+
+    if (
+        isinstance(follow_up_days, bool)
+        or not isinstance(follow_up_days, int | float)
+        or not math.isfinite(follow_up_days)
+        or follow_up_days < 0
+    ):
+        raise ValueError(f"follow_up_days: expected a number of days >= 0, got {follow_up_days!r}")
 
     if cohort is None and task in TASKS:
         cohort = Cohort.test(task, n_patients)
@@ -224,6 +257,9 @@ def rollout(
     os_days = np.minimum(os_days, p.horizon_days)
     prog = ~np.isnan(pfs_day)
     pfs_days = np.where(prog, np.minimum(np.nan_to_num(pfs_day, nan=np.inf), os_days), os_days)
+    fu_returns = None
+    if follow_up_days > 0:
+        fu_returns = _follow_up(runner, task, cohort, seed, mode, kwargs, float(follow_up_days))
     return EvaluationResult(
         policy=str(getattr(policy, "name", type(policy).__name__)),
         task=task,
@@ -249,7 +285,44 @@ def rollout(
             "n_patients": n,
             "cohort": repr(cohort) if cohort is not None else None,
         },
+        follow_up_days=float(follow_up_days),
+        follow_up_returns=fu_returns,
     )
+
+
+def _follow_up(
+    runner: CohortRunner,
+    task: str,
+    cohort: Any,
+    seed: int,
+    mode: str,
+    kwargs: Mapping[str, Any],
+    days: float,
+) -> np.ndarray:
+    """Return of an untreated follow-up of ``days`` after the horizon (see :func:`rollout`)."""
+    p = runner.params
+    n = runner.num_envs
+    ext = dict(kwargs)
+    ext["horizon_days"] = float(p.horizon_days) + days
+    follow = CohortRunner(task, n, cohort=cohort, action_mode=mode, seed=seed, env_kwargs=ext)
+    # the whole state carries over; only the pre-drawn scan noise is longer (more scans)
+    for d_rec, s_rec in (
+        (follow.patients.state, runner.patients.state),
+        (follow.patients.interval, runner.patients.interval),
+    ):
+        for d, src in zip(d_rec, s_rec, strict=True):
+            if d.shape == src.shape:
+                d[...] = src
+            else:
+                d[:, : src.shape[1]] = src
+    alive = runner.state.alive.copy()
+    out = np.zeros(n)
+    out[~alive] = -p.death_weight * days / DAYS_PER_YEAR
+    zero = np.zeros((n, p.n_therapies), dtype=np.int64 if mode == "discrete" else np.float64)
+    while not follow.done().all():
+        step = follow.step(zero)
+        out += np.where(alive, step.reward, 0.0)
+    return out
 
 
 # --- metrics -------------------------------------------------------------------------------
