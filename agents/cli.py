@@ -633,8 +633,19 @@ def train(
         int, typer.Option(help="one seed: checkpoint every this many steps (0: none)")
     ] = 100_000,
     tensorboard: Annotated[bool, typer.Option(help="one seed: write TensorBoard logs")] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="several seeds: retrain the runs in --out started with other settings "
+            "(without it they are refused)"
+        ),
+    ] = False,
 ) -> None:
-    """Train an SB3 agent (one seed, or several seeds as parallel units)."""
+    """Train an SB3 agent (one seed, or several seeds as parallel units).
+
+    Several seeds: a run in --out with the same settings is skipped or, if it was killed,
+    continued from its checkpoint; one started with other settings (or by a single-seed
+    `train`) is refused, or with --force trained again from scratch."""
     from .backends import BACKENDS, run_units
     from .config import ConfigError
     from .train import ALGOS, parse_overrides
@@ -656,6 +667,10 @@ def train(
         if backend not in BACKENDS:
             raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
         if len(seed_list) == 1 and backend == "local":
+            if force:
+                raise CliError(
+                    "--force: several seeds only; one seed: choose another --run-dir, or --resume"
+                )
             folder = run_dir or out / task / f"{name}_s{seed_list[0]}"
             path = train_run(
                 env_id,
@@ -694,7 +709,13 @@ def train(
                 prog.advance(bar)
 
             failures = run_units(
-                units, cfg, backend=backend, workers=workers, address=address, on_done=done
+                units,
+                cfg,
+                backend=backend,
+                workers=workers,
+                address=address,
+                on_done=done,
+                force=force,
             )
         if failures:
             raise CliError("; ".join(f"{k}: {type(e).__name__}: {e}" for k, e in failures.items()))
@@ -777,8 +798,23 @@ def benchmark(
         bool,
         typer.Option(help="the README's short run: PPO (300k steps), 100 patients, fast planner"),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="recompute the finished units in --out computed with other settings "
+            "(without it such a folder is refused)"
+        ),
+    ] = False,
 ) -> None:
-    """All baselines plus trained agents on one or more scenarios: tables and figures."""
+    """All baselines plus trained agents on one or more scenarios: tables and figures.
+
+    A rerun into the same --out with the same settings skips the finished units (an
+    interrupted sweep resumes; a killed training run continues from its checkpoint).  Each
+    unit's result is stored with its settings (scenario and env id, patients, evaluation
+    seed, planner, training settings, oncogym version); a finished unit computed with other
+    settings is never reused: the command stops, naming the units and what differs, before
+    running anything.  Pass a new --out, or --force to recompute exactly those units (their
+    result files or training run folders are replaced; nothing else is removed)."""
     from .benchmark import QUICK, BenchmarkError, plan_units, run_benchmark
 
     if quick:
@@ -832,6 +868,7 @@ def benchmark(
                 workers=workers,
                 address=address,
                 on_done=done,
+                force=force,
             )
     except BenchmarkError as exc:
         _fail(str(exc))

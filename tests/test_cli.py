@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from typer.testing import CliRunner
 
@@ -136,6 +138,68 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
     assert row.count("│") == 11 and "100.0" in row
 
 
+def _one_error_line(result, *parts: str) -> str:
+    """The command failed with one ``error:`` line (the last) holding every part."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert sum(line.startswith("error:") for line in lines) == 1
+    for part in parts:
+        assert part in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def _snapshot(folder):
+    return {p: p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_benchmark_rerun_with_other_settings_is_refused_until_forced(tmp_path):
+    """Issue 14, item 6: a finished unit is reused only for the settings it was computed
+    with; other settings are refused (nothing runs, nothing changes) or, with --force,
+    recomputed."""
+    out = tmp_path / "b"
+
+    def bench(baselines, patients, *extra):
+        args = ["benchmark", "-s", "melanoma", "-b", baselines, "--patients", str(patients)]
+        return runner.invoke(app, [*args, "--out", str(out), *extra])
+
+    first = bench("no_treatment,nivolumab", 2)
+    assert first.exit_code == 0, first.output
+    unit = out / "melanoma" / "units" / "no_treatment.pkl"
+    assert (out / "melanoma" / "units" / "no_treatment.key.json").exists()
+    before = _snapshot(out)
+
+    refused = bench("no_treatment", 3)
+    _one_error_line(
+        refused,
+        str(out),
+        "eval:melanoma:no_treatment (n_patients: 2 → 3)",
+        "pass a new --out, or --force",
+    )
+    assert _snapshot(out) == before  # nothing ran, nothing was written or removed
+
+    forced = bench("no_treatment", 3, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "melanoma: 3 test patients" in forced.output
+    assert (out / "melanoma" / "metrics.md").read_text().startswith("# melanoma: 3 test patients")
+    with open(unit, "rb") as fh:
+        assert pickle.load(fh).n == 3
+    # the other unit (not in this run) is kept
+    assert (out / "melanoma" / "units" / "nivolumab.pkl").exists()
+
+    stamp = unit.stat().st_mtime_ns
+    again = bench("no_treatment", 3)  # the same settings: resumed, nothing recomputed
+    assert again.exit_code == 0, again.output
+    assert unit.stat().st_mtime_ns == stamp
+
+    # a folder from before unit keys: refused, not reused
+    (out / "melanoma" / "units" / "no_treatment.key.json").unlink()
+    _one_error_line(
+        bench("no_treatment", 3), "eval:melanoma:no_treatment (no unit key: the results predate"
+    )
+    assert unit.stat().st_mtime_ns == stamp
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -160,6 +224,7 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
         (["train", "--seeds", "-1"], "--seed: expected integers >= 0, got -1"),
         (["benchmark", "--seeds", "0,-2"], "--seeds: expected integers >= 0, got -2"),
         (["tune", "--cpus", "0"], "--cpus: must be >= 1, got 0"),
+        (["train", "--force"], "--force: several seeds only"),
         (
             ["evaluate", "runs/melanoma/ppo_s9"],
             "policy: no training run folder 'runs/melanoma/ppo_s9' (and it is not a baseline",
@@ -209,6 +274,9 @@ def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
     assert many.exit_code == 0, many.output
     for s in (0, 1):
         assert (tmp_path / "rcc" / f"a2c_s{s}" / "model.zip").exists()
+    # the same runs with another budget: refused (before training anything), not reused
+    other = runner.invoke(app, ["128" if a == "64" else a for a in args])
+    _one_error_line(other, "train:rcc:a2c_s0, train:rcc:a2c_s1 (timesteps: 64 → 128)")
     ev = runner.invoke(app, ["evaluate", str(tmp_path / "r0"), "--patients", "2"])
     assert ev.exit_code == 0, ev.output
     assert "melanoma: 2 test patients" in ev.output
