@@ -18,7 +18,9 @@ with a :class:`~oncogym.agents.units.StaleResultError` naming the folder, the un
 the differing fields (old → new).  ``force=True`` (``oncogym benchmark --force``)
 recomputes exactly those units instead — each one's evaluation ``.pkl`` and key, or its
 training run's folder, is removed first — and still skips the units whose key matches; no
-other result is removed.
+other result is removed.  The report files of each scenario (tables and figures) are
+rewritten as a whole on every run: those of an earlier report (e.g. the swimmer plot of a
+policy no longer benchmarked) are removed.
 
 Layout::
 
@@ -45,7 +47,7 @@ from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs.task import LITERATURE_TASKS, TASKS
 
 from .backends import BACKENDS, run_units
-from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, write_report
+from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, clear_report, write_report
 from .policies import baseline_names
 from .units import (
     TASK_ENV_ID,
@@ -187,10 +189,12 @@ def _training_columns(cfg: BenchmarkConfig, u: Unit) -> dict[str, Any]:
 
 
 def report(cfg: BenchmarkConfig, eval_units: Sequence[Unit]) -> dict[str, list[dict[str, Any]]]:
-    """Assemble and write each scenario's tables and figures from its evaluation units."""
+    """Assemble and write each scenario's tables and figures from its evaluation units
+    (the report files of an earlier report in the scenario's folder are removed first)."""
     results = load_results(cfg, eval_units)
     rows: dict[str, list[dict[str, Any]]] = {}
     for sc, res in results.items():
+        clear_report(cfg.scenario_dir(sc))
         names = [r.policy for r in res]
         ref = STANDARD_OF_CARE.get(sc)
         ref = ref if ref in names else None

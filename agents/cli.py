@@ -464,6 +464,17 @@ def _workers(workers: int) -> int:
     return workers
 
 
+def _check_report_folder(out: Path, force: bool) -> None:
+    """``evaluate --out``: a new or empty folder, or a non-empty one with ``--force``."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out: {out} is a file, not a folder")
+    if out.is_dir() and not force and any(out.iterdir()):
+        raise CliError(
+            f"--out: {out} is not empty; choose a new folder, or --force to replace the "
+            "report an earlier evaluate wrote there"
+        )
+
+
 def _task_of(name: str) -> tuple[str, str]:
     """(task, env id) of a scenario/literature task name or a registered env id."""
     from oncogym.envs import ENV_IDS
@@ -550,16 +561,32 @@ def evaluate(
     ),
     patients: Annotated[int, typer.Option(help="test-cohort size")] = 200,
     seed: Annotated[int, typer.Option(help="evaluation seed (scan noise)")] = 2024,
-    out: Annotated[Path | None, typer.Option(help="write tables and figures here")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write tables and figures here (a new or empty folder)"),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="with --out: write into a non-empty folder, replacing the report files "
+            "(metrics.*, patients.csv, *.png) an earlier evaluate wrote there"
+        ),
+    ] = False,
 ) -> None:
-    """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort."""
-    from .evaluate import rollout, write_report
+    """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort.
+
+    --out must be a new or empty folder: a non-empty one is refused (nothing is written or
+    removed), unless --force, which removes the earlier report's files there first (no other
+    file, and nothing outside the folder)."""
+    from .evaluate import clear_report, rollout, write_report
     from .policies import baseline_names, make_baseline
 
     try:
         task, _ = _task_of(scenario)
         if patients < 1:
             raise CliError(f"--patients: must be >= 1, got {patients}")
+        if out is not None:
+            _check_report_folder(out, force)
         if Path(policy).is_dir():
             from .train import load_agent
 
@@ -584,6 +611,8 @@ def evaluate(
 
         rows = [summarise(res)]
         if out is not None:
+            if force:
+                clear_report(out)
             rows = write_report([res], out)
     except (CliError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

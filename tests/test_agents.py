@@ -18,6 +18,7 @@ from oncogym.agents import units as U
 from oncogym.agents.evaluate import (
     CohortRunner,
     EvaluationResult,
+    clear_report,
     rollout,
     summarise,
     wilson_interval,
@@ -304,6 +305,15 @@ def test_write_report_writes_tables_and_figures(tmp_path):
     assert "nivolumab_ipilimumab" in (tmp_path / "metrics.md").read_text()
     with pytest.raises(ValueError, match="reference"):
         write_report(res, tmp_path, reference="pembrolizumab")
+    # report_files knows every file write_report writes (evaluate --force and the
+    # benchmark remove an earlier report by it), and nothing else
+    (tmp_path / "notes.md").write_text("mine")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "metrics.csv").write_text("mine")
+    names = {p.name for p in tmp_path.iterdir()} - {"notes.md", "sub"}
+    assert {p.name for p in clear_report(tmp_path)} == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md", "sub"]
+    assert (tmp_path / "sub" / "metrics.csv").exists()
 
 
 # --- benchmark runner ----------------------------------------------------------------------------

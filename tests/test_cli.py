@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oncogym.agents.cli import EXAMPLES, app
+from oncogym.agents.evaluate import REPORT_FILES
 
 runner = CliRunner()
 
@@ -184,7 +185,8 @@ def test_benchmark_rerun_with_other_settings_is_refused_until_forced(tmp_path):
     assert (out / "melanoma" / "metrics.md").read_text().startswith("# melanoma: 3 test patients")
     with open(unit, "rb") as fh:
         assert pickle.load(fh).n == 3
-    # the other unit (not in this run) is kept
+    # the scenario's report is this run's alone; the other unit's result is kept
+    assert not (out / "melanoma" / "swimmer_nivolumab.png").exists()
     assert (out / "melanoma" / "units" / "nivolumab.pkl").exists()
 
     stamp = unit.stat().st_mtime_ns
@@ -198,6 +200,33 @@ def test_benchmark_rerun_with_other_settings_is_refused_until_forced(tmp_path):
         bench("no_treatment", 3), "eval:melanoma:no_treatment (no unit key: the results predate"
     )
     assert unit.stat().st_mtime_ns == stamp
+
+
+def test_evaluate_into_a_non_empty_folder_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "eval"
+    first = runner.invoke(
+        app, ["evaluate", "adaptive", "-s", "rcc", "--patients", "3", "--out", str(out)]
+    )
+    assert first.exit_code == 0, first.output
+    (out / "notes.txt").write_text("mine")  # not the report's: kept even with --force
+    (out / "sub").mkdir()
+    (out / "sub" / "metrics.md").write_text("mine")
+    (tmp_path / "metrics.md").write_text("outside")
+    before = _snapshot(tmp_path)
+
+    args = ["evaluate", "no_treatment", "-s", "rcc", "--patients", "2", "--out", str(out)]
+    _one_error_line(runner.invoke(app, args), f"--out: {out} is not empty", "--force")
+    assert _snapshot(tmp_path) == before
+
+    forced = runner.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [*REPORT_FILES, "swimmer_no_treatment.png", "notes.txt", "sub"]
+    )  # no stale swimmer_adaptive.png
+    assert "adaptive" not in (out / "metrics.md").read_text()
+    assert (out / "sub" / "metrics.md").read_text() == "mine"
+    assert (tmp_path / "metrics.md").read_text() == "outside"
 
 
 @pytest.mark.parametrize(
