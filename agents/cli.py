@@ -569,7 +569,7 @@ def evaluate(
         bool,
         typer.Option(
             help="with --out: write into a non-empty folder, replacing the report files "
-            "(metrics.*, patients.csv, *.png) an earlier evaluate wrote there"
+            "(metrics.*, patients.csv, the figures) an earlier evaluate wrote there"
         ),
     ] = False,
 ) -> None:
