@@ -515,6 +515,14 @@ def test_benchmark_trains_evaluates_and_reports_the_budget(tmp_path):
         "train:melanoma:ppo_s0": "timesteps: 256 → 512",
         "eval:melanoma:ppo_s0": "timesteps: 256 → 512",
     }
+    # a run killed before it finished (here before its first checkpoint) with the same key
+    # is not refused: it is trained again, and keeps its key
+    run = tmp_path / "melanoma" / "runs" / "ppo_s0"
+    (run / "model.zip").unlink()
+    (tmp_path / "melanoma" / "units" / "ppo_s0.pkl").unlink()
+    B.run_benchmark(["melanoma"], tmp_path, **kw)
+    assert (run / "model.zip").exists()
+    assert json.loads((run / "unit.key.json").read_text())["timesteps"] == 256
     # the same seed gives the same agent and the same table (a fresh folder)
     again = B.run_benchmark(["melanoma"], tmp_path / "again", **kw)
     a, b = (
