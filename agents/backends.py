@@ -1,11 +1,12 @@
 """Where benchmark units run: this process, a local process pool, or a Ray cluster.
 
 :func:`run_units` is the entry point of the benchmark and of ``oncogym train --seeds``: it
-runs :func:`oncogym.agents.units.run_pending` (skip finished units, collect failures by
-unit name) with the backend's way of executing units — :func:`~oncogym.agents.units.
-run_here` for one worker, :func:`run_in_pool` for several (processes started with
-``spawn``, one thread each), or :func:`oncogym.agents.ray_backend.run_on_ray`.  Every
-backend runs the same :func:`~oncogym.agents.units.run_unit`, so all write the same files.
+runs :func:`oncogym.agents.units.run_pending` (check the finished units' keys, skip
+finished units, collect failures by unit name) with the backend's way of executing units
+— :func:`~oncogym.agents.units.run_here` for one worker, :func:`run_in_pool` for several
+(processes started with ``spawn``, one thread each), or
+:func:`oncogym.agents.ray_backend.run_on_ray`.  Every backend runs the same
+:func:`~oncogym.agents.units.run_unit`, so all write the same files.
 """
 
 from __future__ import annotations
@@ -42,12 +43,17 @@ def run_units(
     workers: int = 1,
     address: str | None = None,
     on_done: OnDone | None = None,
+    force: bool = False,
 ) -> dict[str, BaseException]:
     """Run units (finished ones skipped) on a backend; failures by unit key.
 
     :param backend: ``"local"`` (this process with one worker, else a process pool) or
         ``"ray"`` (Ray tasks; ``address`` or ``RAY_ADDRESS`` joins a cluster)
     :param workers: local processes, or the CPUs of a local Ray instance
+    :param force: recompute finished units whose key differs instead of refusing them
+        (:func:`~oncogym.agents.units.check_units`)
+    :raises ~oncogym.agents.units.StaleResultError: finished units computed with other
+        settings, before any unit runs (unless ``force``)
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
@@ -67,4 +73,4 @@ def run_units(
         def execute(todo: list[Unit]) -> Iterator[Outcome]:
             return run_in_pool(todo, cfg, workers)
 
-    return U.run_pending(units, cfg, execute, on_done)
+    return U.run_pending(units, cfg, execute, on_done, force=force)

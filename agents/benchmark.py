@@ -2,17 +2,32 @@
 
 A benchmark is a set of **units**: training runs ``(scenario, algorithm, seed)`` and
 evaluations ``(scenario, policy)`` (a baseline, a trained run, or a given agent folder).
-Each unit (:mod:`oncogym.agents.units`) writes its result atomically under
-``<out>/<scenario>/``; a rerun skips units whose result exists, so an interrupted sweep
-resumes where it stopped.  Units run in this process, a local process pool or on Ray
-(:mod:`oncogym.agents.backends`); the report of a scenario is assembled from its
-evaluation units in a fixed order (baselines in :func:`~oncogym.agents.policies.baseline_names`
-order, then agents sorted by name), so the tables do not depend on how units were run.
+Units run in this process, a local process pool or on Ray (:mod:`oncogym.agents.backends`);
+the report of a scenario is assembled from its evaluation units in a fixed order
+(baselines in :func:`~oncogym.agents.policies.baseline_names` order, then agents sorted by
+name), so the tables do not depend on how units were run.
+
+Each unit (:mod:`oncogym.agents.units`) writes its key — the full resolved configuration
+its result depends on (:func:`~oncogym.agents.units.unit_key`) — and then its result,
+atomically, under ``<out>/<scenario>/``.  A rerun skips the units whose result exists with
+an equal key, so an interrupted sweep resumes where it stopped (a killed training run
+continues from its checkpoint).  A finished unit whose key differs (other patients,
+evaluation seed, planner or training settings, oncogym version …), or that has no key (a
+folder from before unit keys), is never reused: the run stops before computing anything,
+with a :class:`~oncogym.agents.units.StaleResultError` naming the folder, the units and
+the differing fields (old → new).  ``force=True`` (``oncogym benchmark --force``)
+recomputes exactly those units instead — each one's evaluation ``.pkl`` and key, or its
+training run's folder, is removed first — and still skips the units whose key matches; no
+other result is removed.  The report files of each scenario (tables and figures) are
+rewritten as a whole on every run: those of an earlier report (e.g. the swimmer plot of a
+policy no longer benchmarked) are removed.
 
 Layout::
 
-    <out>/<scenario>/runs/<algo>_s<seed>/     training runs (oncogym.agents.train)
+    <out>/<scenario>/runs/<algo>_s<seed>/     training runs (oncogym.agents.train),
+                    .../unit.key.json         each with its unit key
     <out>/<scenario>/units/<policy>.pkl       EvaluationResult per policy
+    <out>/<scenario>/units/<policy>.key.json  its unit key
     <out>/<scenario>/metrics.{csv,md}, patients.csv, km_os.png, km_pfs.png,
                     swimmer_<policy>.png, trajectories.png
     <out>/benchmark.json                      the resolved settings and wall times
@@ -32,9 +47,17 @@ from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs.task import LITERATURE_TASKS, TASKS
 
 from .backends import BACKENDS, run_units
-from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, write_report
+from .evaluate import DEFAULT_PATIENTS, EVAL_SEED, EvaluationResult, clear_report, write_report
 from .policies import baseline_names
-from .units import TASK_ENV_ID, BenchmarkConfig, OnDone, Unit, atomic_write_bytes
+from .units import (
+    TASK_ENV_ID,
+    BenchmarkConfig,
+    OnDone,
+    StaleResultError,
+    Unit,
+    atomic_write_bytes,
+    check_units,
+)
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +65,7 @@ __all__ = [
     "TASK_ENV_ID",
     "BenchmarkConfig",
     "BenchmarkError",
+    "StaleResultError",
     "Unit",
     "check_planner",
     "check_scenarios",
@@ -165,10 +189,12 @@ def _training_columns(cfg: BenchmarkConfig, u: Unit) -> dict[str, Any]:
 
 
 def report(cfg: BenchmarkConfig, eval_units: Sequence[Unit]) -> dict[str, list[dict[str, Any]]]:
-    """Assemble and write each scenario's tables and figures from its evaluation units."""
+    """Assemble and write each scenario's tables and figures from its evaluation units
+    (the report files of an earlier report in the scenario's folder are removed first)."""
     results = load_results(cfg, eval_units)
     rows: dict[str, list[dict[str, Any]]] = {}
     for sc, res in results.items():
+        clear_report(cfg.scenario_dir(sc))
         names = [r.policy for r in res]
         ref = STANDARD_OF_CARE.get(sc)
         ref = ref if ref in names else None
@@ -200,10 +226,15 @@ def run_benchmark(
     workers: int = 1,
     address: str | None = None,
     on_done: OnDone | None = None,
+    force: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Plan, run (skipping finished units) and report a benchmark.
+    """Plan, run (skipping finished units with the same key) and report a benchmark.
 
+    :param force: recompute the finished units whose key differs from the settings given
+        (without it they are refused; see the module's docstring)
     :return: metric rows per scenario (also written under ``out_dir``)
+    :raises StaleResultError: before anything runs, when finished units in ``out_dir``
+        were computed with other settings (and not ``force``)
     :raises BenchmarkError: after every other unit finished, naming each failed unit
     """
     if backend not in BACKENDS:
@@ -224,6 +255,7 @@ def run_benchmark(
         train_config=None if train_config is None else str(train_config),
         n_envs=n_envs,
     )
+    check_units([*train_units, *eval_units], cfg, force=force)  # before anything runs
     run = {"backend": backend, "workers": workers, "address": address, "on_done": on_done}
     t0 = time.perf_counter()
     failures = run_units(train_units, cfg, **run)

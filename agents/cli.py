@@ -464,6 +464,17 @@ def _workers(workers: int) -> int:
     return workers
 
 
+def _check_report_folder(out: Path, force: bool) -> None:
+    """``evaluate --out``: a new or empty folder, or a non-empty one with ``--force``."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out: {out} is a file, not a folder")
+    if out.is_dir() and not force and any(out.iterdir()):
+        raise CliError(
+            f"--out: {out} is not empty; choose a new folder, or --force to replace the "
+            "report an earlier evaluate wrote there"
+        )
+
+
 def _task_of(name: str) -> tuple[str, str]:
     """(task, env id) of a scenario/literature task name or a registered env id."""
     from oncogym.envs import ENV_IDS
@@ -550,16 +561,32 @@ def evaluate(
     ),
     patients: Annotated[int, typer.Option(help="test-cohort size")] = 200,
     seed: Annotated[int, typer.Option(help="evaluation seed (scan noise)")] = 2024,
-    out: Annotated[Path | None, typer.Option(help="write tables and figures here")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write tables and figures here (a new or empty folder)"),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="with --out: write into a non-empty folder, replacing the report files "
+            "(metrics.*, patients.csv, the figures) an earlier evaluate wrote there"
+        ),
+    ] = False,
 ) -> None:
-    """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort."""
-    from .evaluate import rollout, write_report
+    """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort.
+
+    --out must be a new or empty folder: a non-empty one is refused (nothing is written or
+    removed), unless --force, which removes the earlier report's files there first (no other
+    file, and nothing outside the folder)."""
+    from .evaluate import clear_report, rollout, write_report
     from .policies import baseline_names, make_baseline
 
     try:
         task, _ = _task_of(scenario)
         if patients < 1:
             raise CliError(f"--patients: must be >= 1, got {patients}")
+        if out is not None:
+            _check_report_folder(out, force)
         if Path(policy).is_dir():
             from .train import load_agent
 
@@ -584,6 +611,8 @@ def evaluate(
 
         rows = [summarise(res)]
         if out is not None:
+            if force:
+                clear_report(out)
             rows = write_report([res], out)
     except (CliError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -633,8 +662,19 @@ def train(
         int, typer.Option(help="one seed: checkpoint every this many steps (0: none)")
     ] = 100_000,
     tensorboard: Annotated[bool, typer.Option(help="one seed: write TensorBoard logs")] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="several seeds: retrain the runs in --out started with other settings "
+            "(without it they are refused)"
+        ),
+    ] = False,
 ) -> None:
-    """Train an SB3 agent (one seed, or several seeds as parallel units)."""
+    """Train an SB3 agent (one seed, or several seeds as parallel units).
+
+    Several seeds: a run in --out with the same settings is skipped or, if it was killed,
+    continued from its checkpoint; one started with other settings (or by a single-seed
+    `train`) is refused, or with --force trained again from scratch."""
     from .backends import BACKENDS, run_units
     from .config import ConfigError
     from .train import ALGOS, parse_overrides
@@ -656,6 +696,10 @@ def train(
         if backend not in BACKENDS:
             raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
         if len(seed_list) == 1 and backend == "local":
+            if force:
+                raise CliError(
+                    "--force: several seeds only; one seed: choose another --run-dir, or --resume"
+                )
             folder = run_dir or out / task / f"{name}_s{seed_list[0]}"
             path = train_run(
                 env_id,
@@ -694,7 +738,13 @@ def train(
                 prog.advance(bar)
 
             failures = run_units(
-                units, cfg, backend=backend, workers=workers, address=address, on_done=done
+                units,
+                cfg,
+                backend=backend,
+                workers=workers,
+                address=address,
+                on_done=done,
+                force=force,
             )
         if failures:
             raise CliError("; ".join(f"{k}: {type(e).__name__}: {e}" for k, e in failures.items()))
@@ -777,8 +827,23 @@ def benchmark(
         bool,
         typer.Option(help="the README's short run: PPO (300k steps), 100 patients, fast planner"),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="recompute the finished units in --out computed with other settings "
+            "(without it such a folder is refused)"
+        ),
+    ] = False,
 ) -> None:
-    """All baselines plus trained agents on one or more scenarios: tables and figures."""
+    """All baselines plus trained agents on one or more scenarios: tables and figures.
+
+    A rerun into the same --out with the same settings skips the finished units (an
+    interrupted sweep resumes; a killed training run continues from its checkpoint).  Each
+    unit's result is stored with its settings (scenario and env id, patients, evaluation
+    seed, planner, training settings, oncogym version); a finished unit computed with other
+    settings is never reused: the command stops, naming the units and what differs, before
+    running anything.  Pass a new --out, or --force to recompute exactly those units (their
+    result files or training run folders are replaced; nothing else is removed)."""
     from .benchmark import QUICK, BenchmarkError, plan_units, run_benchmark
 
     if quick:
@@ -832,6 +897,7 @@ def benchmark(
                 workers=workers,
                 address=address,
                 on_done=done,
+                force=force,
             )
     except BenchmarkError as exc:
         _fail(str(exc))

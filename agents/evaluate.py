@@ -710,6 +710,40 @@ def _plot_trajectories(results: Sequence[EvaluationResult], path: Path, n_show: 
     plt.close(fig)
 
 
+REPORT_FILES = (
+    "metrics.csv",
+    "metrics.md",
+    "patients.csv",
+    "km_os.png",
+    "km_pfs.png",
+    "trajectories.png",
+)
+"""The files :func:`write_report` writes, besides one ``swimmer_<policy>.png`` per policy."""
+
+
+def report_files(folder: str | Path) -> list[Path]:
+    """The report files (:func:`write_report`'s) directly inside ``folder``: its plain files
+    named in :data:`REPORT_FILES` or ``swimmer_*.png``; nothing in subfolders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if (p.name in REPORT_FILES or (p.name.startswith("swimmer_") and p.suffix == ".png"))
+        and (p.is_file() or p.is_symlink())
+    )
+
+
+def clear_report(folder: str | Path) -> list[Path]:
+    """Remove the report files of an earlier :func:`write_report` from ``folder`` (only
+    :func:`report_files`: a link is removed, not what it points to); return them."""
+    removed = report_files(folder)
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 def write_report(
     results: Sequence[EvaluationResult],
     out_dir: str | Path,

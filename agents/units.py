@@ -5,17 +5,35 @@ A unit is a training run ``(scenario, algorithm, seed)`` or an evaluation ``(sce
 policy)``; :func:`run_unit` runs one and writes its result atomically (temporary file,
 then rename) under the benchmark's folder, so that a rerun skips finished units and an
 interrupted sweep resumes where it stopped.  :func:`run_pending` is the loop the backends
-share — skip the finished units, run the rest through the backend, collect the failures by
-unit name while the other units finish — and the backends only say how units are executed:
-in this process or a local process pool (:mod:`oncogym.agents.backends`), or as Ray tasks
-(:mod:`oncogym.agents.ray_backend`).
+share — check the finished units' keys, skip the finished units, run the rest through the
+backend, collect the failures by unit name while the other units finish — and the backends
+only say how units are executed: in this process or a local process pool
+(:mod:`oncogym.agents.backends`), or as Ray tasks (:mod:`oncogym.agents.ray_backend`).
+
+**Unit keys.**  A result is reused only for the settings it was computed with.  Each unit
+writes its key (:func:`unit_key`: the full resolved configuration — scenario and env id,
+kind, policy, algorithm and seed, the test cohort's size and evaluation seed, the planner
+settings of an ``mpc_`` baseline, the training settings of a training run and of the
+evaluation of a trained run, the model file of a given agent, and the oncogym version)
+beside its result before computing it: ``<scenario>/units/<policy>.key.json`` for an
+evaluation, ``<run>/unit.key.json`` inside a training run's folder.  On a rerun
+(:func:`check_units`) a finished unit — an evaluation whose ``.pkl`` exists, a training
+run with a ``model.zip`` or a started ``config.yml`` — whose key equals the new one is
+skipped (a started training run continues from its checkpoint); one whose key differs, or
+has none (results from before unit keys), is refused with a :class:`StaleResultError`
+naming the folder, the units and the differing fields, unless ``force``: then exactly
+those units' results are removed (the evaluation's ``.pkl`` and key, or the training run's
+folder) and recomputed.  No other file is removed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import pickle
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -82,6 +100,169 @@ class BenchmarkConfig:
     def run_dir(self, unit: Unit) -> Path:
         return self.scenario_dir(unit.scenario) / self.runs_subdir / unit.policy
 
+    def key_path(self, unit: Unit) -> Path:
+        """Where the unit's key (:func:`unit_key`) is stored, beside its result."""
+        if unit.kind == "train":
+            return self.run_dir(unit) / "unit.key.json"
+        return self.scenario_dir(unit.scenario) / "units" / f"{unit.policy}.key.json"
+
+
+def _version() -> str:
+    import oncogym
+
+    return str(oncogym.__version__)
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_baseline(unit: Unit) -> bool:
+    return unit.agent_dir is None and unit.algo is None
+
+
+def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
+    """The full resolved configuration a unit's result depends on (JSON values).
+
+    Every unit: ``kind``, ``scenario``, ``env_id`` (with its version, e.g.
+    ``oncogym/Melanoma-v1``), ``policy`` and the ``oncogym`` version.  Evaluations:
+    ``n_patients`` and ``eval_seed``; an ``mpc_`` baseline also ``planner``.  Training runs
+    and the evaluations of trained runs: ``algo``, ``seed``, ``timesteps``,
+    ``train_overrides``, ``train_config`` (the file's resolved path and SHA-256) and
+    ``n_envs``.  The evaluation of a given agent folder: ``agent_dir`` (resolved) and
+    ``agent_model_sha256`` (its ``model.zip``).
+    """
+    key: dict[str, Any] = {
+        "kind": unit.kind,
+        "scenario": unit.scenario,
+        "env_id": TASK_ENV_ID.get(unit.scenario),
+        "policy": unit.policy,
+    }
+    if unit.kind == "train" or unit.algo is not None:
+        config = None
+        if cfg.train_config is not None:
+            path = Path(cfg.train_config)
+            config = {"path": str(path.resolve()), "sha256": _sha256(path)}
+        key.update(
+            {
+                "algo": unit.algo,
+                "seed": int(unit.seed),
+                "timesteps": cfg.timesteps,
+                "train_overrides": dict(cfg.train_overrides),
+                "train_config": config,
+                "n_envs": cfg.n_envs,
+            }
+        )
+    if unit.kind == "eval":
+        key.update({"n_patients": int(cfg.n_patients), "eval_seed": int(cfg.eval_seed)})
+        if _is_baseline(unit) and unit.policy.startswith("mpc_"):
+            key["planner"] = dict(cfg.planner)
+        if unit.agent_dir is not None:
+            agent = Path(unit.agent_dir)
+            key["agent_dir"] = str(agent.resolve())
+            key["agent_model_sha256"] = _sha256(agent / "model.zip")
+    key["oncogym"] = _version()
+    # as stored: JSON round trip (tuples -> lists), keys sorted
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+def _key_bytes(key: dict[str, Any]) -> bytes:
+    return (json.dumps(key, indent=1, sort_keys=True) + "\n").encode()
+
+
+class StaleResultError(ValueError):
+    """Finished units in the folder were computed with other settings (or before unit
+    keys); ``stale`` maps each unit's name to what differs.  The message is one line."""
+
+    def __init__(self, folder: str | Path, stale: dict[str, str]) -> None:
+        self.folder = str(folder)
+        self.stale = dict(stale)
+        groups: dict[str, list[str]] = {}
+        for name, why in self.stale.items():
+            groups.setdefault(why, []).append(name)
+        parts = "; ".join(f"{', '.join(names)} ({why})" for why, names in groups.items())
+        super().__init__(
+            f"{self.folder}: {len(self.stale)} finished unit(s) were computed with other "
+            f"settings: {parts}; pass a new --out, or --force to recompute them"
+        )
+
+
+_MISSING = object()
+
+
+def _fmt_value(value: Any) -> str:
+    return "(none)" if value is _MISSING else json.dumps(value, sort_keys=True)
+
+
+def key_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``field: old → new`` for each field that differs, comma-separated ('' if none)."""
+    fields = [*new, *(f for f in old if f not in new)]
+    return ", ".join(
+        f"{f}: {_fmt_value(old.get(f, _MISSING))} → {_fmt_value(new.get(f, _MISSING))}"
+        for f in fields
+        if old.get(f, _MISSING) != new.get(f, _MISSING)
+    )
+
+
+def _started(unit: Unit, cfg: BenchmarkConfig) -> bool:
+    """A result exists: an evaluation's ``.pkl``, or a training run begun or finished."""
+    if unit.kind == "train":
+        run = cfg.run_dir(unit)
+        return (run / "model.zip").exists() or (run / "config.yml").exists()
+    return cfg.result_path(unit).exists()
+
+
+def stale_reason(unit: Unit, cfg: BenchmarkConfig) -> str | None:
+    """Why the unit's existing result cannot be reused (None: no result, or its key
+    equals the unit's key now)."""
+    if not _started(unit, cfg):
+        return None
+    path = cfg.key_path(unit)
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        return "no unit key: the results predate unit keys"
+    except (OSError, ValueError) as exc:
+        return f"unreadable unit key {path.name}: {exc}"
+    if not isinstance(old, dict):
+        return f"unreadable unit key {path.name}"
+    return key_difference(old, unit_key(unit, cfg)) or None
+
+
+def _remove_result(unit: Unit, cfg: BenchmarkConfig) -> None:
+    """Remove a unit's result so that it is recomputed (only the unit's own files)."""
+    if unit.kind == "train":
+        run = cfg.run_dir(unit)
+        log.info("force: removing the training run %s", run)
+        shutil.rmtree(run)
+        return
+    log.info("force: removing %s", cfg.result_path(unit))
+    cfg.result_path(unit).unlink(missing_ok=True)
+    cfg.key_path(unit).unlink(missing_ok=True)
+
+
+def check_units(units: Sequence[Unit], cfg: BenchmarkConfig, *, force: bool = False) -> None:
+    """Refuse to reuse finished units computed with other settings.
+
+    :param force: instead of refusing, remove those units' results (an evaluation's
+        ``.pkl`` and key, a training run's folder) so that they are recomputed
+    :raises StaleResultError: naming the folder, each such unit and what differs
+    """
+    stale = {u.key: why for u in units if (why := stale_reason(u, cfg)) is not None}
+    if not stale:
+        return
+    if not force:
+        raise StaleResultError(cfg.out_dir, stale)
+    for u in units:
+        if u.key in stale:
+            _remove_result(u, cfg)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
@@ -98,11 +279,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
+def _train_unit(unit: Unit, cfg: BenchmarkConfig, key: bytes) -> None:
     """Train one run; a run killed earlier continues from its newest checkpoint (a run
-    killed before its first checkpoint starts again)."""
-    import shutil
-
+    killed before its first checkpoint starts again).  ``key`` is written into the run
+    folder before a new run starts."""
     from .config import ConfigError
     from .train import train
 
@@ -121,6 +301,7 @@ def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
             if "no complete checkpoint" not in str(exc):
                 raise
             shutil.rmtree(run_dir)
+    atomic_write_bytes(cfg.key_path(unit), key)
     train(
         TASK_ENV_ID[unit.scenario],
         unit.algo,
@@ -132,14 +313,23 @@ def _train_unit(unit: Unit, cfg: BenchmarkConfig) -> None:
 
 
 def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
-    """Run one unit (in this process) and write its result; returns the result's path."""
+    """Run one unit (in this process) and write its key and result; returns the result's
+    path.
+
+    :raises StaleResultError: the unit's existing result was computed with other settings
+    """
     path = cfg.result_path(unit)
+    why = stale_reason(unit, cfg)
+    if why is not None:
+        raise StaleResultError(cfg.out_dir, {unit.key: why})
     if path.exists():
         return str(path)
     log.info("start: %s", unit.key)
+    key = _key_bytes(unit_key(unit, cfg))
     if unit.kind == "train":
-        _train_unit(unit, cfg)
+        _train_unit(unit, cfg, key)
         return str(path)
+    atomic_write_bytes(cfg.key_path(unit), key)  # first: a result never lacks its key
     if unit.agent_dir is not None or unit.algo is not None:
         from .train import load_agent
 
@@ -197,13 +387,20 @@ def run_pending(
     cfg: BenchmarkConfig,
     execute: Callable[[list[Unit]], Iterable[Outcome]],
     on_done: OnDone | None = None,
+    *,
+    force: bool = False,
 ) -> dict[str, BaseException]:
     """Run the units whose result is missing through ``execute``; failures by unit key.
 
-    Finished units are reported to ``on_done`` first (nothing is recomputed); ``execute``
-    receives the others and yields one :data:`Outcome` per unit as each finishes.  A unit
-    that fails does not stop the others.
+    The finished units' keys are checked first (:func:`check_units`: a result computed
+    with other settings is refused, or with ``force`` removed and recomputed).  Finished
+    units are reported to ``on_done`` (nothing is recomputed); ``execute`` receives the
+    others and yields one :data:`Outcome` per unit as each finishes.  A unit that fails
+    does not stop the others.
+
+    :raises StaleResultError: before any unit runs
     """
+    check_units(units, cfg, force=force)
     done = on_done or (lambda u, p, e: None)
     todo: list[Unit] = []
     for u in units:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 
@@ -13,9 +14,11 @@ from lifelines.statistics import logrank_test
 from lifelines.utils import median_survival_times
 
 from oncogym.agents import benchmark as B
+from oncogym.agents import units as U
 from oncogym.agents.evaluate import (
     CohortRunner,
     EvaluationResult,
+    clear_report,
     rollout,
     summarise,
     wilson_interval,
@@ -302,6 +305,15 @@ def test_write_report_writes_tables_and_figures(tmp_path):
     assert "nivolumab_ipilimumab" in (tmp_path / "metrics.md").read_text()
     with pytest.raises(ValueError, match="reference"):
         write_report(res, tmp_path, reference="pembrolizumab")
+    # report_files knows every file write_report writes (evaluate --force and the
+    # benchmark remove an earlier report by it), and nothing else
+    (tmp_path / "notes.md").write_text("mine")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "metrics.csv").write_text("mine")
+    names = {p.name for p in tmp_path.iterdir()} - {"notes.md", "sub"}
+    assert {p.name for p in clear_report(tmp_path)} == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md", "sub"]
+    assert (tmp_path / "sub" / "metrics.csv").exists()
 
 
 # --- benchmark runner ----------------------------------------------------------------------------
@@ -317,6 +329,114 @@ def test_benchmark_runs_units_resumes_and_reports(tmp_path):
     assert unit.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(pd.DataFrame(again["melanoma"]), pd.DataFrame(rows["melanoma"]))
     assert (tmp_path / "benchmark.json").exists()
+    # other settings: refused before anything runs, naming each unit and what differs
+    with pytest.raises(B.StaleResultError, match="eval_seed: 2024 → 7") as err:
+        B.run_benchmark(["melanoma"], tmp_path, **{**kw, "eval_seed": 7})
+    assert set(err.value.stale) == {f"eval:melanoma:{b}" for b in kw["baselines"]}
+    assert str(tmp_path) in str(err.value) and unit.stat().st_mtime_ns == stamp
+
+
+def test_unit_key_holds_the_full_configuration(tmp_path):
+    import oncogym
+
+    cfg = U.BenchmarkConfig(
+        out_dir=str(tmp_path),
+        n_patients=5,
+        planner={"n_samples": 8},
+        timesteps=256,
+        n_envs=4,
+        train_overrides={"learning_rate": 1e-3},
+    )
+    common = {
+        "scenario": "melanoma",
+        "env_id": "oncogym/Melanoma-v1",
+        "oncogym": oncogym.__version__,
+    }
+    evaluation = {"n_patients": 5, "eval_seed": 2024}
+    training = {
+        "timesteps": 256,
+        "n_envs": 4,
+        "train_overrides": {"learning_rate": 1e-3},
+        "train_config": None,
+    }
+    base = U.unit_key(B.Unit("eval", "melanoma", "nivolumab"), cfg)
+    assert base == {**common, **evaluation, "kind": "eval", "policy": "nivolumab"}
+    mpc = U.unit_key(B.Unit("eval", "melanoma", "mpc_oracle"), cfg)
+    assert mpc["planner"] == {"n_samples": 8} and "timesteps" not in mpc
+    run = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), cfg)
+    assert run == {
+        **common,
+        **training,
+        "kind": "train",
+        "policy": "ppo_s1",
+        "algo": "ppo",
+        "seed": 1,
+    }
+    trained = U.unit_key(B.Unit("eval", "melanoma", "ppo_s1", algo="ppo", seed=1), cfg)
+    assert trained == {**run, **evaluation, "kind": "eval"}
+    config = tmp_path / "ppo.yml"
+    config.write_text("default: {}\n")
+    with_file = U.BenchmarkConfig(out_dir=str(tmp_path), train_config=str(config))
+    first = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), with_file)
+    config.write_text("default: {n_steps: 64}\n")  # the file's content is part of the key
+    second = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), with_file)
+    assert "train_config: " in U.key_difference(first, second)
+
+
+def _fake_result(cfg, unit, key_cfg=None):
+    """A finished unit (as if run with ``key_cfg``'s settings) without running it."""
+    if unit.kind == "train":
+        cfg.run_dir(unit).mkdir(parents=True)
+        (cfg.run_dir(unit) / "config.yml").write_text("algo: ppo\n")  # a started run
+    else:
+        cfg.result_path(unit).parent.mkdir(parents=True, exist_ok=True)
+        cfg.result_path(unit).write_bytes(b"result")
+    if key_cfg is not None:
+        key = U.unit_key(unit, key_cfg)
+        cfg.key_path(unit).write_text(json.dumps(key))
+
+
+def test_a_unit_with_other_settings_is_refused_or_with_force_removed(tmp_path, monkeypatch):
+    old = U.BenchmarkConfig(out_dir=str(tmp_path), timesteps=128, planner={"n_samples": 8})
+    new = U.BenchmarkConfig(out_dir=str(tmp_path), timesteps=256, planner={"n_samples": 16})
+    run = B.Unit("train", "melanoma", "ppo_s0", algo="ppo", seed=0)
+    mpc = B.Unit("eval", "melanoma", "mpc_oracle")
+    same = B.Unit("eval", "melanoma", "nivolumab")
+    for u in (run, mpc, same):
+        _fake_result(new, u, old)
+    (tmp_path / "melanoma" / "notes.txt").write_text("mine")
+    with pytest.raises(B.StaleResultError) as err:
+        U.check_units([run, mpc, same], new)
+    assert err.value.stale == {
+        "train:melanoma:ppo_s0": "timesteps: 128 → 256",
+        "eval:melanoma:mpc_oracle": 'planner: {"n_samples": 8} → {"n_samples": 16}',
+    }
+    assert "pass a new --out, or --force" in str(err.value)
+    assert (new.run_dir(run) / "config.yml").exists()  # refused: nothing removed
+    # an older oncogym: every unit differs
+    version = U.unit_key(same, old)["oncogym"]
+    monkeypatch.setattr(U, "_version", lambda: "0.0.1")
+    with pytest.raises(B.StaleResultError) as old_version:
+        U.check_units([same], new)
+    assert old_version.value.stale == {"eval:melanoma:nivolumab": f'oncogym: "{version}" → "0.0.1"'}
+    monkeypatch.undo()
+    # force: exactly the differing units' results go (the run's folder, the .pkl and key)
+    U.check_units([run, mpc, same], new, force=True)
+    assert not new.run_dir(run).exists()
+    assert not new.result_path(mpc).exists() and not new.key_path(mpc).exists()
+    assert new.result_path(same).exists() and new.key_path(same).exists()
+    assert (tmp_path / "melanoma" / "notes.txt").exists()
+    U.check_units([run, mpc, same], new)  # nothing left to refuse
+
+
+def test_a_started_training_run_with_the_same_key_is_resumed_one_without_a_key_refused(tmp_path):
+    cfg = U.BenchmarkConfig(out_dir=str(tmp_path), timesteps=256)
+    run = B.Unit("train", "melanoma", "ppo_s0", algo="ppo", seed=0)
+    _fake_result(cfg, run, cfg)
+    assert U.stale_reason(run, cfg) is None  # run_unit continues it from its checkpoint
+    cfg.key_path(run).unlink()
+    with pytest.raises(B.StaleResultError, match="predate unit keys"):
+        U.check_units([run], cfg)
 
 
 def test_benchmark_bad_input_is_named(tmp_path):
@@ -387,6 +507,22 @@ def test_benchmark_trains_evaluates_and_reports_the_budget(tmp_path):
     assert by["ppo_s0"]["algo"] == "ppo" and by["ppo_s0"]["train_timesteps"] >= 256
     assert by["ppo_s0"]["train_wall_s"] > 0
     assert (tmp_path / "melanoma" / "runs" / "ppo_s0" / "model.zip").exists()
+    assert (tmp_path / "melanoma" / "runs" / "ppo_s0" / "unit.key.json").exists()
+    # another budget: the run and its evaluation are refused, not reused
+    with pytest.raises(B.StaleResultError) as err:
+        B.run_benchmark(["melanoma"], tmp_path, **{**kw, "timesteps": 512})
+    assert err.value.stale == {
+        "train:melanoma:ppo_s0": "timesteps: 256 → 512",
+        "eval:melanoma:ppo_s0": "timesteps: 256 → 512",
+    }
+    # a run killed before it finished (here before its first checkpoint) with the same key
+    # is not refused: it is trained again, and keeps its key
+    run = tmp_path / "melanoma" / "runs" / "ppo_s0"
+    (run / "model.zip").unlink()
+    (tmp_path / "melanoma" / "units" / "ppo_s0.pkl").unlink()
+    B.run_benchmark(["melanoma"], tmp_path, **kw)
+    assert (run / "model.zip").exists()
+    assert json.loads((run / "unit.key.json").read_text())["timesteps"] == 256
     # the same seed gives the same agent and the same table (a fresh folder)
     again = B.run_benchmark(["melanoma"], tmp_path / "again", **kw)
     a, b = (

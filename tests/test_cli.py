@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from typer.testing import CliRunner
 
 from oncogym.agents.cli import EXAMPLES, app
+from oncogym.agents.evaluate import REPORT_FILES
 
 runner = CliRunner()
 
@@ -136,6 +139,96 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
     assert row.count("│") == 11 and "100.0" in row
 
 
+def _one_error_line(result, *parts: str) -> str:
+    """The command failed with one ``error:`` line (the last) holding every part."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert sum(line.startswith("error:") for line in lines) == 1
+    for part in parts:
+        assert part in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def _snapshot(folder):
+    return {p: p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_benchmark_rerun_with_other_settings_is_refused_until_forced(tmp_path):
+    """Issue 14, item 6: a finished unit is reused only for the settings it was computed
+    with; other settings are refused (nothing runs, nothing changes) or, with --force,
+    recomputed."""
+    out = tmp_path / "b"
+
+    def bench(baselines, patients, *extra):
+        args = ["benchmark", "-s", "melanoma", "-b", baselines, "--patients", str(patients)]
+        return runner.invoke(app, [*args, "--out", str(out), *extra])
+
+    first = bench("no_treatment,nivolumab", 2)
+    assert first.exit_code == 0, first.output
+    unit = out / "melanoma" / "units" / "no_treatment.pkl"
+    assert (out / "melanoma" / "units" / "no_treatment.key.json").exists()
+    before = _snapshot(out)
+
+    refused = bench("no_treatment", 3)
+    _one_error_line(
+        refused,
+        str(out),
+        "eval:melanoma:no_treatment (n_patients: 2 → 3)",
+        "pass a new --out, or --force",
+    )
+    assert _snapshot(out) == before  # nothing ran, nothing was written or removed
+
+    forced = bench("no_treatment", 3, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "melanoma: 3 test patients" in forced.output
+    assert (out / "melanoma" / "metrics.md").read_text().startswith("# melanoma: 3 test patients")
+    with open(unit, "rb") as fh:
+        assert pickle.load(fh).n == 3
+    # the scenario's report is this run's alone; the other unit's result is kept
+    assert not (out / "melanoma" / "swimmer_nivolumab.png").exists()
+    assert (out / "melanoma" / "units" / "nivolumab.pkl").exists()
+
+    stamp = unit.stat().st_mtime_ns
+    again = bench("no_treatment", 3)  # the same settings: resumed, nothing recomputed
+    assert again.exit_code == 0, again.output
+    assert unit.stat().st_mtime_ns == stamp
+
+    # a folder from before unit keys: refused, not reused
+    (out / "melanoma" / "units" / "no_treatment.key.json").unlink()
+    _one_error_line(
+        bench("no_treatment", 3), "eval:melanoma:no_treatment (no unit key: the results predate"
+    )
+    assert unit.stat().st_mtime_ns == stamp
+
+
+def test_evaluate_into_a_non_empty_folder_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "eval"
+    first = runner.invoke(
+        app, ["evaluate", "adaptive", "-s", "rcc", "--patients", "3", "--out", str(out)]
+    )
+    assert first.exit_code == 0, first.output
+    (out / "notes.txt").write_text("mine")  # not the report's: kept even with --force
+    (out / "sub").mkdir()
+    (out / "sub" / "metrics.md").write_text("mine")
+    (tmp_path / "metrics.md").write_text("outside")
+    before = _snapshot(tmp_path)
+
+    args = ["evaluate", "no_treatment", "-s", "rcc", "--patients", "2", "--out", str(out)]
+    _one_error_line(runner.invoke(app, args), f"--out: {out} is not empty", "--force")
+    assert _snapshot(tmp_path) == before
+
+    forced = runner.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [*REPORT_FILES, "swimmer_no_treatment.png", "notes.txt", "sub"]
+    )  # no stale swimmer_adaptive.png
+    assert "adaptive" not in (out / "metrics.md").read_text()
+    assert (out / "sub" / "metrics.md").read_text() == "mine"
+    assert (tmp_path / "metrics.md").read_text() == "outside"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -160,6 +253,7 @@ def test_benchmark_on_a_tiny_cohort(tmp_path):
         (["train", "--seeds", "-1"], "--seed: expected integers >= 0, got -1"),
         (["benchmark", "--seeds", "0,-2"], "--seeds: expected integers >= 0, got -2"),
         (["tune", "--cpus", "0"], "--cpus: must be >= 1, got 0"),
+        (["train", "--force"], "--force: several seeds only"),
         (
             ["evaluate", "runs/melanoma/ppo_s9"],
             "policy: no training run folder 'runs/melanoma/ppo_s9' (and it is not a baseline",
@@ -209,6 +303,9 @@ def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
     assert many.exit_code == 0, many.output
     for s in (0, 1):
         assert (tmp_path / "rcc" / f"a2c_s{s}" / "model.zip").exists()
+    # the same runs with another budget: refused (before training anything), not reused
+    other = runner.invoke(app, ["128" if a == "64" else a for a in args])
+    _one_error_line(other, "train:rcc:a2c_s0, train:rcc:a2c_s1 (timesteps: 64 → 128)")
     ev = runner.invoke(app, ["evaluate", str(tmp_path / "r0"), "--patients", "2"])
     assert ev.exit_code == 0, ev.output
     assert "melanoma: 2 test patients" in ev.output
