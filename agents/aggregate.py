@@ -40,6 +40,14 @@ CEILING = "mpc_oracle"
 """The ceiling anchor's policy name (normalised score 1)."""
 OPEN_LOOP = "open_loop"
 """The best open-loop schedule's policy name."""
+AGGREGATE_FILES = (
+    "aggregate.json",
+    "aggregate.md",
+    "performance_profiles.png",
+    "scenario_scores.png",
+    "pareto.png",
+)
+"""What :func:`write_aggregate` writes."""
 _RUN = re.compile(r"^(?P<algo>.+)_s(?P<seed>\d+)$")
 
 

@@ -30,7 +30,11 @@ Layout::
     <out>/<scenario>/units/<policy>.key.json  its unit key
     <out>/<scenario>/metrics.{csv,md}, patients.csv, km_os.png, km_pfs.png,
                     swimmer_<policy>.png, trajectories.png
+    <out>/<scenario>/open_loop.json           the best open-loop schedule and its search
     <out>/benchmark.json                      the resolved settings and wall times
+    <out>/aggregate.{md,json}, performance_profiles.png, scenario_scores.png, pareto.png
+                                              normalised scores and rliable aggregates
+                                              (when every scenario has the oracle planner)
 """
 
 from __future__ import annotations
@@ -61,12 +65,15 @@ from .units import (
 
 __all__ = [
     "BACKENDS",
+    "PROTOCOLS",
     "QUICK",
     "TASK_ENV_ID",
     "BenchmarkConfig",
     "BenchmarkError",
     "StaleResultError",
     "Unit",
+    "aggregate_report",
+    "check_open_loop",
     "check_planner",
     "check_scenarios",
     "load_results",
@@ -80,10 +87,43 @@ QUICK = {
     "timesteps": 300_000,
     "patients": 100,
     "planner": {"n_samples": 16, "n_iters": 2, "horizon_steps": 6, "replan_every": 4},
+    "open_loop": {"n_trials": 60, "n_patients": 100},
     "out": "benchmark_results/quick",
 }
 """``oncogym benchmark --quick`` (the README's first command): one PPO seed for a few CPU
-minutes, every baseline with a cheaper planner, 100 test patients."""
+minutes, every baseline with a cheaper planner and open-loop search, 100 test patients."""
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "v1": {
+        "scenarios": tuple(TASKS),
+        "train": ("ppo", "a2c", "recurrent_ppo", "maskable_ppo"),
+        "seeds": tuple(range(10)),
+        "timesteps": 200_000,
+        "patients": 1000,
+        "follow_up_days": 182.0,
+        "open_loop": {"n_trials": 300, "n_patients": 200},
+        "planner": {
+            "anchor": "open_loop",
+            "n_samples": 16,
+            "n_iters": 2,
+            "horizon_steps": 8,
+            "replan_every": 2,
+        },
+        "out": "benchmark_results/v1",
+    }
+}
+"""Standard benchmark protocols (``oncogym benchmark --protocol v1``).
+
+``v1``: all six scenarios; PPO, A2C, RecurrentPPO and MaskablePPO with their committed
+hyperparameters and the same budget (200,000 environment steps per run), 10 training seeds
+each; the final model of every run is evaluated (no checkpoint or seed is picked, so no
+choice is made on test patients); 1,000-patient test cohorts; every policy scored on the
+default ``"qaly"`` return over the horizon plus 26 weeks of untreated follow-up (so doses in
+the last weeks pay for their late effects); baselines: no treatment, random, every labelled
+protocol, the adaptive rules, the best open-loop schedule (300 schedules searched on 200
+training patients) and the oracle planner warm-started from it (the ceiling: normalised
+score 1; a strong planner, not a proven bound); aggregates with rliable
+(:mod:`oncogym.agents.aggregate`)."""
 
 
 def check_scenarios(scenarios: Sequence[str]) -> list[str]:
@@ -96,6 +136,17 @@ def check_scenarios(scenarios: Sequence[str]) -> list[str]:
     if not out:
         raise ValueError("scenario: give at least one")
     return out
+
+
+def check_open_loop(settings: Mapping[str, Any]) -> None:
+    """Open-loop settings must be :func:`~oncogym.agents.openloop.search_open_loop`
+    arguments."""
+    allowed = ("n_trials", "n_patients", "draw", "seed")
+    for key, value in settings.items():
+        if key not in allowed:
+            raise ValueError(f"open_loop: unknown setting {key!r}; allowed: {', '.join(allowed)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"open_loop: {key} must be a non-negative integer, got {value!r}")
 
 
 def check_planner(settings: Mapping[str, Any]) -> None:
@@ -112,6 +163,11 @@ def check_planner(settings: Mapping[str, Any]) -> None:
     for key in settings:
         if key not in allowed:
             raise ValueError(f"planner: unknown setting {key!r}; allowed: {', '.join(allowed)}")
+    if "anchor" in settings and settings["anchor"] != "open_loop":
+        raise ValueError(
+            f"planner: anchor must be 'open_loop' (the best open-loop schedule), "
+            f"got {settings['anchor']!r}"
+        )
 
 
 def plan_units(
@@ -204,7 +260,49 @@ def report(cfg: BenchmarkConfig, eval_units: Sequence[Unit]) -> dict[str, list[d
             if u.scenario == sc and (u.algo or u.agent_dir)
         }
         rows[sc] = write_report(res, cfg.scenario_dir(sc), reference=ref, extra_rows=extra)
+    aggregate_report(cfg, results, rows)
     return rows
+
+
+def _kind(name: str, scenario: str) -> str:
+    from .aggregate import trained_run
+    from .policies import protocol_names
+
+    if name in protocol_names(scenario):
+        return "protocol"
+    if name == "open_loop":
+        return "open_loop"
+    if name.startswith("mpc_"):
+        return "planner"
+    if trained_run(name) is not None:
+        return "agent"
+    return "other"
+
+
+def aggregate_report(
+    cfg: BenchmarkConfig,
+    results: Mapping[str, Sequence[EvaluationResult]],
+    rows: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, Any] | None:
+    """Normalised scores and rliable aggregates over the scenarios (``<out>/aggregate.md``,
+    ``aggregate.json``, ``performance_profiles.png``, ``scenario_scores.png``,
+    ``pareto.png``), when every scenario has the ceiling and a protocol; else ``None``."""
+    from .aggregate import AGGREGATE_FILES, CEILING, scenario_scores, write_aggregate
+    from .policies import protocol_names
+
+    for name in AGGREGATE_FILES:  # an earlier run's aggregate never outlives its results
+        (Path(cfg.out_dir) / name).unlink(missing_ok=True)
+    per = {}
+    for sc, res in results.items():
+        names = {r.policy for r in res}
+        protos = [p for p in protocol_names(sc) if p in names] if sc in TASKS else []
+        if CEILING not in names or not protos:
+            return None
+        per[sc] = scenario_scores(res, protos)
+    pareto = {
+        sc: [{**r, "kind": _kind(str(r["policy"]), sc)} for r in rs] for sc, rs in rows.items()
+    }
+    return write_aggregate(per, cfg.out_dir, pareto_rows=pareto)
 
 
 def run_benchmark(
@@ -227,9 +325,15 @@ def run_benchmark(
     address: str | None = None,
     on_done: OnDone | None = None,
     force: bool = False,
+    follow_up_days: float = 0.0,
+    open_loop: Mapping[str, Any] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Plan, run (skipping finished units with the same key) and report a benchmark.
 
+    :param follow_up_days: untreated follow-up after the horizon in every evaluation (see
+        :func:`oncogym.agents.evaluate.rollout`); the scores include it
+    :param open_loop: settings of the open-loop search (the ``open_loop`` baseline and the
+        planner's ``anchor="open_loop"``)
     :param force: recompute the finished units whose key differs from the settings given
         (without it they are refused; see the module's docstring)
     :return: metric rows per scenario (also written under ``out_dir``)
@@ -242,6 +346,11 @@ def run_benchmark(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
     check_planner(planner or {})
+    check_open_loop(open_loop or {})
+    if isinstance(follow_up_days, bool) or not isinstance(follow_up_days, int | float):
+        raise ValueError(f"follow_up_days: expected a number of days >= 0, got {follow_up_days!r}")
+    if not follow_up_days >= 0:
+        raise ValueError(f"follow_up_days: expected a number of days >= 0, got {follow_up_days!r}")
     train_units, eval_units = plan_units(
         scenarios, baselines=baselines, algos=algos, seeds=seeds, agents=agents
     )
@@ -254,6 +363,8 @@ def run_benchmark(
         planner=dict(planner or {}),
         train_config=None if train_config is None else str(train_config),
         n_envs=n_envs,
+        follow_up_days=float(follow_up_days),
+        open_loop=dict(open_loop or {}),
     )
     check_units([*train_units, *eval_units], cfg, force=force)  # before anything runs
     run = {"backend": backend, "workers": workers, "address": address, "on_done": on_done}

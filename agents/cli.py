@@ -827,6 +827,24 @@ def benchmark(
         bool,
         typer.Option(help="the README's short run: PPO (300k steps), 100 patients, fast planner"),
     ] = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="a standard protocol (v1: six scenarios, four algorithms, 10 seeds, 1,000 "
+            "patients, follow-up, open-loop baseline, ceiling); options given explicitly win"
+        ),
+    ] = None,
+    follow_up_days: Annotated[
+        float | None,
+        typer.Option(help="untreated follow-up after the horizon in every evaluation (days)"),
+    ] = None,
+    open_loop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--open-loop",
+            help="open-loop search setting KEY=VALUE, repeatable: n_trials, n_patients, draw, seed",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -844,16 +862,30 @@ def benchmark(
     settings is never reused: the command stops, naming the units and what differs, before
     running anything.  Pass a new --out, or --force to recompute exactly those units (their
     result files or training run folders are replaced; nothing else is removed)."""
-    from .benchmark import QUICK, BenchmarkError, plan_units, run_benchmark
+    from .benchmark import PROTOCOLS, QUICK, BenchmarkError, plan_units, run_benchmark
 
-    if quick:
-        algo = algo or list(QUICK["train"])
-        timesteps = timesteps or QUICK["timesteps"]
+    if quick and protocol:
+        _fail("--quick and --protocol: choose one")
+        return
+    preset: dict[str, Any] = dict(QUICK) if quick else {}
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            _fail(f"--protocol: unknown {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+            return
+        preset = dict(PROTOCOLS[protocol])
+    if preset:
+        scenario = scenario or list(preset.get("scenarios", ())) or None
+        algo = algo or list(preset["train"])
+        seeds = seeds or [",".join(str(x) for x in preset.get("seeds", (0,)))]
+        timesteps = timesteps or preset["timesteps"]
         if patients == 200:
-            patients = QUICK["patients"]
-        planner = planner or [f"{k}={v}" for k, v in QUICK["planner"].items()]
+            patients = preset["patients"]
+        planner = planner or [f"{k}={v}" for k, v in preset["planner"].items()]
+        open_loop = open_loop or [f"{k}={v}" for k, v in preset["open_loop"].items()]
+        if follow_up_days is None:
+            follow_up_days = preset.get("follow_up_days", 0.0)
         if out == Path("benchmark_results"):
-            out = Path(QUICK["out"])
+            out = Path(preset["out"])
     try:
         tasks = [_task_of(s)[0] for s in _split(scenario)] or ["melanoma"]
         chosen = _split(baselines) or None
@@ -871,6 +903,11 @@ def benchmark(
         if patients < 1:
             raise CliError(f"--patients: must be >= 1, got {patients}")
         planner_kw = {k: _number(v) for k, v in _parse_assignments_str(planner or [], "--planner")}
+        open_loop_kw = {
+            k: _number(v) for k, v in _parse_assignments_str(open_loop or [], "--open-loop")
+        }
+        if follow_up_days is not None and not follow_up_days >= 0:
+            raise CliError(f"--follow-up-days: must be >= 0, got {follow_up_days}")
         train_units, eval_units = plan_units(
             tasks, baselines=chosen, algos=algos, seeds=seed_list, agents=_split(agent)
         )
@@ -898,6 +935,8 @@ def benchmark(
                 address=address,
                 on_done=done,
                 force=force,
+                follow_up_days=follow_up_days or 0.0,
+                open_loop=open_loop_kw,
             )
     except BenchmarkError as exc:
         _fail(str(exc))
@@ -908,6 +947,9 @@ def benchmark(
     for task, task_rows in rows.items():
         console.print(_metrics_table(task_rows, f"{task}: {patients} test patients"))
         console.print(f"wrote {out / task}/metrics.md, km_os.png, swimmer_*.png", highlight=False)
+    if (out / "aggregate.md").exists():
+        console.print((out / "aggregate.md").read_text(), highlight=False, markup=False)
+        console.print(f"wrote {out}/aggregate.md, performance_profiles.png", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -346,6 +346,7 @@ def summarise(
     median_pfs_months (+ _low/_high), median_os_months (+ _low/_high), os_12m, os_horizon
     (KM OS at 12 months and at the horizon),
     grade3_<category> and grade3_any, mean_qalys, qalys_sem, mean_return, return_sem,
+    follow_up_days, mean_score, score_sem (the return plus the follow-up, see :func:`rollout`),
     tox_deaths, errors, wall_s`` and, with a reference, ``os_logrank_p, os_hr, os_hr_low,
     os_hr_high, qalys_diff, qalys_diff_low, qalys_diff_high`` (a paired difference: the
     same patients).  Medians not reached are ``inf``.
@@ -386,6 +387,10 @@ def summarise(
     out["qalys_sem"] = float(result.qalys.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     out["mean_return"] = float(result.returns.mean())
     out["return_sem"] = float(result.returns.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    score = result.score_returns
+    out["follow_up_days"] = float(result.follow_up_days)
+    out["mean_score"] = float(score.mean())
+    out["score_sem"] = float(score.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     out["tox_deaths"] = int(np.sum(result.death_cause == "toxicity"))
     out["errors"] = result.errors
     out["wall_s"] = result.wall_s
@@ -449,8 +454,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = (
         "| policy | ORR % (95 % CI) | CR % | median PFS, mo (95 % CI) | median OS, mo (95 % CI) "
         "| OS at horizon % | grade ≥ 3 % | QALYs (mean ± sem) | Δ QALYs vs SoC (95 % CI) "
-        "| OS log-rank p | OS HR (95 % CI) | return |\n"
-        "|---|---|---:|---|---|---:|---:|---|---|---:|---|---:|\n"
+        "| OS log-rank p | OS HR (95 % CI) | return | score |\n"
+        "|---|---|---:|---|---|---:|---:|---|---|---:|---|---:|---:|\n"
     )
     lines = []
     for r in rows:
@@ -474,9 +479,17 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"| {'—' if not np.isfinite(os_end) else f'{100 * os_end:.1f}'} "
             f"| {_fmt_pct(r['grade3_any'])} "
             f"| {r['mean_qalys']:.3f} ± {r['qalys_sem']:.3f} | {dq_s} "
-            f"| {_fmt_p(r.get('os_logrank_p', math.nan))} | {hr_s} | {r['mean_return']:.3f} |"
+            f"| {_fmt_p(r.get('os_logrank_p', math.nan))} | {hr_s} | {r['mean_return']:.3f} "
+            f"| {r.get('mean_score', r['mean_return']):.3f} |"
         )
-    return head + "\n".join(lines) + "\n"
+    days = {float(r.get("follow_up_days", 0.0)) for r in rows}
+    note = (
+        "\nscore: the return plus an untreated follow-up of "
+        f"{', '.join(f'{d:g}' for d in sorted(days))} days after the horizon.\n"
+        if any(days)
+        else "\nscore: the return (no follow-up after the horizon).\n"
+    )
+    return head + "\n".join(lines) + "\n" + note
 
 
 def toxicity_table(rows: Sequence[Mapping[str, Any]], categories: Sequence[str]) -> str:

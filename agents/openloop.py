@@ -36,7 +36,7 @@ import numpy as np
 
 from oncogym.envs.task import TASKS, EnvParams
 
-from .policies import Policy, _day_index, protocol_names
+from ._policy import Policy, _day_index, protocol_names
 
 EVERY_STEPS = (1, 2, 3, 4, 6, 8, 12)
 """Allowed intervals between doses, in decision steps (weeks in every scenario)."""

@@ -12,7 +12,9 @@ Search (cross-entropy method, CEM)
     ``n_samples`` schedules, simulates them, and moves the distribution towards the
     ``n_elite`` best (smoothing 0.7).  The first iteration also tries three anchor schedules
     (the previous plan shifted by the steps since, no treatment, the highest level of
-    everything) and later iterations keep the best schedule so far (elitism).  While
+    everything) — and, given ``anchor``, a fixed schedule from the current step on (the
+    best open-loop schedule: the benchmark's ceiling starts from it) — and later iterations
+    keep the best schedule so far (elitism).  While
     simulating, a level the constraints forbid at that step
     (:func:`~oncogym.envs.functional.action_masks` of the simulated state) is replaced by
     level 0, so the statistics describe what would really be given; the action returned is
@@ -147,6 +149,10 @@ class MPCPlanner:
     :param terminal: terminal value, ``"trend"``, ``"static"`` or ``"none"``
     :param model_sd: population mode: model-error spread added to the scan noise (ln mm)
     :param max_rows: most simulated rows per compiled call (memory: ~20 kB a row)
+    :param anchor: a fixed schedule tried by every plan's first iteration from the current
+        step on (warm start; e.g. the best open-loop schedule,
+        :class:`~oncogym.agents.openloop.OpenLoopSchedule`, or a ``(n_steps, n_therapies)``
+        array of dose-level indices)
     """
 
     action_mode = "continuous"
@@ -168,6 +174,7 @@ class MPCPlanner:
         terminal: str = "trend",
         model_sd: float = 0.15,
         max_rows: int = 4096,
+        anchor: Any = None,
     ) -> None:
         if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -199,6 +206,22 @@ class MPCPlanner:
         self.min_dose_fraction = float(self.env_kwargs.get("min_dose_fraction", 0.05))
         self.name = f"mpc_{mode}"
         self._env: Any = None
+        self.anchor = anchor
+        self._anchor = self._anchor_table(anchor)
+
+    def _anchor_table(self, anchor: Any) -> np.ndarray | None:
+        if anchor is None:
+            return None
+        table = anchor.table(self.params) if hasattr(anchor, "table") else np.asarray(anchor)
+        p = self.params
+        if table.shape != (p.n_steps, p.n_therapies) or not np.issubdtype(table.dtype, np.integer):
+            raise ValueError(
+                f"anchor: expected ({p.n_steps}, {p.n_therapies}) dose-level indices, "
+                f"got an array of shape {table.shape} and dtype {table.dtype}"
+            )
+        if (table < 0).any() or (table >= p.n_levels[None, :]).any():
+            raise ValueError("anchor: a dose-level index outside the task's levels")
+        return table.astype(np.int64)
 
     # --- setup ------------------------------------------------------------------------------
     def attach(self, env: Any) -> None:
@@ -215,6 +238,7 @@ class MPCPlanner:
             )
         self._env = env
         self.params = p = env.params
+        self._anchor = self._anchor_table(self.anchor)
         self.min_dose_fraction = float(getattr(env, "min_dose_fraction", self.min_dose_fraction))
         self._fn = Fn.OncologyFunctional.from_params(
             p, action_mode="continuous", reward="qaly", min_dose_fraction=self.min_dose_fraction
@@ -411,6 +435,13 @@ class MPCPlanner:
             if it == 0 and S >= 3:
                 lv[:, 1] = 0
                 lv[:, 2] = top_level
+            if it == 0 and S >= 4 and self._anchor is not None:
+                k0 = np.rint(self._env.state.day[rows] / p.decision_days).astype(np.int64)
+                ks = k0[:, None] + np.arange(H)[None, :]
+                inside = ks < self._anchor.shape[0]
+                lv[:, 3] = np.where(
+                    inside[:, :, None], self._anchor[np.minimum(ks, self._anchor.shape[0] - 1)], 0
+                )
             Fn.copy_rows(view, src, flat_src)
             lv, score = self._simulate(view, lv, w, steps_left)
             better = score.max(axis=1) > best_score

@@ -87,6 +87,10 @@ class BenchmarkConfig:
     train_config: str | None = None
     n_envs: int | None = None
     runs_subdir: str = "runs"
+    follow_up_days: float = 0.0
+    """Untreated follow-up after the horizon in every evaluation (the score's window)."""
+    open_loop: dict[str, Any] = field(default_factory=dict)
+    """Settings of the open-loop search (:func:`oncogym.agents.openloop.search_open_loop`)."""
 
     def scenario_dir(self, scenario: str) -> Path:
         return Path(self.out_dir) / scenario
@@ -161,8 +165,15 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
         )
     if unit.kind == "eval":
         key.update({"n_patients": int(cfg.n_patients), "eval_seed": int(cfg.eval_seed)})
+        if cfg.follow_up_days:
+            key["follow_up_days"] = float(cfg.follow_up_days)
         if _is_baseline(unit) and unit.policy.startswith("mpc_"):
             key["planner"] = dict(cfg.planner)
+        uses_open_loop = unit.policy == "open_loop" or (
+            unit.policy.startswith("mpc_") and cfg.planner.get("anchor") == "open_loop"
+        )
+        if _is_baseline(unit) and uses_open_loop:
+            key["open_loop"] = dict(cfg.open_loop)
         if unit.agent_dir is not None:
             agent = Path(unit.agent_dir)
             key["agent_dir"] = str(agent.resolve())
@@ -336,8 +347,14 @@ def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
         run_dir = unit.agent_dir or str(cfg.run_dir(unit))
         policy = load_agent(run_dir)
         policy.name = unit.policy
+    elif unit.policy == "open_loop":
+        from .openloop import OpenLoopPolicy
+
+        policy = OpenLoopPolicy(open_loop_schedule(unit.scenario, cfg))
     else:
         kwargs = dict(cfg.planner) if unit.policy.startswith("mpc_") else {}
+        if kwargs.get("anchor") == "open_loop":
+            kwargs["anchor"] = open_loop_schedule(unit.scenario, cfg)
         policy = make_baseline(unit.policy, unit.scenario, seed=cfg.eval_seed, **kwargs)
     res = rollout(
         policy,
@@ -345,10 +362,35 @@ def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
         n_patients=cfg.n_patients,
         seed=cfg.eval_seed,
         progress=_progress_log(unit.key),
+        follow_up_days=cfg.follow_up_days,
     )
     res.policy = unit.policy
     atomic_write_bytes(path, pickle.dumps(res))
     return str(path)
+
+
+def open_loop_schedule(scenario: str, cfg: BenchmarkConfig) -> Any:
+    """The scenario's best open-loop schedule for ``cfg.open_loop``: read from
+    ``<scenario>/open_loop.json`` when it was searched with the same settings, else searched
+    (on training patients; seeded, so every unit that needs it finds the same schedule) and
+    written there with its training score and the schedule in words."""
+    import json
+
+    from .openloop import OpenLoopSchedule, search_open_loop
+
+    path = cfg.scenario_dir(scenario) / "open_loop.json"
+    settings = dict(cfg.open_loop)
+    if path.exists():
+        data = json.loads(path.read_text())
+        if data.get("requested") == settings:
+            return OpenLoopSchedule.from_dict(data["schedule"])
+    log.info("open-loop search: %s %s", scenario, settings or "(defaults)")
+    res = search_open_loop(scenario, **settings)
+    from oncogym.envs.task import make_params
+
+    data = {"requested": settings, **res.to_dict(make_params(scenario))}
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+    return res.schedule
 
 
 def _progress_log(key: str, every_s: float = 30.0) -> Callable[[int, int], None]:
