@@ -7,7 +7,8 @@ own transition (:mod:`oncogym.envs.functional`), under the default ``"qaly"`` re
 :func:`rollout` returns an :class:`EvaluationResult` (per-patient arrays);
 :func:`summarise` turns it into metrics — objective and complete response rates (95 %
 Wilson intervals), Kaplan–Meier median PFS and OS with 95 % intervals and OS at 12 and 24
-months (lifelines), grade >= 3 toxicity rate per category, mean QALYs and mean return,
+months (lifelines), grade >= 3 toxicity rate per category and in any category
+(:func:`oncogym.clinical.grade3plus`), mean QALYs and mean return,
 log-rank test and Cox hazard ratio of OS against a reference arm (the standard of care);
 :func:`write_report` writes CSV, Markdown and PNG figures (Kaplan–Meier curves, swimmer
 plots of the schedules given, example trajectories).
@@ -15,7 +16,12 @@ plots of the schedules given, example trajectories).
 Definitions: OS = day of death (lethal burden or grade-5 toxicity), censored at the
 horizon; PFS = first RECIST 1.1 progression on the scan schedule (the environment's own
 readout, from the measured scans) or death, censored at the horizon; best overall
-response = the environment's (confirmed-free) RECIST best response; an integrator failure
+response = the environment's (confirmed-free) RECIST best response; grade >= 3 toxicity
+= the patient's worst grade in the episode (up to death or the horizon) is 3, 4 or 5
+(:func:`oncogym.clinical.grade3plus`, the definition of the calibration report's grade
+rates: the same protocol on the same cohort gives the same figure, unless it switches at
+progression, which the environment reads off its noisy scans and the report's
+:meth:`~oncogym.scenarios.Cohort.run` off the true lesions); an integrator failure
 ends that patient's episode and is counted in ``errors`` (censored at that day).
 """
 
@@ -30,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from oncogym.clinical import DAYS_PER_MONTH, Response, survival_at
+from oncogym.clinical import DAYS_PER_MONTH, Response, grade3plus_rate, survival_at
 from oncogym.envs import OncologyVectorEnv
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import TASKS, EnvParams
@@ -345,7 +351,8 @@ def summarise(
     Keys: ``policy, n, orr, orr_low, orr_high, cr_rate, cr_low, cr_high,
     median_pfs_months (+ _low/_high), median_os_months (+ _low/_high), os_12m, os_horizon
     (KM OS at 12 months and at the horizon),
-    grade3_<category> and grade3_any, mean_qalys, qalys_sem, mean_return, return_sem,
+    grade3_<category> and grade3_any (:func:`oncogym.clinical.grade3plus`: worst grade
+    3, 4 or 5, toxic deaths included), mean_qalys, qalys_sem, mean_return, return_sem,
     follow_up_days, mean_score, score_sem (the return plus the follow-up, see :func:`rollout`),
     tox_deaths, errors, wall_s`` and, with a reference, ``os_logrank_p, os_hr, os_hr_low,
     os_hr_high, qalys_diff, qalys_diff_low, qalys_diff_high`` (a paired difference: the
@@ -377,12 +384,13 @@ def summarise(
         else math.nan
     )
     out["os_horizon"] = survival_at(result.os_days, result.death, result.horizon_days)
-    hit = np.zeros(n, dtype=np.bool_)
-    for j, cat in enumerate(result.tox_categories):
-        g3 = result.worst_grade[:, j] >= 3
-        out[f"grade3_{cat}"] = float(g3.mean())
-        hit |= g3
-    out["grade3_any"] = float(hit.mean())
+    # grade >= 3 toxicity by the core's one definition (clinical.grade3plus), as the
+    # calibration report counts it: worst grade 3, 4 or 5 over the days the patient lived
+    worst = {c: result.worst_grade[:, j] for j, c in enumerate(result.tox_categories)}
+    rates = grade3plus_rate(worst) if worst else {"any": 0.0}
+    for cat in result.tox_categories:
+        out[f"grade3_{cat}"] = rates[cat]
+    out["grade3_any"] = rates["any"]
     out["mean_qalys"] = float(result.qalys.mean())
     out["qalys_sem"] = float(result.qalys.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     out["mean_return"] = float(result.returns.mean())

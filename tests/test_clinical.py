@@ -288,6 +288,21 @@ def test_worst_grade_and_grade3plus_rate():
     assert cl.worst_grade({"crs": [0, 2, 1]})["crs"] == 2
 
 
+def test_grade3plus_is_per_patient_and_counts_toxic_deaths():
+    """One definition of a patient's grade >= 3 toxicity: worst grade 3, 4 or 5 (a toxic
+    death counts), once per patient however many categories reach it; the rates are its
+    means."""
+    worst = {"irae": np.array([0, 3, 4, 5, 2, 5]), "crs": np.array([3, 0, 4, 0, 2, 5])}
+    assert_array_equal(cl.grade3plus(worst), [True, True, True, True, False, True])
+    assert_array_equal(cl.grade3plus(worst, "irae"), [False, True, True, True, False, True])
+    assert_array_equal(cl.grade3plus(worst, "crs"), [True, False, True, False, False, True])
+    assert cl.grade3plus(worst).dtype == np.bool_
+    rates = cl.grade3plus_rate(worst)
+    assert rates == pytest.approx({"irae": 4 / 6, "crs": 3 / 6, "any": 5 / 6})
+    assert rates["any"] == np.mean(cl.grade3plus(worst))
+    assert cl.SEVERE_GRADE == 3
+
+
 # --- summary and the wired-up cohort -------------------------------------------------------
 def test_summarise_hand_example():
     bor = np.array([CR, PR, SD, PD, NE], dtype=np.int8)
@@ -501,6 +516,11 @@ BAD = [
     ("worst_grades", lambda: cl.grade3plus_rate({"any": [1]})),
     ("worst_grades['b']", lambda: cl.grade3plus_rate({"a": [1, 2], "b": [3]})),
     ("worst_grades['a']", lambda: cl.grade3plus_rate({"a": [[1, 2]]})),
+    ("worst_grades", lambda: cl.grade3plus([1, 2])),
+    ("worst_grades", lambda: cl.grade3plus({})),
+    ("worst_grades['b']", lambda: cl.grade3plus({"a": [1, 2], "b": [3]})),
+    ("worst_grades['a']", lambda: cl.grade3plus({"a": [1, 6]})),
+    ("category", lambda: cl.grade3plus({"a": [1, 2]}, "crs")),
     ("best_response", lambda: cl.summarise([], OK_OS, OK_OS)),
     ("best_response", lambda: cl.summarise([5], OK_OS, OK_OS)),
     ("pfs", lambda: cl.summarise([SD], (1.0, True), OK_OS)),

@@ -20,7 +20,7 @@ from oncogym import calibration, clinical
 from oncogym.agents.evaluate import rollout, summarise
 from oncogym.agents.policies import ProtocolPolicy, RandomPolicy
 from oncogym.envs import STANDARD_OF_CARE
-from oncogym.scenarios import Cohort, available_scenarios, load_scenario
+from oncogym.scenarios import CalibrationTarget, Cohort, available_scenarios, load_scenario
 from oncogym.toxicity import toxicity_grades
 
 SCENARIOS = available_scenarios()
@@ -41,8 +41,8 @@ def _cr(s: calibration.ArmSummary) -> float:
 
 
 def _grade3_4(s: calibration.ArmSummary) -> float:
-    worst = np.max(np.stack(list(s.worst_grades.values())), axis=0)
-    return float(np.mean((worst >= 3) & (worst <= 4)))
+    """The grade3_4_rate targets' figure: grade >= 3 in any category (clinical.grade3plus)."""
+    return float(np.mean(clinical.grade3plus(s.worst_grades)))
 
 
 @pytest.mark.slow
@@ -189,15 +189,64 @@ def test_every_scenario_has_more_targets_than_knobs_or_says_so():
         assert set(sc.calibration.arms) <= fit_arms
 
 
+def _report_and_evaluator_toxicity(
+    name: str, arm: str, n: int, env_kwargs: dict | None = None
+) -> tuple[calibration.ArmSummary, float, object, dict]:
+    """The calibration report's grade >= 3 figure of ``arm`` on ``Cohort.test(name, n)``
+    (what ``calibrate.py`` prints in a ``grade3_4_rate`` row: :func:`calibration.metric` on
+    the arm run at the report's rtol) and the evaluator's rollout and summary of the same
+    protocol on the same patients."""
+    cohort = Cohort.test(name, n)
+    s = calibration.run_arm(cohort, arm, rtol=1e-6)
+    target = CalibrationTarget(
+        metric="grade3_4_rate", arm=arm, value=0.5, tolerance=0.08, category="any", source="t"
+    )
+    (check,) = calibration.check_targets([target], {arm: s})
+    r = rollout(ProtocolPolicy(arm), name, cohort=cohort, env_kwargs=env_kwargs)
+    return s, check.simulated, r, summarise(r)
+
+
 @pytest.mark.parametrize(
-    ("name", "arm"), [("melanoma", "nivolumab_ipilimumab"), ("nsclc", "pembrolizumab_chemotherapy")]
+    ("name", "arm", "env_kwargs"),
+    [
+        ("melanoma", "nivolumab_ipilimumab", None),
+        ("nsclc", "pembrolizumab_chemotherapy", None),
+        # an arm that switches at progression doses by the progression it sees: the
+        # evaluator's from its noisy measured scans, the report's from the true lesions;
+        # with noiseless scans both see the same progression and give the same doses
+        ("nsclc", "platinum_doublet_then_pembrolizumab", {"scan_noise_cv": 0.0}),
+    ],
 )
-def test_calibration_readouts_and_the_evaluator_agree_on_toxicity(name, arm):
+def test_calibration_readouts_and_the_evaluator_agree_on_toxicity(name, arm, env_kwargs):
     """One toxicity truth: the calibration's cohort readouts and the environment evaluator
     grade the same days (up to death, not the simulated days after it), so a protocol on a
-    cohort has the same worst grades per category in both."""
-    cohort = Cohort.test(name, 40)
-    s = calibration.run_arm(cohort, arm, rtol=1e-6)
-    r = rollout(ProtocolPolicy(arm), name, cohort=cohort)
+    cohort has the same worst grade per category and patient in both, and the report's
+    grade >= 3 rate (clinical.grade3plus, toxic deaths included) is the evaluator's
+    ``grade3_any`` exactly."""
+    s, report, r, m = _report_and_evaluator_toxicity(name, arm, 40, env_kwargs)
     for j, category in enumerate(r.tox_categories):
-        assert np.array_equal(s.worst_grades[category] >= 3, r.worst_grade[:, j] >= 3), category
+        assert np.array_equal(s.worst_grades[category], r.worst_grade[:, j]), category
+        assert m[f"grade3_{category}"] == np.mean(clinical.grade3plus(s.worst_grades, category))
+    assert report == m["grade3_any"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arm", ["nivolumab", "nivolumab_ipilimumab"])
+def test_report_and_evaluator_give_one_toxicity_figure_on_the_report_cohort(arm):
+    """Issue 14: the calibration report's grade 3-4 figure of a CheckMate 067 arm and the
+    evaluator's grade >= 3 figure of the same protocol on the report's own 1,000 test
+    patients are one number (same patients, same grades, one definition), and the
+    report's figure is the one its ``grade3_4_rate`` target row prints."""
+    sc = load_scenario("melanoma")
+    s, report, r, m = _report_and_evaluator_toxicity("melanoma", arm, 1000)
+    assert report == m["grade3_any"]
+    assert np.array_equal(np.stack([s.worst_grades[c] for c in r.tox_categories], 1), r.worst_grade)
+    rows = [t for t in sc.targets if t.metric == "grade3_4_rate" and t.arm == arm]
+    assert rows and all(calibration.metric(t, {arm: s}) == report for t in rows)
+    # grade 5 counts on both paths: the combination's toxic deaths are among the figure
+    deaths = int(np.sum(r.death_cause == "toxicity"))
+    assert deaths == m["tox_deaths"]
+    if arm == "nivolumab_ipilimumab":
+        assert deaths > 0
+        worst = np.max(r.worst_grade, axis=1)
+        assert m["grade3_any"] == np.mean(worst >= 3) > np.mean((worst >= 3) & (worst <= 4))

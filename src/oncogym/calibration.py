@@ -14,8 +14,13 @@ Metric definitions (``CalibrationTarget.metric``):
   scan up to the first progression (:func:`oncogym.rules.dissociated`).
 * ``remission_rate`` — CR at some scan up to ``by_day`` (leukaemia: burden below the
   scenario's CR threshold, i.e. "overall remission within 3 months" for ``by_day: 91``).
-* ``grade3_4_rate`` — worst grade 3 or 4 (not 5) in ``category`` (``any``: in some
-  category, the worst over categories being 3 or 4); ``any_grade_rate`` — worst grade ≥ 1.
+* ``grade3_4_rate`` — share of patients with grade ≥ 3 toxicity in ``category`` (``any``:
+  in some category): :func:`oncogym.clinical.grade3plus`, worst grade 3, 4 or 5 over the
+  days the patient lives, the definition the evaluator's ``grade3_any`` counts too.  The
+  name is the trials' "treatment-related grade 3–4 adverse events", the figure the
+  targets compare it with (some trials report grade 3–5; the model's toxicity is all
+  treatment-related, and a toxic death, grade 5, was a severe event too);
+  ``any_grade_rate`` — worst grade ≥ 1.
 * ``median_pfs_months`` / ``median_os_months`` — Kaplan–Meier medians in months of
   365.25/12 days (``inf`` if not reached).
 * ``pfs_median_ratio`` / ``os_median_ratio`` — the arm's median over the ``versus`` arm's.
@@ -24,7 +29,7 @@ Metric definitions (``CalibrationTarget.metric``):
 * ``os_hazard_ratio`` / ``pfs_hazard_ratio`` — log-rank (observed/expected) estimate of
   the hazard ratio of the arm's overall / progression-free survival against ``versus``:
   HR = (O_a/E_a)/(O_v/E_v).
-* ``orr_ratio`` / ``grade3_4_ratio`` — the arm's ORR / grade 3–4 rate over the ``versus``
+* ``orr_ratio`` / ``grade3_4_ratio`` — the arm's ORR / grade ≥ 3 rate over the ``versus``
   arm's (dose–response and dose–toxicity comparisons across trials of one drug).
 * ``antigen_negative_relapse_share`` — among responders (CR/PR) who later progress, the
   share whose tumour is mostly antigen-negative (T⁻ > T⁺) at the progression scan.
@@ -42,8 +47,6 @@ import numpy as np
 
 from oncogym import clinical
 from oncogym.scenarios import CalibrationTarget, Cohort, Scenario, lesion_slots
-
-_GRADE_CATEGORIES = ("neutropenia", "lymphopenia", "irae", "crs", "radiation_late")
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,8 @@ def _best_by_day(s: ArmSummary, by_day: float | None) -> np.ndarray:
 
 
 def _worst_any(s: ArmSummary) -> np.ndarray:
-    return np.max(np.stack([s.worst_grades[c] for c in _GRADE_CATEGORIES]), axis=0)
+    """Worst grade over every category, per patient."""
+    return np.max(np.stack(list(s.worst_grades.values())), axis=0)
 
 
 def logrank_hazard_ratio(a: clinical.Survival, b: clinical.Survival) -> float:
@@ -207,12 +211,12 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     if m == "remission_rate":
         keep = s.scan_days <= (target.by_day or math.inf) + 1e-9
         return float(np.mean(np.any(s.category[:, keep] == clinical.Response.CR, axis=1)))
-    if m in ("grade3_4_rate", "any_grade_rate"):
+    if m == "grade3_4_rate":
+        return float(np.mean(clinical.grade3plus(s.worst_grades, target.category or "any")))
+    if m == "any_grade_rate":
         cat = target.category or "any"
         worst = _worst_any(s) if cat == "any" else s.worst_grades[cat]
-        if m == "any_grade_rate":
-            return float(np.mean(worst >= 1))
-        return float(np.mean((worst >= 3) & (worst <= 4)))
+        return float(np.mean(worst >= 1))
     if m == "median_pfs_months":
         return clinical.median_survival_days(*s.pfs) / clinical.DAYS_PER_MONTH
     if m == "median_os_months":

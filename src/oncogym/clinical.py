@@ -40,6 +40,11 @@ Conventions (the choices a reader needs to reproduce a number):
   **PFS**: event = first scan with PD or death, whichever is first; censored at
   the last tumour assessment (last scan on or before death/end of follow-up), as
   in FDA/EMA PFS guidance.  Hence PFS ≤ OS for every patient.
+* **Toxicity**: a patient's worst grade per category is the highest CTCAE-like grade
+  (:mod:`oncogym.toxicity`) at the output times up to the first one at or after death;
+  *grade ≥ 3 toxicity* (:func:`grade3plus`) is a worst grade of 3, 4 or 5 (toxic
+  death included), once per patient, in a category or in any; rates are over all
+  patients.
 * **Kaplan–Meier** (:mod:`oncogym.survival`, lifelines): product-limit estimator;
   censorings tied with events at the same time are at risk at that time; the median is
   the smallest time with ``S(t) ≤ 0.5`` (no midpoint rule), and ``inf`` when not reached.
@@ -677,38 +682,82 @@ def worst_grade(grades: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+SEVERE_GRADE = 3
+"""The lowest grade of a severe toxicity (CTCAE grade 3; 4 is life-threatening, 5 death)."""
+
+
+def _worst_per_patient(worst_grades: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Validated ``(n_patients,)`` worst grades per category, all of one length."""
+    if not isinstance(worst_grades, Mapping):
+        raise ValueError(
+            f"worst_grades: expected a mapping name -> array, got {type(worst_grades).__name__}"
+        )
+    out: dict[str, np.ndarray] = {}
+    shape = None
+    for name, value in worst_grades.items():
+        g = np.atleast_1d(np.asarray(value))
+        if g.ndim != 1 or g.size == 0:
+            raise ValueError(f"worst_grades[{name!r}]: must be a non-empty (n_patients,) array")
+        g = _grades(f"worst_grades[{name!r}]", g)
+        if shape is not None and g.shape != shape:
+            raise ValueError(
+                f"worst_grades[{name!r}]: every category needs the same patients, "
+                f"shape {shape}, got {g.shape}"
+            )
+        shape = g.shape
+        out[name] = g
+    return out
+
+
+def grade3plus(worst_grades: Mapping[str, Any], category: str = "any") -> np.ndarray:
+    """Which patients had grade ≥ 3 toxicity: the one definition oncogym counts by.
+
+    A patient has grade ≥ 3 toxicity in a category when their worst grade in it is 3, 4
+    or 5; in ``"any"`` category when that holds in some category.  The worst grade is the
+    highest over the days the patient is followed, from the start of treatment to death
+    or the end of follow-up (grades after death do not count: :func:`patient_readouts`
+    and the environments grade the same days).  Counted once per patient, however many
+    times or categories reach grade 3.  Grade 5 (death from toxicity) counts: the
+    patient's severe event was fatal.  All toxicity in the model is treatment-related.
+
+    The calibration's ``grade3_4_rate`` targets and the report
+    (:func:`oncogym.calibration.metric`), :func:`grade3plus_rate` and the evaluator's
+    ``grade3_<category>`` / ``grade3_any`` (``oncogym.agents.evaluate.summarise``) are all
+    the mean of this over the same patients.
+
+    :param worst_grades: category name → worst grade per patient (``(n_patients,)``,
+        integers 0..5), e.g. from :func:`worst_grade` or
+        :attr:`PatientReadouts.worst_grades`
+    :param category: a key of ``worst_grades``, or ``"any"`` (every category given)
+    :return: ``bool`` per patient ``(n_patients,)``
+    """
+    worst = _worst_per_patient(worst_grades)
+    if category == "any" and "any" not in worst:
+        if not worst:
+            raise ValueError("worst_grades: no category to grade")
+        return np.logical_or.reduce([g >= SEVERE_GRADE for g in worst.values()])
+    if category not in worst:
+        allowed = ", ".join(["any", *worst])
+        raise ValueError(f"category: {category!r} is not graded; allowed: {allowed}")
+    return worst[category] >= SEVERE_GRADE
+
+
 def grade3plus_rate(
     worst_grades: Mapping[str, Any], *, include_any: bool = True
 ) -> dict[str, float]:
-    """Fraction of patients whose worst grade is >= 3, per category.
+    """Fraction of patients with grade ≥ 3 toxicity (:func:`grade3plus`), per category.
 
     :param worst_grades: category name → worst grade per patient (``(n_patients,)``,
         integers 0..5), e.g. from :func:`worst_grade`
     :param include_any: also report ``"any"``: worst grade >= 3 in some category
     :return: category name → rate in [0, 1]
     """
-    if not isinstance(worst_grades, Mapping):
-        raise ValueError(
-            f"worst_grades: expected a mapping name -> array, got {type(worst_grades).__name__}"
-        )
-    if include_any and "any" in worst_grades:
+    worst = _worst_per_patient(worst_grades)
+    if include_any and "any" in worst:
         raise ValueError("worst_grades: the category name 'any' is reserved when include_any=True")
-    rates: dict[str, float] = {}
-    hit: np.ndarray | None = None
-    for name, value in worst_grades.items():
-        g = np.atleast_1d(np.asarray(value))
-        if g.ndim != 1 or g.size == 0:
-            raise ValueError(f"worst_grades[{name!r}]: must be a non-empty (n_patients,) array")
-        g = _grades(f"worst_grades[{name!r}]", g)
-        if hit is not None and g.shape != hit.shape:
-            raise ValueError(
-                f"worst_grades[{name!r}]: every category needs the same patients, "
-                f"shape {hit.shape}, got {g.shape}"
-            )
-        hit = (g >= 3) if hit is None else hit | (g >= 3)
-        rates[name] = float(np.mean(g >= 3))
-    if include_any and hit is not None:
-        rates["any"] = float(np.mean(hit))
+    rates = {name: float(np.mean(grade3plus(worst, name))) for name in worst}
+    if include_any and worst:
+        rates["any"] = float(np.mean(grade3plus(worst, "any")))
     return rates
 
 
@@ -881,6 +930,7 @@ __all__ = [
     "DEFAULT_MIN_SD_DAYS",
     "MAX_GRADE",
     "RESPONSE_NAMES",
+    "SEVERE_GRADE",
     "KaplanMeier",
     "PatientReadouts",
     "RecistResult",
@@ -888,6 +938,7 @@ __all__ = [
     "Survival",
     "best_overall_response",
     "death_day",
+    "grade3plus",
     "grade3plus_rate",
     "kaplan_meier",
     "median_survival_days",
