@@ -109,6 +109,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "horizon_steps": 8,
             "replan_every": 2,
         },
+        "skip_baselines": ("mpc_population",),
         "out": "benchmark_results/v1",
     }
 }
@@ -122,7 +123,8 @@ default ``"qaly"`` return over the horizon plus 26 weeks of untreated follow-up 
 the last weeks pay for their late effects); baselines: no treatment, random, every labelled
 protocol, the adaptive rules, the best open-loop schedule (300 schedules searched on 200
 training patients) and the oracle planner warm-started from it (the ceiling: normalised
-score 1; a strong planner, not a proven bound); aggregates with rliable
+score 1; a strong planner, not a proven bound); the population planner is left out (its
+particle filter costs hours on 1,000 patients per scenario); aggregates with rliable
 (:mod:`oncogym.agents.aggregate`)."""
 
 
@@ -177,6 +179,7 @@ def plan_units(
     algos: Sequence[str] = (),
     seeds: Sequence[int] = (0,),
     agents: Sequence[str | Path] = (),
+    skip: Sequence[str] = (),
 ) -> tuple[list[Unit], list[Unit]]:
     """The training and evaluation units of a benchmark, in report order.
 
@@ -184,12 +187,13 @@ def plan_units(
         scenario does not have are an error
     :param algos: algorithms to train (:data:`oncogym.agents.train.ALGOS`), one run per seed
     :param agents: trained run folders to evaluate as well (label: the folder's name)
+    :param skip: baselines left out when ``baselines`` is ``None`` (all the others run)
     """
     train_units: list[Unit] = []
     eval_units: list[Unit] = []
     for sc in check_scenarios(scenarios):
         names = baseline_names(sc)
-        chosen = names if baselines is None else list(baselines)
+        chosen = [b for b in names if b not in skip] if baselines is None else list(baselines)
         for b in chosen:
             if b not in names:
                 raise ValueError(
@@ -327,6 +331,7 @@ def run_benchmark(
     force: bool = False,
     follow_up_days: float = 0.0,
     open_loop: Mapping[str, Any] | None = None,
+    skip_baselines: Sequence[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     """Plan, run (skipping finished units with the same key) and report a benchmark.
 
@@ -334,6 +339,7 @@ def run_benchmark(
         :func:`oncogym.agents.evaluate.rollout`); the scores include it
     :param open_loop: settings of the open-loop search (the ``open_loop`` baseline and the
         planner's ``anchor="open_loop"``)
+    :param skip_baselines: baselines left out when ``baselines`` is ``None``
     :param force: recompute the finished units whose key differs from the settings given
         (without it they are refused; see the module's docstring)
     :return: metric rows per scenario (also written under ``out_dir``)
@@ -352,7 +358,12 @@ def run_benchmark(
     if not follow_up_days >= 0:
         raise ValueError(f"follow_up_days: expected a number of days >= 0, got {follow_up_days!r}")
     train_units, eval_units = plan_units(
-        scenarios, baselines=baselines, algos=algos, seeds=seeds, agents=agents
+        scenarios,
+        baselines=baselines,
+        algos=algos,
+        seeds=seeds,
+        agents=agents,
+        skip=skip_baselines,
     )
     cfg = BenchmarkConfig(
         out_dir=str(out_dir),

@@ -908,8 +908,9 @@ def benchmark(
         }
         if follow_up_days is not None and not follow_up_days >= 0:
             raise CliError(f"--follow-up-days: must be >= 0, got {follow_up_days}")
+        skip = tuple(preset.get("skip_baselines", ())) if chosen is None else ()
         train_units, eval_units = plan_units(
-            tasks, baselines=chosen, algos=algos, seeds=seed_list, agents=_split(agent)
+            tasks, baselines=chosen, algos=algos, seeds=seed_list, agents=_split(agent), skip=skip
         )
         with _progress() as prog:
             bar = prog.add_task("benchmark units", total=len(train_units) + len(eval_units))
@@ -937,6 +938,7 @@ def benchmark(
                 force=force,
                 follow_up_days=follow_up_days or 0.0,
                 open_loop=open_loop_kw,
+                skip_baselines=skip,
             )
     except BenchmarkError as exc:
         _fail(str(exc))

@@ -315,3 +315,49 @@ def test_train_one_seed_then_several_and_evaluate_the_agent(tmp_path):
     wrong = runner.invoke(app, ["evaluate", str(tmp_path / "r0"), "-s", "nsclc", "--patients", "2"])
     assert wrong.exit_code == 2
     assert "trained on oncogym/Melanoma-v1 (melanoma); evaluate it on melanoma" in wrong.output
+
+
+def test_benchmark_with_open_loop_follow_up_and_ceiling_writes_the_aggregates(tmp_path):
+    """Issue 14: the open-loop baseline, the follow-up score, the planner warm-started from
+    the open-loop schedule and the rliable aggregates, end to end (tiny settings)."""
+    import json
+
+    out = tmp_path / "v1"
+    args = [
+        "benchmark", "-s", "melanoma",
+        "-b", "no_treatment,nivolumab,nivolumab_ipilimumab,open_loop,mpc_oracle",
+        "--patients", "8", "--follow-up-days", "91",
+        "--open-loop", "n_trials=6", "--open-loop", "n_patients=8",
+        "--planner", "anchor=open_loop", "--planner", "n_samples=4", "--planner", "n_iters=1",
+        "--planner", "horizon_steps=2", "--planner", "replan_every=8",
+    ]  # fmt: skip
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    sc = out / "melanoma"
+    schedule = json.loads((sc / "open_loop.json").read_text())
+    assert schedule["requested"] == {"n_trials": 6, "n_patients": 8}
+    assert schedule["n_evaluated"] == 6 and schedule["description"]
+    key = json.loads((sc / "units" / "mpc_oracle.key.json").read_text())
+    assert key["follow_up_days"] == 91.0 and key["open_loop"] == schedule["requested"]
+    assert "untreated follow-up of 91 days" in (sc / "metrics.md").read_text()
+    data = json.loads((out / "aggregate.json").read_text())
+    mel = data["per_scenario"]["melanoma"]
+    assert mel["normalised"]["mpc_oracle"] == 1.0
+    assert mel["normalised"][mel["best_protocol"]] == 0.0
+    assert set(data["aggregate"]) == {"open_loop", "no_treatment", "mpc_oracle"}
+    for name in ("aggregate.md", "performance_profiles.png", "scenario_scores.png", "pareto.png"):
+        assert (out / name).exists(), name
+    # another follow-up is other settings: refused, naming what differs
+    refused = runner.invoke(app, [*args[:-12], "--follow-up-days", "30", "--out", str(out)])
+    _one_error_line(refused, "follow_up_days: 91.0 → 30.0")
+
+
+def test_benchmark_protocol_presets_and_their_errors(tmp_path):
+    bad = runner.invoke(app, ["benchmark", "--protocol", "v9", "--out", str(tmp_path / "x")])
+    _one_error_line(bad, "--protocol: unknown 'v9'; allowed: v1")
+    both = runner.invoke(app, ["benchmark", "--protocol", "v1", "--quick"])
+    _one_error_line(both, "--quick and --protocol: choose one")
+    wrong = runner.invoke(app, ["benchmark", "--open-loop", "trials=3", "-b", "open_loop"])
+    _one_error_line(wrong, "open_loop: unknown setting 'trials'; allowed: n_trials")
+    anchor = runner.invoke(app, ["benchmark", "--planner", "anchor=x", "-b", "mpc_oracle"])
+    _one_error_line(anchor, "planner: anchor must be 'open_loop'")
