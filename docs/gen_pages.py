@@ -447,10 +447,12 @@ API = {
         "Agents (`oncogym.agents`)",
         [
             "oncogym.agents.policies",
+            "oncogym.agents.openloop",
             "oncogym.agents.planner",
             "oncogym.agents.train",
             "oncogym.agents.evaluate",
             "oncogym.agents.benchmark",
+            "oncogym.agents.aggregate",
             "oncogym.agents.tune",
         ],
     ),
