@@ -136,11 +136,13 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
 
     Every unit: ``kind``, ``scenario``, ``env_id`` (with its version, e.g.
     ``oncogym/Melanoma-v1``), ``policy`` and the ``oncogym`` version.  Evaluations:
-    ``n_patients`` and ``eval_seed``; an ``mpc_`` baseline also ``planner``.  Training runs
-    and the evaluations of trained runs: ``algo``, ``seed``, ``timesteps``,
-    ``train_overrides``, ``train_config`` (the file's resolved path and SHA-256) and
-    ``n_envs``.  The evaluation of a given agent folder: ``agent_dir`` (resolved) and
-    ``agent_model_sha256`` (its ``model.zip``).
+    ``n_patients``, ``eval_seed`` and ``follow_up_days`` (when not 0); an ``mpc_`` baseline
+    also ``planner``; ``open_loop`` and a planner anchored on it also ``open_loop`` (the
+    search settings).  Training runs and the evaluations of trained runs: ``algo``,
+    ``seed``, ``timesteps``, ``train_overrides``, ``train_config`` (the file's resolved path
+    and SHA-256), ``n_envs`` and ``hyperparams`` (the resolved hyperparameters: an edited
+    packaged default counts).  The evaluation of a given agent folder: ``agent_dir``
+    (resolved) and ``agent_model_sha256`` (its ``model.zip``).
     """
     key: dict[str, Any] = {
         "kind": unit.kind,
@@ -161,6 +163,7 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
                 "train_overrides": dict(cfg.train_overrides),
                 "train_config": config,
                 "n_envs": cfg.n_envs,
+                "hyperparams": _resolved_hyperparams(unit, cfg),
             }
         )
     if unit.kind == "eval":
@@ -181,6 +184,19 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
     key["oncogym"] = _version()
     # as stored: JSON round trip (tuples -> lists), keys sorted
     return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+def _resolved_hyperparams(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
+    """The training run's hyperparameters as resolved from the config file (the packaged
+    ``hyperparams/<algo>.yml`` by default) and the overrides, so that an edited default
+    file is a change of settings too."""
+    from .config import to_yaml_dict
+    from .train import load_config
+
+    if unit.algo is None:
+        return {}
+    conf = load_config(unit.algo, TASK_ENV_ID[unit.scenario], cfg.train_config, cfg.train_overrides)
+    return to_yaml_dict(conf)
 
 
 def _key_bytes(key: dict[str, Any]) -> bytes:

@@ -364,6 +364,7 @@ def test_unit_key_holds_the_full_configuration(tmp_path):
     mpc = U.unit_key(B.Unit("eval", "melanoma", "mpc_oracle"), cfg)
     assert mpc["planner"] == {"n_samples": 8} and "timesteps" not in mpc
     run = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), cfg)
+    hyper = run.pop("hyperparams")
     assert run == {
         **common,
         **training,
@@ -372,6 +373,8 @@ def test_unit_key_holds_the_full_configuration(tmp_path):
         "algo": "ppo",
         "seed": 1,
     }
+    assert hyper["learning_rate"] == 1e-3 and hyper["n_steps"] == 128  # resolved + override
+    run["hyperparams"] = hyper
     trained = U.unit_key(B.Unit("eval", "melanoma", "ppo_s1", algo="ppo", seed=1), cfg)
     assert trained == {**run, **evaluation, "kind": "eval"}
     config = tmp_path / "ppo.yml"
@@ -381,6 +384,24 @@ def test_unit_key_holds_the_full_configuration(tmp_path):
     config.write_text("default: {n_steps: 64}\n")  # the file's content is part of the key
     second = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), with_file)
     assert "train_config: " in U.key_difference(first, second)
+    # an edited packaged default is a change of settings too
+    import shutil
+
+    from oncogym.agents import train as T
+
+    folder = tmp_path / "hp"
+    shutil.copytree(T.HYPERPARAMS_DIR, folder)
+    plain = U.BenchmarkConfig(out_dir=str(tmp_path))
+    unit = B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1)
+    before = U.unit_key(unit, plain)
+    text = (folder / "ppo.yml").read_text().replace("n_epochs: 10", "n_epochs: 5", 1)
+    (folder / "ppo.yml").write_text(text)
+    T.HYPERPARAMS_DIR, saved = folder, T.HYPERPARAMS_DIR
+    try:
+        after = U.unit_key(unit, plain)
+    finally:
+        T.HYPERPARAMS_DIR = saved
+    assert "n_epochs" in U.key_difference(before, after)
 
 
 def _fake_result(cfg, unit, key_cfg=None):
