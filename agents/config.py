@@ -28,7 +28,9 @@ arguments of the algorithm's constructor that a YAML value can express (types fr
 signature), the environment arguments of :class:`oncogym.envs.OncologyVectorEnv` and the
 arguments of the policy class.  Nothing is ``eval``-ed: activation functions and
 optimizers are given by name, a linear schedule as ``lin_<initial value>``, exploration
-noise as ``action_noise: {kind: normal, sigma: 0.1}``.  A wrong key or value raises
+noise as ``action_noise: {kind: normal, sigma: 0.1}``, the Lagrangian of
+``ppo_lagrangian`` as ``lagrangian: {cost_budget: 0.3, lambda_lr: 0.1, lambda_init: 0.0}``
+(:class:`LagrangianConfig`; other algorithms refuse the key).  A wrong key or value raises
 :class:`ConfigError` with one line naming the key and the allowed keys.
 """
 
