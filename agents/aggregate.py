@@ -274,9 +274,12 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def plot_pareto(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> None:
+def plot_pareto(
+    rows: Mapping[str, Sequence[Mapping[str, Any]]], path: Path, *, title: str | None = None
+) -> None:
     """Mean QALYs against the grade ≥ 3 toxicity rate per policy and scenario, with the
-    Pareto front (more QALYs, less toxicity)."""
+    Pareto front (more QALYs, less toxicity).  The policies on the front and every agent
+    are labelled; ``title`` replaces the default (1,000-patient test cohorts)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,7 +288,9 @@ def plot_pareto(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> 
     scenarios = sorted(rows)
     cols = min(3, len(scenarios))
     nrows = math.ceil(len(scenarios) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(max(4.6 * cols, 8.0), 3.8 * nrows + 0.6), squeeze=False
+    )
     kinds = {
         "protocol": ("o", "tab:blue"),
         "agent": ("^", "tab:orange"),
@@ -307,10 +312,11 @@ def plot_pareto(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> 
             ls="--",
             zorder=2,
         )
-        for i in front:
-            ax.annotate(
-                rows[sc][i]["policy"], pts[i], fontsize=6, xytext=(3, 3), textcoords="offset points"
-            )
+        for i, r in enumerate(rows[sc]):
+            if i in front or r.get("kind") == "agent":
+                ax.annotate(
+                    r["policy"], pts[i], fontsize=6, xytext=(3, 3), textcoords="offset points"
+                )
         ax.set_title(sc, fontsize=10)
         ax.set_xlabel("grade ≥ 3 toxicity, % of patients")
         ax.set_ylabel("mean QALYs")
@@ -319,9 +325,11 @@ def plot_pareto(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> 
         ax.axis("off")
     handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=k) for k, (m, c) in kinds.items()]
     handles.append(plt.Line2D([], [], color="k", ls="--", label="Pareto front"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
-    fig.suptitle("QALYs against grade ≥ 3 toxicity (1,000-patient test cohorts)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8)
+    fig.suptitle(
+        title or "QALYs against grade ≥ 3 toxicity (1,000-patient test cohorts)", fontsize=11
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -669,6 +669,14 @@ def train(
             "(without it they are refused)"
         ),
     ] = False,
+    cost_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="--algo ppo_lagrangian: new grade >= 3 toxicities allowed per "
+            "patient-episode (a number >= 0; default: the scenario's cost_budget, its "
+            "standard of care's)"
+        ),
+    ] = None,
 ) -> None:
     """Train an SB3 agent (one seed, or several seeds as parallel units).
 
@@ -677,6 +685,7 @@ def train(
     `train`) is refused, or with --force trained again from scratch."""
     from .backends import BACKENDS, run_units
     from .config import ConfigError
+    from .lagrangian import check_budget
     from .train import ALGOS, parse_overrides
     from .train import train as train_run
     from .units import BenchmarkConfig, Unit
@@ -693,6 +702,11 @@ def train(
         if checkpoint_freq < 0:
             raise CliError(f"--checkpoint-freq: must be >= 0, got {checkpoint_freq}")
         over = parse_overrides(overrides or [])
+        if cost_budget is not None:
+            if not ALGOS[name].lagrangian:
+                allowed = ", ".join(a for a, s in ALGOS.items() if s.lagrangian)
+                raise CliError(f"--cost-budget: only --algo {allowed} takes a cost budget")
+            check_budget(cost_budget, "--cost-budget")
         if backend not in BACKENDS:
             raise CliError(f"--backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
         if len(seed_list) == 1 and backend == "local":
@@ -715,6 +729,7 @@ def train(
                 overrides=over,
                 checkpoint_freq=checkpoint_freq,
                 tensorboard=tensorboard,
+                cost_budget=cost_budget,
             )
             console.print(f"wrote {path}", highlight=False)
             return
@@ -728,6 +743,7 @@ def train(
             n_envs=n_envs,
             train_config=None if config is None else str(config),
             runs_subdir="",
+            train_overrides={} if cost_budget is None else {"lagrangian.cost_budget": cost_budget},
         )
         units = [Unit("train", task, f"{name}_s{s}", algo=name, seed=s) for s in seed_list]
         with _progress() as prog:

@@ -28,7 +28,9 @@ arguments of the algorithm's constructor that a YAML value can express (types fr
 signature), the environment arguments of :class:`oncogym.envs.OncologyVectorEnv` and the
 arguments of the policy class.  Nothing is ``eval``-ed: activation functions and
 optimizers are given by name, a linear schedule as ``lin_<initial value>``, exploration
-noise as ``action_noise: {kind: normal, sigma: 0.1}``.  A wrong key or value raises
+noise as ``action_noise: {kind: normal, sigma: 0.1}``, the Lagrangian of
+``ppo_lagrangian`` as ``lagrangian: {cost_budget: 0.3, lambda_lr: 0.1, lambda_init: 0.0}``
+(:class:`LagrangianConfig`; other algorithms refuse the key).  A wrong key or value raises
 :class:`ConfigError` with one line naming the key and the allowed keys.
 """
 
@@ -102,6 +104,20 @@ class NoiseConfig(_Strict):
     """Standard deviation, in units of the action (the continuous action is in [0, 1])."""
 
 
+class LagrangianConfig(_Strict):
+    """The Lagrangian of constrained PPO (``ppo_lagrangian``): PPO on ``r − λ·cost``, with
+    ``λ ← max(0, λ + lambda_lr · (mean episode cost − cost_budget))`` after every rollout
+    (:mod:`oncogym.agents.lagrangian`)."""
+
+    cost_budget: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """New grade >= 3 toxicities allowed per patient-episode (a number >= 0); ``None``: the
+    scenario's ``cost_budget.events`` (its standard of care's)."""
+    lambda_lr: float = Field(0.1, gt=0, allow_inf_nan=False)
+    """Step of the dual ascent: QALYs per event, per event per episode over the budget."""
+    lambda_init: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """λ before the first update (QALYs per event)."""
+
+
 class RunConfig(_Strict):
     """The keys every algorithm takes; :func:`config_model` adds the algorithm's own."""
 
@@ -117,6 +133,8 @@ class RunConfig(_Strict):
     """Arguments of the environment (``OncologyVectorEnv``), e.g. ``observation: full``."""
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Arguments of the policy class (``net_arch``, ``activation_fn`` by name, ...)."""
+    lagrangian: LagrangianConfig | None = None
+    """The Lagrangian of ``ppo_lagrangian`` (only that algorithm takes it)."""
 
     @field_validator("normalize", mode="before")
     @classmethod
@@ -362,6 +380,8 @@ def to_yaml_dict(config: RunConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     common = set(RunConfig.model_fields)
     out = {k: v for k, v in data.items() if k in common or k in config.model_fields_set}
+    if out.get("lagrangian") is None:
+        out.pop("lagrangian", None)  # the other algorithms' files stay as they were
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 

@@ -36,7 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from oncogym.clinical import DAYS_PER_MONTH, Response, grade3plus_rate, survival_at
+from oncogym.clinical import (
+    DAYS_PER_MONTH,
+    SEVERE_GRADE,
+    Response,
+    grade3plus_rate,
+    survival_at,
+)
 from oncogym.envs import OncologyVectorEnv
 from oncogym.envs import functional as Fn
 from oncogym.envs.task import TASKS, EnvParams
@@ -352,7 +358,9 @@ def summarise(
     median_pfs_months (+ _low/_high), median_os_months (+ _low/_high), os_12m, os_horizon
     (KM OS at 12 months and at the horizon),
     grade3_<category> and grade3_any (:func:`oncogym.clinical.grade3plus`: worst grade
-    3, 4 or 5, toxic deaths included), mean_qalys, qalys_sem, mean_return, return_sem,
+    3, 4 or 5, toxic deaths included), grade3_events (categories at grade >= 3 per
+    patient: the mean episode cost of constrained RL, ``info["cost"]`` added up, when no
+    category is at grade >= 3 on day 0), mean_qalys, qalys_sem, mean_return, return_sem,
     follow_up_days, mean_score, score_sem (the return plus the follow-up, see :func:`rollout`),
     tox_deaths, errors, wall_s`` and, with a reference, ``os_logrank_p, os_hr, os_hr_low,
     os_hr_high, qalys_diff, qalys_diff_low, qalys_diff_high`` (a paired difference: the
@@ -391,6 +399,8 @@ def summarise(
     for cat in result.tox_categories:
         out[f"grade3_{cat}"] = rates[cat]
     out["grade3_any"] = rates["any"]
+    severe = result.worst_grade >= SEVERE_GRADE
+    out["grade3_events"] = float(severe.sum(axis=1).mean()) if severe.size else 0.0
     out["mean_qalys"] = float(result.qalys.mean())
     out["qalys_sem"] = float(result.qalys.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     out["mean_return"] = float(result.returns.mean())

@@ -21,18 +21,23 @@ name                      class                environment
 ``recurrent_ppo``         sb3-contrib          MultiDiscrete, LSTM policy (``ppo_lstm``)
 ``maskable_ppo``          sb3-contrib          MultiDiscrete with the env's ``action_masks()``
                                                (``ppo_mask``)
+``ppo_lagrangian``        PPO + Lagrangian     MultiDiscrete; reward ``r − λ·cost`` (new grade
+                                               >= 3 toxicities), λ by dual ascent on a cost
+                                               budget (:mod:`oncogym.agents.lagrangian`)
 ========================  ===================  =================================================
 
 A run folder holds ``config.yml`` (the resolved configuration), ``command.txt`` (one line
 per invocation), ``metadata.json`` (package versions, git revision and dirty flag, wall
 time, timesteps), ``checkpoints/`` (model, VecNormalize statistics and, off-policy, the
 replay buffer), ``logs/`` (CSV and TensorBoard), and at the end ``model.zip`` and
-``vecnormalize.pkl`` (when used).
+``vecnormalize.pkl`` (when used); a ``ppo_lagrangian`` run also ``lagrangian.json`` (λ after
+every rollout) and ``metadata.json["lagrangian"]`` (budget, final λ).
 
 Command line (``oncogym train`` calls this function)::
 
     oncogym train oncogym/Melanoma-v1 --algo ppo --seed 0 --run-dir runs/m0
     oncogym train oncogym/Melanoma-v1 --run-dir runs/m0 --resume
+    oncogym train oncogym/Melanoma-v1 --algo ppo_lagrangian --cost-budget 0.3
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from oncogym.agents._threads import prefer_workqueue_threading
 from oncogym.agents.config import (
     ConfigError,
+    LagrangianConfig,
     NoiseConfig,
     RunConfig,
     build_policy_kwargs,
@@ -88,6 +94,15 @@ from oncogym.agents.config import (
     set_dotted,
     to_yaml_dict,
     validate,
+)
+from oncogym.agents.lagrangian import (
+    CostPenalty,
+    LagrangianCallback,
+    check_budget,
+    find_penalty,
+    lambda_at,
+    read_record,
+    scenario_budget,
 )
 from oncogym.envs.registration import ENV_IDS, VECTOR_ENTRY_POINT
 
@@ -127,6 +142,8 @@ class AlgoSpec:
     """Flatten MultiDiscrete to one Discrete index (:class:`DiscreteActions`)."""
     masked: bool = False
     recurrent: bool = False
+    lagrangian: bool = False
+    """Constrained: PPO on ``r − λ·cost`` with λ by dual ascent (:mod:`.lagrangian`)."""
 
     def load_class(self) -> type[BaseAlgorithm]:
         try:
@@ -147,6 +164,7 @@ ALGOS: dict[str, AlgoSpec] = {
     "dqn": AlgoSpec("stable_baselines3", "DQN", "discrete", discrete_index=True),
     "recurrent_ppo": AlgoSpec("sb3_contrib", "RecurrentPPO", "discrete", recurrent=True),
     "maskable_ppo": AlgoSpec("sb3_contrib", "MaskablePPO", "discrete", masked=True),
+    "ppo_lagrangian": AlgoSpec("stable_baselines3", "PPO", "discrete", lagrangian=True),
 }
 ALIASES = {"ppo_lstm": "recurrent_ppo", "ppo_mask": "maskable_ppo"}
 """rl-baselines3-zoo's names of the sb3-contrib algorithms."""
@@ -222,7 +240,9 @@ def make_vec_env(
     *,
     gamma: float,
 ) -> VecEnv:
-    """The training ``VecEnv``: SB3VecEnv → (DiscreteActions) → VecMonitor → (VecNormalize)."""
+    """The training ``VecEnv``: SB3VecEnv → (DiscreteActions) → VecMonitor → (CostPenalty,
+    Lagrangian algorithms: ``r − λ·cost``) → (VecNormalize).  VecMonitor sees the reward
+    before the penalty, so ``rollout/ep_rew_mean`` stays the QALY return."""
     from oncogym.envs import SB3VecEnv
 
     kwargs = evaluator_env_kwargs(env_id, config.env_kwargs, spec.action_mode)
@@ -231,6 +251,9 @@ def make_vec_env(
     if spec.discrete_index:
         venv = DiscreteActions(venv)
     venv = VecMonitor(venv)
+    if spec.lagrangian:
+        lag = config.lagrangian
+        venv = CostPenalty(venv, lam=lag.lambda_init if lag is not None else 0.0)
     if config.normalize is not None:
         n = config.normalize
         venv = VecNormalize(
@@ -424,6 +447,7 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     torch_threads: int | None = 1,
     clinical_evals: int = DEFAULT_CLINICAL_EVALS,
+    cost_budget: float | None = None,
 ) -> Path:
     """Train ``algo`` on ``env_id``; return the run folder.
 
@@ -448,6 +472,10 @@ def train(
         patients over the run (:class:`ClinicalEvalCallback`: QALYs, ORR, grade >= 3 rate
         … in the logs and TensorBoard, and a progress line each); 0 disables them
     :param overrides: config keys laid over the file's entry (dotted keys reach inside)
+    :param cost_budget: ``ppo_lagrangian`` only: new grade >= 3 toxicities allowed per
+        patient-episode (a number >= 0; the config's ``lagrangian.cost_budget``); default:
+        the config's, else the scenario's ``cost_budget.events`` (its standard of care's).
+        The resolved budget is written into the run's ``config.yml``
     :param torch_threads: torch's intra-op threads while training (restored afterwards;
         ``None`` leaves torch's setting).  One is the default: the policies are small MLPs,
         and torch's thread pool spinning beside the env's parallel Numba kernel
@@ -458,6 +486,21 @@ def train(
 
     t_start = time.perf_counter()
     name = algo_name(algo)
+    if cost_budget is not None:
+        if not ALGOS[name].lagrangian:
+            lagrangians = ", ".join(a for a, s in ALGOS.items() if s.lagrangian)
+            raise ConfigError(
+                f"cost_budget: only a constrained algorithm ({lagrangians}) takes a cost "
+                f"budget, not {name}"
+            )
+        if resume:
+            raise ConfigError(
+                "cost_budget: a resumed run keeps the budget of its config.yml; leave it out"
+            )
+        try:
+            cost_budget = check_budget(cost_budget)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     if resume:
         if run_dir is None:
             raise ConfigError("resume: give the run_dir of the run to continue")
@@ -475,6 +518,8 @@ def train(
         cfg = validate(ALGOS[name].load_class(), entry, f"{run_dir / 'config.yml'}")
     else:
         over = dict(overrides or {})
+        if cost_budget is not None:
+            over["lagrangian.cost_budget"] = cost_budget
         if n_envs is not None:
             over["n_envs"] = n_envs
         if n_timesteps is not None:
@@ -495,6 +540,26 @@ def train(
         )
     if int(clinical_evals) < 0:
         raise ConfigError(f"clinical_evals: must be >= 0, got {clinical_evals}")
+    budget_source = None
+    if cfg.lagrangian is not None and not spec.lagrangian:
+        lagrangians = ", ".join(a for a, s in ALGOS.items() if s.lagrangian)
+        raise ConfigError(f"lagrangian: only {lagrangians} takes this key, not {name}")
+    if spec.lagrangian:
+        lag = cfg.lagrangian or LagrangianConfig()
+        budget_source = "config"
+        if lag.cost_budget is None:
+            task = env_spec_kwargs(env_id)["task"]
+            try:
+                events = scenario_budget(task)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            lag = lag.model_copy(update={"cost_budget": events})
+            budget_source = f"scenario {task}: cost_budget.events"
+        elif cost_budget is not None:
+            budget_source = "cost_budget argument (--cost-budget)"
+        if resume:
+            budget_source = None  # the first session's, from the run's lagrangian.json
+        cfg = cfg.model_copy(update={"lagrangian": lag})
     env_spec_kwargs(env_id)  # fail early on an unknown id
     build_policy_kwargs(cfg.policy_kwargs)  # ... and on an unknown activation or optimizer
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -515,6 +580,7 @@ def train(
             tensorboard=tensorboard,
             clinical_evals=int(clinical_evals),
             t_start=t_start,
+            budget_source=budget_source,
         )
     finally:
         torch.set_num_threads(threads_before)
@@ -533,6 +599,7 @@ def _train(
     tensorboard: bool,
     clinical_evals: int,
     t_start: float,
+    budget_source: str | None = None,
 ) -> Path:
     import torch
 
@@ -644,6 +711,26 @@ def _train(
                 nvec=nvec,
             )
         )
+    lagrangian = None
+    if spec.lagrangian:
+        lag = cfg.lagrangian
+        assert lag is not None and lag.cost_budget is not None
+        penalty = find_penalty(venv)
+        record = read_record(run_dir) if source is not None else {}
+        history = [r for r in record.get("updates", []) if r["timesteps"] <= model.num_timesteps]
+        penalty.lam = lambda_at(history, model.num_timesteps, lag.lambda_init)
+        lagrangian = LagrangianCallback(
+            penalty,
+            cost_budget=lag.cost_budget,
+            lambda_lr=lag.lambda_lr,
+            run_dir=run_dir,
+            history=history,
+            settings={
+                "budget_source": budget_source or record.get("budget_source"),
+                "lambda_init": lag.lambda_init,
+            },
+        )
+        callbacks.append(lagrangian)
     start_steps = int(model.num_timesteps)
     session: dict[str, Any] = {
         "started": _now(),
@@ -697,6 +784,8 @@ def _train(
             "wall_time_s": round(sum(s.get("wall_time_s", 0.0) for s in sessions), 3),
         }
     )
+    if lagrangian is not None:
+        meta["lagrangian"] = lagrangian.summary()
     _write_json(meta_path, meta)
     return run_dir
 

@@ -230,6 +230,7 @@ def env_page(env_id: str) -> str:
         "Rewards",
         "Starting State",
         "Episode End",
+        "Info",
         "Arguments",
         "Version History",
     ):

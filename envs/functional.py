@@ -21,6 +21,7 @@ A dose, from ``env.step`` to the integrator and back::
             integrate.simulate_one             #     the core's integrator, daily outputs
             _days, _scans, _observe            #     grades, death, utility, RECIST, obs
         reward(interval)                       # from the interval's components
+        cost(patients)                         # new grade >= 3 toxicities (constrained RL)
         terminal(patients)                     # death; the horizon reached alive
         observation(patients)                  # written by the compiled step
       info(patients, 0, reset=False)           # the info dict (infos: stacked)
@@ -42,7 +43,7 @@ import numpy as np
 from gymnasium import spaces
 
 from oncogym import integrate
-from oncogym.clinical import RESPONSE_NAMES
+from oncogym.clinical import RESPONSE_NAMES, SEVERE_GRADE
 
 from . import _kernels as K
 from .task import FULL_OBS_CAP, EnvParams, make_params
@@ -83,6 +84,9 @@ class Step(NamedTuple):
     truncated: np.ndarray
     interval: K.Interval
     """what the interval did (doses delivered and blocked, reward components)"""
+    cost: np.ndarray
+    """float64 per patient: new grade >= 3 toxicities in the interval
+    (:meth:`OncologyFunctional.cost`)"""
 
 
 def _read_only(record: Any) -> Any:
@@ -110,6 +114,12 @@ class Patients:
     """``(n, n_therapies)`` scratch: the amounts an action asks for"""
     mask: np.ndarray
     """``(n, sum(n_levels))`` scratch of :meth:`OncologyFunctional.action_masks`"""
+    severe_onset: np.ndarray
+    """``(n, n_categories)`` bool: the categories whose worst grade reached grade >= 3 in
+    the last interval, having been below 3 before it (the cost,
+    :meth:`OncologyFunctional.cost`); cleared when a patient starts"""
+    worst_before: np.ndarray
+    """``(n, n_categories)`` scratch: the worst grades before the interval"""
 
     @property
     def n(self) -> int:
@@ -137,6 +147,8 @@ class Patients:
             head(self.work),
             self.requested[:m],
             self.mask[:m],
+            self.severe_onset[:m],
+            self.worst_before[:m],
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -175,12 +187,17 @@ def copy_rows(
     *,
     dst_rows: np.ndarray | None = None,
 ) -> None:
-    """Copy patients' state and last interval from ``src`` to ``dst``.
+    """Copy patients' state and last interval (with its cost) from ``src`` to ``dst``.
 
     ``src_rows`` picks the source patients (default: the first ones), ``dst_rows`` where
     they go (default: the first ones); both sides must hold the same number of patients.
     """
-    for d_rec, s_rec in ((dst.state, src.state), (dst.interval, src.interval)):
+    pairs = (
+        (dst.state, src.state),
+        (dst.interval, src.interval),
+        ((dst.severe_onset,), (src.severe_onset,)),
+    )
+    for d_rec, s_rec in pairs:
         for d, s in zip(d_rec, s_rec, strict=True):
             m = d.shape[0] if dst_rows is None else len(dst_rows)
             value = s[:m] if src_rows is None else s[src_rows]
@@ -500,7 +517,13 @@ class OncologyFunctional:
             stats=scratch.stats,
         )
         return Patients(
-            state, interval, work, f(nt), np.ones((n, int(p.n_levels.sum())), dtype=np.bool_)
+            state,
+            interval,
+            work,
+            f(nt),
+            np.ones((n, int(p.n_levels.sum())), dtype=np.bool_),
+            flag(ncat),
+            i(ncat),
         )
 
     def draw(
@@ -571,6 +594,7 @@ class OncologyFunctional:
         s.y[rows] = draws.y0
         s.scan_noise[rows] = draws.scan_noise
         K.start(self.params.kernel_task, s, patients.interval, patients.work, rows)
+        patients.severe_onset[rows] = False
 
     # --- one interval ---------------------------------------------------------------------
     def requested_amounts(self, action: Any, out: np.ndarray) -> np.ndarray:
@@ -621,6 +645,8 @@ class OncologyFunctional:
         p = self.params
         m = p.model
         kernel = K.step_parallel if parallel else K.step_serial
+        worst = patients.state.worst_grade
+        np.copyto(patients.worst_before, worst)
         patients.call(
             kernel,
             m.rhs_pointer,
@@ -632,6 +658,9 @@ class OncologyFunctional:
             patients.work,
             requested,
         )
+        onset = patients.severe_onset
+        np.greater_equal(worst, SEVERE_GRADE, out=onset)
+        onset &= patients.worst_before < SEVERE_GRADE
         return patients.last
 
     def observation(self, patients: Patients) -> np.ndarray:
@@ -665,6 +694,23 @@ class OncologyFunctional:
             raise ValueError("reward: the reward callable returned a non-finite value")
         return r
 
+    def cost(self, patients: Patients) -> np.ndarray:
+        """Costs of the last interval (float64, one per patient): the number of new grade
+        >= 3 toxicities.
+
+        A toxicity category counts 1 in the interval in which the patient's worst grade in
+        it first reaches 3, 4 or 5 (:data:`oncogym.clinical.SEVERE_GRADE`): its grade on
+        some day of the interval is >= 3 and every earlier grade of the episode was < 3.
+        So each category costs at most once per patient-episode, and the costs of an
+        episode add up to the number of categories whose worst grade is >= 3 at its end —
+        the per-category count of :func:`oncogym.clinical.grade3plus` — less any category
+        already at grade >= 3 on day 0, before the first dose (which the policy did not
+        cause; no scenario's patients have one).  A toxic death (grade 5) in a category
+        not yet at grade 3 counts 1; grades after death are not graded.  Per category:
+        :attr:`Patients.severe_onset`.
+        """
+        return patients.severe_onset.sum(axis=1, dtype=np.float64)
+
     def terminal(self, patients: Patients) -> tuple[np.ndarray, np.ndarray]:
         """``(terminated, truncated)``: death (or integrator failure); the horizon reached
         alive."""
@@ -673,11 +719,17 @@ class OncologyFunctional:
         return ~s.alive, truncated
 
     def step(self, patients: Patients, action: Any, *, parallel: bool = False) -> Step:
-        """:meth:`transition`, then :meth:`reward`, :meth:`terminal` and :meth:`observation`."""
+        """:meth:`transition`, then :meth:`reward`, :meth:`terminal`, :meth:`observation`
+        and :meth:`cost`."""
         interval = self.transition(patients, action, parallel=parallel)
         terminated, truncated = self.terminal(patients)
         return Step(
-            self.observation(patients), self.reward(interval), terminated, truncated, interval
+            self.observation(patients),
+            self.reward(interval),
+            terminated,
+            truncated,
+            interval,
+            self.cost(patients),
         )
 
     def action_masks(self, patients: Patients) -> np.ndarray:
@@ -697,8 +749,9 @@ class OncologyFunctional:
         in the last interval per category), ``worst_toxicity`` (worst so far), ``recist``
         and ``best_response`` (names), ``doses`` and ``cumulative_doses`` (per therapy),
         ``blocked`` (therapies refused); after a step ``reward_components`` (with the
-        ``reward``); after death ``death_cause`` and ``death_day``; after an integrator
-        failure ``error``.
+        ``reward``), ``cost`` (float: new grade >= 3 toxicities in the interval,
+        :meth:`cost`) and ``cost_by_category`` (category → 0 or 1); after death
+        ``death_cause`` and ``death_day``; after an integrator failure ``error``.
         """
         p = self.params
         s, last = patients.view, patients.last
@@ -719,6 +772,9 @@ class OncologyFunctional:
             comps = {n: float(getattr(last, n)[b]) for n in COMPONENT_NAMES}
             comps["reward"] = reward
             info["reward_components"] = comps
+            onset = patients.severe_onset[b]
+            info["cost"] = float(onset.sum())
+            info["cost_by_category"] = dict(zip(cats, onset.astype(np.int64).tolist(), strict=True))
         cause = int(s.death_cause[b])
         if cause != K.DEATH_NONE:
             info["death_cause"] = DEATH_CAUSES[cause]
@@ -765,6 +821,9 @@ class OncologyFunctional:
         comps[:, -1] = 0.0 if rewards is None else rewards
         on = np.zeros(n, dtype=np.bool_) if reset else every
         leaves["reward_components"] = (comps, on, (*COMPONENT_NAMES, "reward"))
+        onset = patients.severe_onset
+        leaves["cost"] = (onset.sum(axis=1, dtype=np.float64), on, None)
+        leaves["cost_by_category"] = (onset.astype(np.int64), on, cats)
         causes = np.full(n, None, dtype=object)
         causes[dead] = np.asarray(DEATH_CAUSES, dtype=object)[cause[dead]]
         leaves["death_cause"] = (causes, dead, None)

@@ -122,6 +122,33 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     * Truncation: the horizon (``horizon_days``, default 730) is reached alive; the
       registered ``max_episode_steps`` is the default number of intervals.
 
+    ## Info
+
+    ``reset`` and ``step`` return the true state behind the observation
+    (:meth:`OncologyFunctional.info <oncogym.envs.functional.OncologyFunctional.info>`):
+    ``day``, ``state`` (model state), ``tumour_cells``, ``toxicity`` (worst grade per
+    category in the last interval) and ``worst_toxicity`` (worst so far), ``recist`` and
+    ``best_response``, ``doses``, ``cumulative_doses``, ``blocked``; after death
+    ``death_cause`` and ``death_day``; after an integrator failure ``error``.  After a
+    step also:
+
+    * ``reward_components``: the reward's components and the ``reward``;
+    * ``cost`` (float): the number of **new grade ≥ 3 toxicities** of the interval, the
+      cost signal of constrained RL (``oncogym train --algo ppo_lagrangian``).  A toxicity
+      category costs 1 in the interval in which the patient's worst grade in it first
+      reaches 3, 4 or 5 (some day's grade ≥ 3, every earlier grade of the episode < 3);
+      so each category costs at most once per patient-episode, a toxic death (grade 5)
+      counts as its category's event, and an episode's costs add up to the number of
+      categories whose worst grade is ≥ 3 at its end (the per-category count of
+      :func:`oncogym.clinical.grade3plus`), less any category already at grade ≥ 3 on
+      day 0 (no scenario's patients have one).  The cost never enters the reward, the
+      observation or the dynamics;
+    * ``cost_by_category``: category → 1 for the categories that cost this step, else 0.
+
+    The vector env stacks these dicts (for a patient replaced in the step, the finished
+    episode's last info is in ``info["final_info"]``); the SB3 adapter puts ``cost`` and
+    ``cost_by_category`` of the interval just lived in every env's ``infos[i]``.
+
     ## Arguments
 
     | argument | default | meaning |

@@ -33,6 +33,12 @@ class SB3VecEnv(VecEnv):
 
     ``env_method("action_masks")`` returns one mask per env, so sb3-contrib's
     ``MaskablePPO`` works on it.  Rewards are float32, as in SB3's ``DummyVecEnv``.
+
+    Every step's ``infos[i]`` holds ``"cost"`` (float) and ``"cost_by_category"``
+    (category → 0 or 1) of the interval env ``i`` just lived — for an env whose episode
+    ended, its last interval's (the single env's ``info["cost"]``, see
+    :meth:`OncologyFunctional.cost <oncogym.envs.functional.OncologyFunctional.cost>`),
+    so that callbacks and wrappers can add costs up per episode as they add rewards.
     """
 
     def __init__(
@@ -52,6 +58,7 @@ class SB3VecEnv(VecEnv):
         if not isinstance(venv, OncologyVectorEnv):
             raise ValueError(f"venv: expected an OncologyVectorEnv, got {type(venv).__name__}")
         self.venv = venv
+        self._categories = venv.params.tox_categories
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._actions: np.ndarray | None = None
 
@@ -75,8 +82,24 @@ class SB3VecEnv(VecEnv):
         self._actions = None
         dones = terminated | truncated
         time_limit = truncated & ~terminated
+        # a finished patient's step info is its successor's reset info (no cost): its last
+        # interval's cost is in final_info ("cost" is left out when every env resets)
+        cats = self._categories
+        onset = np.zeros((self.num_envs, len(cats)), dtype=np.int64)
+        for j, c in enumerate(cats):
+            if "cost_by_category" in info:
+                onset[:, j] = info["cost_by_category"][c]
+            if dones.any():
+                onset[dones, j] = info["final_info"]["cost_by_category"][c][dones]
+        cost = onset.sum(axis=1).astype(np.float64).tolist()
+        rows = onset.tolist()
         infos: list[dict[str, Any]] = [
-            {"TimeLimit.truncated": bool(time_limit[i])} for i in range(self.num_envs)
+            {
+                "TimeLimit.truncated": bool(time_limit[i]),
+                "cost": cost[i],
+                "cost_by_category": dict(zip(cats, rows[i], strict=True)),
+            }
+            for i in range(self.num_envs)
         ]
         if dones.any():
             final_obs, final = info["final_obs"], info["final_info"]

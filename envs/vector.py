@@ -40,6 +40,12 @@ class OncologyVectorEnv(VectorEnv):
       masks; names stay names, e.g. ``info["death_cause"]`` is an object array of
       ``"tumour"`` …, ``None`` for the living), built without a Python loop over patients;
       the masks of keys every patient has are one shared read-only array.
+    * **Cost**: ``info["cost"]`` (float64 per sub-env) and ``info["cost_by_category"]``
+      are the single env's (new grade ≥ 3 toxicities of the interval, see the *Info*
+      section of :class:`~oncogym.envs.OncologyEnv`); as for every step key, a sub-env
+      replaced in this step has ``info["_cost"]`` False and its last interval's cost in
+      ``info["final_info"]["cost"]`` — add both up to count every event, toxic deaths
+      included (the SB3 adapter does).
 
     :param num_envs: number of patients stepped together
     :param task: a task of :func:`oncogym.envs.task.make_params`

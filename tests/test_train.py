@@ -55,6 +55,7 @@ TINY: dict[str, dict[str, Any]] = {
     "dqn": {"n_envs": 4, "learning_starts": 64, "buffer_size": 2000, "batch_size": 32},
     "recurrent_ppo": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
     "maskable_ppo": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
+    "ppo_lagrangian": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
 }
 
 

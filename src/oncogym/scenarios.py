@@ -32,6 +32,11 @@ tumour-free homeostasis *for that patient's parameters* (C = α/β, N = e·C/f,
 R = σ_R/μ_R, marrow at ANC0) with the tumour micro-environment already established
 (M2 and TGF-β/IL-10 at their quasi-steady state for the initial tumour).
 
+**Cost budget.**  ``cost_budget`` (optional, :class:`CostBudget`) is the budget of
+constrained RL: the new grade ≥ 3 toxicities per patient-episode (the environments'
+``info["cost"]`` added up) that the standard of care gives on training patients, measured
+by ``experiments/constrained/budgets.py``.
+
 **Seeds.**  ``Cohort(scenario, n, seed)`` is reproducible for an integer or a
 :class:`numpy.random.SeedSequence` seed.  The named evaluation cohort
 ``Cohort.test(scenario)`` uses ``SeedSequence(ROOT_SEED, spawn_key=(0,))`` and training
@@ -456,6 +461,31 @@ class Calibration(BaseModel):
     note: str = ""
 
 
+class CostBudget(BaseModel):
+    """The budget of the cost of constrained RL: expected new grade ≥ 3 toxicities per
+    patient-episode (the environments' ``info["cost"]`` added up over an episode).
+
+    ``events`` is what ``protocol`` (the standard of care) gives, measured with the
+    evaluator on ``patients`` training patients (``Cohort.train(scenario, patients,
+    draw)``) under the default environment (weekly decisions, the scenario's horizon); a
+    policy within the budget causes no more severe toxicity than the standard of care.
+    ``source`` says how it was measured (the command).
+    """
+
+    model_config = _CONFIG
+
+    events: float = Field(
+        ge=0.0,
+        allow_inf_nan=False,
+        description="new grade >= 3 toxicities per patient-episode (a number >= 0)",
+    )
+    protocol: str
+    patients: int = Field(ge=1)
+    draw: int = Field(0, ge=0, description="the training cohort (Cohort.train draw k)")
+    sem: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    source: str
+
+
 # --- the scenario ------------------------------------------------------------------------
 class Scenario(BaseModel):
     """One indication: patients, therapy menu and constraints, protocols, targets."""
@@ -494,6 +524,9 @@ class Scenario(BaseModel):
     protocols: dict[str, Protocol] = Field(default_factory=dict)
     targets: list[CalibrationTarget] = Field(default_factory=list)
     calibration: Calibration = Field(default_factory=Calibration)
+    cost_budget: CostBudget | None = Field(
+        None, description="grade >= 3 toxicity budget of constrained RL (optional)"
+    )
 
     @field_validator("dose_levels")
     @classmethod
@@ -634,6 +667,11 @@ class Scenario(BaseModel):
         for arm in self.calibration.arms:
             if arm not in self.protocols:
                 raise ValueError(f"calibration.arms: unknown arm {arm!r}; allowed: {arms}")
+        if self.cost_budget is not None and self.cost_budget.protocol not in self.protocols:
+            raise ValueError(
+                f"cost_budget.protocol: unknown protocol {self.cost_budget.protocol!r}; "
+                f"allowed: {arms}"
+            )
         return self
 
     # --- derived ----------------------------------------------------------------------
@@ -1342,6 +1380,7 @@ __all__ = [
     "CalibrationTarget",
     "Cohort",
     "Correlation",
+    "CostBudget",
     "Knob",
     "ParamDistribution",
     "Protocol",
