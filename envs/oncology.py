@@ -169,8 +169,9 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
       0.1, else delayed by 0, 1 or 2 weeks with probability 0.5, 0.3, 0.2;
     * ``"missing_labs"``: each lab missing at a visit with probability 0.3 (its last value
       held) and an ``observed_<lab>`` flag per lab added to the observation;
-    * ``"pkpd"``: drug clearance and drug effect drift within the patient from visit to
-      visit (log-normal AR(1) walk, sd 0.25, weekly correlation 0.9; scenario tasks only);
+    * ``"pkpd"``: drug clearance and kill rates (CTL, chemotherapy, CAR-T) drift within
+      the patient from visit to visit (log-normal AR(1) walk, sd 0.25, weekly correlation
+      0.9; scenario tasks only);
     * ``"shift"``: patients of a shifted population (baseline burden × 2, lesion
       infiltration × 0.7, lymphocyte production × 0.7; scenario tasks only);
     * ``"hard"``: all of the above at once.

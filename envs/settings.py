@@ -40,13 +40,15 @@ What each knob does, exactly:
   the number of labs; ``day`` stays last).  The ``"full"`` observation is the model state
   and is not changed.
 * **PK/PD drift** — within-patient variability: two factors per patient, one on drug
-  clearance and one on drug effect, follow a log-normal random walk pulled back to 1 (an
+  clearance and one on kill rates, follow a log-normal random walk pulled back to 1 (an
   AR(1) in the log, from 1 at the first visit; stationary log-sd ``sd``, correlation
   ``weekly correlation`` per week, i.e. ``corr ** (decision_days / 7)`` per visit), and
   multiply the patient's drawn parameters over each interval: clearance
   (:data:`PKPD_CLEARANCE`: anti-PD-1 and anti-CTLA-4 half-lives divided by it, IL-2 and
-  chemotherapy clearance multiplied) and effect (:data:`PKPD_EFFECT`: maximal CTL kill,
-  chemotherapy kill of tumour, CAR-T kill, multiplied).  Scenario tasks only.
+  chemotherapy clearance multiplied) and kill (:data:`PKPD_EFFECT`: the maximal CTL kill,
+  through which the checkpoint inhibitors act — so it moves an untreated patient's immune
+  control too — and the chemotherapy and CAR-T kill of tumour, multiplied).  Scenario
+  tasks only.
 * **population** — ``"shifted"``: patients drawn at reset are moved by :data:`SHIFT`
   (:class:`oncogym.scenarios.PopulationShift`: baseline tumour burden × 2, lesion CTL
   infiltration × 0.7, lymphocyte production × 0.7), and the evaluator's test cohort is
@@ -92,7 +94,7 @@ LAB_MISSING_PROB = 0.3
 """Chance that a lab is not drawn at a visit (chosen: labs are drawn before infusions, every
 2-6 weeks on checkpoint inhibitors, not at every weekly decision)."""
 PKPD_SD = 0.25
-"""Stationary log-sd of the clearance and effect factors (chosen: within-patient,
+"""Stationary log-sd of the clearance and kill factors (chosen: within-patient,
 between-occasion variability of monoclonal-antibody clearance is about 10-30 %, and
 nivolumab clearance falls by about a quarter over treatment in responders; unverified)."""
 PKPD_WEEKLY_CORRELATION = 0.9
@@ -106,7 +108,8 @@ PKPD_CLEARANCE: dict[str, int] = {
 }
 """Parameters moved by the clearance factor, with its power (−1: a half-life)."""
 PKPD_EFFECT: dict[str, int] = {"d": 1, "KT": 1, "car_kill": 1}
-"""Parameters moved by the effect factor (kill rates)."""
+"""Parameters moved by the kill factor: maximal CTL kill (the checkpoint inhibitors' effector),
+chemotherapy and CAR-T kill of tumour."""
 SHIFT = PopulationShift(burden=2.0, infiltration=0.7, immune_capacity=0.7)
 """The shifted population of the ``"shift"`` and ``"hard"`` tiers (chosen): twice the
 baseline tumour burden (real-world patients, outside trial selection, start with more
@@ -224,7 +227,7 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "pkpd",
-            "drug clearance and effect drift within the patient from visit to visit",
+            "drug clearance and kill rates drift within the patient from visit to visit",
             pkpd_sd=PKPD_SD,
             pkpd_weekly_correlation=PKPD_WEEKLY_CORRELATION,
         ),
@@ -348,7 +351,7 @@ def draw(params: Any, rngs: list[np.random.Generator]) -> TierDraws:
     Each patient's draws come from ``rng.spawn(1)[0]`` (the reset's generator itself is not
     advanced), always the same numbers in the same order: scans ``(n_scans, 2)`` uniforms
     (missed, delay), visits ``n_steps`` uniforms, labs ``(n_steps + 1, n_labs)`` uniforms,
-    drift ``(n_steps, 2)`` standard normals (clearance, effect).
+    drift ``(n_steps, 2)`` standard normals (clearance, kill).
     """
     s = params.setting
     out = no_draws(params, len(rngs))

@@ -250,7 +250,7 @@ class EnvParams:
     drift_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """parameters the tier's PK/PD drift moves (empty: none)"""
     drift_walk: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """per drifted parameter, its factor: 0 clearance, 1 effect"""
+    """per drifted parameter, its factor: 0 clearance, 1 kill"""
     drift_power: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """per drifted parameter, the power of its factor (−1: a half-life)"""
 
