@@ -231,6 +231,7 @@ def env_page(env_id: str) -> str:
         "Starting State",
         "Episode End",
         "Arguments",
+        "Difficulty Tiers",
         "Version History",
     ):
         if head in sections:

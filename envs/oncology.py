@@ -139,7 +139,7 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     | reward | ``"qaly"`` | ``"qaly"``, ``"tumor_reduction"`` or a callable |
     | decision_days | 7 (de Pillis 1) | days per step (integer) |
     | horizon_days | 730 (prostate 1460, de Pillis 150) | episode length in days |
-    | scan_noise_cv | 0.1 | CV of a scan's diameter measurement |
+    | scan_noise_cv | None (0.1) | CV of a scan's diameter measurement² |
     | enforce_constraints | True | apply the clinical constraints |
     | min_dose_fraction | 0.05 | continuous actions below this are no dose |
     | reward_weights | None | overrides of the qaly weights² |
@@ -153,6 +153,13 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     setting's (0.1, or 0.3 in ``"noisy"`` and ``"hard"``); a number overrides it.
 
     ³ ``None`` (default): the setting's population (shifted in ``"shift"`` and ``"hard"``).
+
+    ```python
+    import gymnasium as gym
+    import oncogym
+
+    env = gym.make("oncogym/Melanoma-v1", action_mode="continuous", decision_days=14)
+    ```
 
     ## Difficulty Tiers
 
@@ -180,13 +187,6 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     gives the same patient and scan noise in every tier and the same episode every time.
     A bad name raises ``ValueError`` naming the allowed ones; the literature tasks take
     ``"default"``, ``"noisy"``, ``"irregular"`` and ``"missing_labs"``.
-
-    ```python
-    import gymnasium as gym
-    import oncogym
-
-    env = gym.make("oncogym/Melanoma-v1", action_mode="continuous", decision_days=14)
-    ```
 
     ## Version History
 

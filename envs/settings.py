@@ -79,9 +79,9 @@ SCAN_NOISE_CV = 0.1
 
 NOISY_SCAN_NOISE_CV = 0.3
 """Scan CV of the ``"noisy"`` tier: three times the default, the spread of measurements by
-different readers and scanners at different sites (inter-reader differences large enough
-to change the response category of up to a third of NSCLC lesions: Erasmus JJ et al. J Clin
-Oncol 2003;21:2574-82; unverified)."""
+different readers and scanners at different sites (inter-reader differences in NSCLC
+lesion size large enough to change the response category of many lesions: Erasmus JJ et al.
+J Clin Oncol 2003;21:2574-82; unverified)."""
 VISIT_MISS_PROB = 0.1
 """Chance that a visit is missed (chosen: no-show and rescheduling rates of oncology
 outpatient clinics are commonly 5-20 %; unverified)."""
