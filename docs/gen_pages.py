@@ -441,6 +441,7 @@ API = {
             "oncogym.envs.vector",
             "oncogym.envs.functional",
             "oncogym.envs.task",
+            "oncogym.envs.settings",
             "oncogym.envs.sb3",
         ],
     ),

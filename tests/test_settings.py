@@ -304,6 +304,34 @@ def test_native_vector_env_equals_sync_vector_env_in_a_tier(tier, kwargs):
     assert venv.unwrapped.setting == tier
 
 
+def test_interpreted_kernels_give_the_same_episode_in_the_hard_tier():
+    """The tier's kernel paths (drift, missed visits, moved scans, held labs) run the same
+    with NUMBA_DISABLE_JIT=1 (plain Python): no typing-only behaviour."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, numpy as np; from oncogym.envs import OncologyEnv; "
+        "env = OncologyEnv('melanoma', setting='hard', horizon_days=126); "
+        "env.reset(seed=2); out = []\n"
+        "while True:\n"
+        "    obs, r, te, tr, info = env.step(np.array([1, 0, 0]))\n"
+        "    out.append([*obs.tolist(), r, float(info['missed_visit'])])\n"
+        "    if te or tr: break\n"
+        "print(json.dumps(out))"
+    )
+    runs = []
+    for disable in ("1", "0"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        runs.append(np.array(json.loads(out.stdout)))
+    assert runs[0].shape == runs[1].shape and (runs[0][:, -1] == 1).any()
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-9, atol=1e-12)
+
+
 # --- the draws, over many patients ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def hard_patients():
