@@ -263,7 +263,12 @@ def report(cfg: BenchmarkConfig, eval_units: Sequence[Unit]) -> dict[str, list[d
             for u in eval_units
             if u.scenario == sc and (u.algo or u.agent_dir)
         }
-        rows[sc] = write_report(res, cfg.scenario_dir(sc), reference=ref, extra_rows=extra)
+        title = None
+        if cfg.setting != "default":
+            title = f"{sc}: {res[0].n} test patients, setting {cfg.setting!r}"
+        rows[sc] = write_report(
+            res, cfg.scenario_dir(sc), reference=ref, title=title, extra_rows=extra
+        )
     aggregate_report(cfg, results, rows)
     return rows
 
@@ -332,6 +337,7 @@ def run_benchmark(
     follow_up_days: float = 0.0,
     open_loop: Mapping[str, Any] | None = None,
     skip_baselines: Sequence[str] = (),
+    setting: str = "default",
 ) -> dict[str, list[dict[str, Any]]]:
     """Plan, run (skipping finished units with the same key) and report a benchmark.
 
@@ -340,6 +346,9 @@ def run_benchmark(
     :param open_loop: settings of the open-loop search (the ``open_loop`` baseline and the
         planner's ``anchor="open_loop"``)
     :param skip_baselines: baselines left out when ``baselines`` is ``None``
+    :param setting: a difficulty tier (:mod:`oncogym.envs.settings`): every evaluation runs
+        in it (a shifted tier on the shifted test cohort) and every training run trains in
+        it (on the training population); part of every unit's key
     :param force: recompute the finished units whose key differs from the settings given
         (without it they are refused; see the module's docstring)
     :return: metric rows per scenario (also written under ``out_dir``)
@@ -351,6 +360,9 @@ def run_benchmark(
         raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    from oncogym.envs.settings import get_setting
+
+    get_setting(setting)
     check_planner(planner or {})
     check_open_loop(open_loop or {})
     if isinstance(follow_up_days, bool) or not isinstance(follow_up_days, int | float):
@@ -376,6 +388,7 @@ def run_benchmark(
         n_envs=n_envs,
         follow_up_days=float(follow_up_days),
         open_loop=dict(open_loop or {}),
+        setting=setting,
     )
     check_units([*train_units, *eval_units], cfg, force=force)  # before anything runs
     run = {"backend": backend, "workers": workers, "address": address, "on_done": on_done}

@@ -572,6 +572,13 @@ def evaluate(
             "(metrics.*, patients.csv, the figures) an earlier evaluate wrote there"
         ),
     ] = False,
+    setting: Annotated[
+        str | None,
+        typer.Option(
+            help="difficulty tier: default, noisy, irregular, missing_labs, pkpd, shift, hard "
+            "(default: a trained agent's own, else default)"
+        ),
+    ] = None,
 ) -> None:
     """Evaluate one policy (a baseline or a trained agent) on a scenario's test cohort.
 
@@ -605,6 +612,7 @@ def evaluate(
                 task,
                 n_patients=patients,
                 seed=seed,
+                env_kwargs=None if setting is None else {"setting": setting},
                 progress=lambda k, n: prog.update(bar, completed=k, total=n),
             )
         from .evaluate import summarise
@@ -868,6 +876,13 @@ def benchmark(
             "(without it such a folder is refused)"
         ),
     ] = False,
+    setting: Annotated[
+        str,
+        typer.Option(
+            help="difficulty tier of every evaluation and training run: default, noisy, "
+            "irregular, missing_labs, pkpd, shift, hard"
+        ),
+    ] = "default",
 ) -> None:
     """All baselines plus trained agents on one or more scenarios: tables and figures.
 
@@ -877,7 +892,11 @@ def benchmark(
     seed, planner, training settings, oncogym version); a finished unit computed with other
     settings is never reused: the command stops, naming the units and what differs, before
     running anything.  Pass a new --out, or --force to recompute exactly those units (their
-    result files or training run folders are replaced; nothing else is removed)."""
+    result files or training run folders are replaced; nothing else is removed).
+
+    --setting runs every evaluation in a difficulty tier (a shifted tier on the shifted test
+    cohort) and trains every agent in it (on the training population); the tier is part of
+    every unit's key."""
     from .benchmark import PROTOCOLS, QUICK, BenchmarkError, plan_units, run_benchmark
 
     if quick and protocol:
@@ -955,6 +974,7 @@ def benchmark(
                 follow_up_days=follow_up_days or 0.0,
                 open_loop=open_loop_kw,
                 skip_baselines=skip,
+                setting=setting,
             )
     except BenchmarkError as exc:
         _fail(str(exc))

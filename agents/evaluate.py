@@ -205,10 +205,15 @@ def rollout(
     :param n_patients: cohort size (ignored when ``cohort`` is given)
     :param cohort: an explicit :class:`~oncogym.scenarios.Cohort`
     :param seed: seed of the scan noise
-    :param env_kwargs: environment arguments (default: the policy's ``env_kwargs``)
+    :param env_kwargs: environment arguments (default: the policy's ``env_kwargs``, less
+        its ``population``), e.g. ``{"setting": "irregular"}``: a difficulty tier
+        (:mod:`oncogym.envs.settings`); with a population shift (``"shift"``, ``"hard"``)
+        the test cohort is :meth:`Cohort.test(task, n_patients, shift=...)
+        <oncogym.scenarios.Cohort.test>` unless ``population="train"`` is given here
     :param progress: called as ``progress(step, n_steps)`` after every step
     :param follow_up_days: untreated follow-up after the horizon (days; 0 = none)
     """
+    from oncogym.envs.settings import evaluation_shift
     from oncogym.scenarios import Cohort
 
     if (
@@ -219,8 +224,14 @@ def rollout(
     ):
         raise ValueError(f"follow_up_days: expected a number of days >= 0, got {follow_up_days!r}")
 
+    mode = getattr(policy, "action_mode", "continuous")
+    kwargs = dict(getattr(policy, "env_kwargs", None) or {})
+    # an agent trained on a shifted tier's training population is tested on its test
+    # population: the policy's population does not carry over (only env_kwargs' does)
+    kwargs.pop("population", None)
+    kwargs.update(env_kwargs or {})
     if cohort is None and task in TASKS:
-        cohort = Cohort.test(task, n_patients)
+        cohort = Cohort.test(task, n_patients, shift=evaluation_shift(kwargs))
     n = len(cohort) if cohort is not None else int(n_patients)
     if n < 1:
         raise ValueError(f"n_patients: expected a positive integer, got {n_patients!r}")
@@ -230,9 +241,6 @@ def rollout(
             f"policy: trained on {trained_on} ({policy.task}); evaluate it on {policy.task}, "
             f"not {task}"
         )
-    mode = getattr(policy, "action_mode", "continuous")
-    kwargs = dict(getattr(policy, "env_kwargs", None) or {})
-    kwargs.update(env_kwargs or {})
     t0 = time.perf_counter()
     runner = CohortRunner(task, n, cohort=cohort, action_mode=mode, seed=seed, env_kwargs=kwargs)
     if hasattr(policy, "attach"):
@@ -296,6 +304,7 @@ def rollout(
             "seed": seed,
             "n_patients": n,
             "cohort": repr(cohort) if cohort is not None else None,
+            "setting": p.setting.name,
         },
         follow_up_days=float(follow_up_days),
         follow_up_returns=fu_returns,

@@ -232,6 +232,7 @@ def search_open_loop(
     draw: int = SEARCH_DRAW,
     seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
+    setting: str = "default",
 ) -> SearchResult:
     """The best fixed schedule of ``task`` on a training cohort (see the module docstring).
 
@@ -241,6 +242,8 @@ def search_open_loop(
     :param draw: training-cohort index (:meth:`Cohort.train`)
     :param seed: seed of the sampler and of the scan noise
     :param progress: called as ``progress(trial, n_trials, best_so_far)``
+    :param setting: a difficulty tier (:mod:`oncogym.envs.settings`): the schedules are
+        scored in it, on the training patients (never shifted)
     """
     import optuna
 
@@ -255,12 +258,17 @@ def search_open_loop(
     for name, v in (("n_trials", n_trials), ("n_patients", n_patients)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    from oncogym.envs.settings import training_env_kwargs
+
+    env_kwargs = training_env_kwargs(setting)
     params = _params(task)
     cohort = Cohort.train(task, n_patients, draw)
     n_steps = params.n_steps
 
     def score(schedule: OpenLoopSchedule) -> float:
-        res = rollout(OpenLoopPolicy(schedule), task, cohort=cohort, seed=seed)
+        res = rollout(
+            OpenLoopPolicy(schedule), task, cohort=cohort, seed=seed, env_kwargs=env_kwargs
+        )
         return float(np.mean(res.returns))
 
     def build(trial: Any) -> OpenLoopSchedule:
@@ -306,6 +314,8 @@ def search_open_loop(
             progress(i + 1, n_trials, best)
     schedule = build(optuna.trial.FixedTrial(study.best_params))
     settings = {"n_trials": n_trials, "n_patients": n_patients, "draw": draw, "seed": seed}
+    if env_kwargs:
+        settings["setting"] = setting
     return SearchResult(
         schedule,
         float(study.best_value),

@@ -96,6 +96,8 @@ _PARAM_KWARGS = (
     "method",
     "enforce_constraints",
     "reward_weights",
+    "setting",
+    "population",
 )
 
 _TERMINAL_GRID = 24
@@ -332,6 +334,11 @@ class MPCPlanner:
             prow = np.arange(b * m, (b + 1) * m)
             noise_free = np.zeros((m, self._pool.state.scan_noise.shape[1]))
             self._fn.initial(self._pool, prow, Fn.Draws(P, Y0, noise_free))
+            # the particles keep the patient's clinic calendar in a tier (scan delays, missed
+            # visits and labs), so that they are scanned and dosed when the patient is; not
+            # its hidden PK/PD drift.  The whole calendar is copied, future no-shows included:
+            # a simplification of this baseline (a clinic learns them as they happen)
+            Fn.share_schedule(self._pool, prow, source, int(b))
             if source.view.day[b] > 1e-9:  # attached mid-episode: take over the clinic record
                 Fn.continue_clinic(self._pool, prow, source, int(b))
             self._logw[b] = 0.0

@@ -12,7 +12,8 @@ only say how units are executed: in this process or a local process pool
 
 **Unit keys.**  A result is reused only for the settings it was computed with.  Each unit
 writes its key (:func:`unit_key`: the full resolved configuration — scenario and env id,
-kind, policy, algorithm and seed, the test cohort's size and evaluation seed, the planner
+the difficulty tier (``setting``), kind, policy, algorithm and seed, the test cohort's size
+and evaluation seed, the planner
 settings of an ``mpc_`` baseline, the training settings of a training run and of the
 evaluation of a trained run, the model file of a given agent, and the oncogym version)
 beside its result before computing it: ``<scenario>/units/<policy>.key.json`` for an
@@ -91,6 +92,14 @@ class BenchmarkConfig:
     """Untreated follow-up after the horizon in every evaluation (the score's window)."""
     open_loop: dict[str, Any] = field(default_factory=dict)
     """Settings of the open-loop search (:func:`oncogym.agents.openloop.search_open_loop`)."""
+    setting: str = "default"
+    """Difficulty tier (:mod:`oncogym.envs.settings`) of every evaluation and training run
+    (training on the tier's training population)."""
+
+    @property
+    def eval_env_kwargs(self) -> dict[str, Any]:
+        """Environment arguments of every evaluation (the tier; nothing for the default)."""
+        return {} if self.setting == "default" else {"setting": self.setting}
 
     def scenario_dir(self, scenario: str) -> Path:
         return Path(self.out_dir) / scenario
@@ -135,14 +144,16 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
     """The full resolved configuration a unit's result depends on (JSON values).
 
     Every unit: ``kind``, ``scenario``, ``env_id`` (with its version, e.g.
-    ``oncogym/Melanoma-v1``), ``policy`` and the ``oncogym`` version.  Evaluations:
-    ``n_patients``, ``eval_seed`` and ``follow_up_days`` (when not 0); an ``mpc_`` baseline
-    also ``planner``; ``open_loop`` and a planner anchored on it also ``open_loop`` (the
-    search settings).  Training runs and the evaluations of trained runs: ``algo``,
-    ``seed``, ``timesteps``, ``train_overrides``, ``train_config`` (the file's resolved path
-    and SHA-256), ``n_envs`` and ``hyperparams`` (the resolved hyperparameters: an edited
-    packaged default counts).  The evaluation of a given agent folder: ``agent_dir``
-    (resolved) and ``agent_model_sha256`` (its ``model.zip``).
+    ``oncogym/Melanoma-v1``), ``policy``, the ``oncogym`` version and, unless it is
+    ``"default"``, the difficulty tier ``setting`` (so results keyed before tiers stay
+    valid for the default tier).  Evaluations: ``n_patients``, ``eval_seed`` and
+    ``follow_up_days`` (when not 0); an ``mpc_`` baseline also ``planner``; ``open_loop``
+    and a planner anchored on it also ``open_loop`` (the search settings).  Training runs
+    and the evaluations of trained runs: ``algo``, ``seed``, ``timesteps``,
+    ``train_overrides``, ``train_config`` (the file's resolved path and SHA-256), ``n_envs``
+    and ``hyperparams`` (the resolved hyperparameters: an edited packaged default counts).
+    The evaluation of a given agent folder: ``agent_dir`` (resolved) and
+    ``agent_model_sha256`` (its ``model.zip``).
     """
     key: dict[str, Any] = {
         "kind": unit.kind,
@@ -150,6 +161,8 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
         "env_id": TASK_ENV_ID.get(unit.scenario),
         "policy": unit.policy,
     }
+    if cfg.setting != "default":
+        key["setting"] = cfg.setting
     if unit.kind == "train" or unit.algo is not None:
         config = None
         if cfg.train_config is not None:
@@ -310,10 +323,15 @@ def _train_unit(unit: Unit, cfg: BenchmarkConfig, key: bytes) -> None:
     """Train one run; a run killed earlier continues from its newest checkpoint (a run
     killed before its first checkpoint starts again).  ``key`` is written into the run
     folder before a new run starts."""
+    from oncogym.envs.settings import training_env_kwargs
+
     from .config import ConfigError
     from .train import train
 
     run_dir = cfg.run_dir(unit)
+    overrides = dict(cfg.train_overrides)
+    for name, value in training_env_kwargs(cfg.setting).items():
+        overrides[f"env_kwargs.{name}"] = value  # the tier, on its training population
     kwargs = {
         "seed": unit.seed,
         "n_timesteps": cfg.timesteps,
@@ -334,7 +352,7 @@ def _train_unit(unit: Unit, cfg: BenchmarkConfig, key: bytes) -> None:
         unit.algo,
         config=cfg.train_config,
         n_envs=cfg.n_envs,
-        overrides=cfg.train_overrides or None,
+        overrides=overrides or None,
         **kwargs,
     )
 
@@ -377,6 +395,7 @@ def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
         unit.scenario,
         n_patients=cfg.n_patients,
         seed=cfg.eval_seed,
+        env_kwargs=cfg.eval_env_kwargs,
         progress=_progress_log(unit.key),
         follow_up_days=cfg.follow_up_days,
     )
@@ -396,6 +415,8 @@ def open_loop_schedule(scenario: str, cfg: BenchmarkConfig) -> Any:
 
     path = cfg.scenario_dir(scenario) / "open_loop.json"
     settings = dict(cfg.open_loop)
+    if cfg.setting != "default":
+        settings["setting"] = cfg.setting
     if path.exists():
         data = json.loads(path.read_text())
         if data.get("requested") == settings:

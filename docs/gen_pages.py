@@ -232,6 +232,7 @@ def env_page(env_id: str) -> str:
         "Episode End",
         "Info",
         "Arguments",
+        "Difficulty Tiers",
         "Version History",
     ):
         if head in sections:
@@ -441,6 +442,7 @@ API = {
             "oncogym.envs.vector",
             "oncogym.envs.functional",
             "oncogym.envs.task",
+            "oncogym.envs.settings",
             "oncogym.envs.sb3",
         ],
     ),

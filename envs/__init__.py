@@ -10,7 +10,8 @@
     venv = gym.make_vec("oncogym/Melanoma-v1", num_envs=1024)    # native vector env
     sb3_env = oncogym.envs.SB3VecEnv(num_envs=64, task="melanoma")  # for stable-baselines3
 
-Layout: :mod:`.task` (parameters as data), :mod:`.functional` (``OncologyFunctional``: the
+Layout: :mod:`.task` (parameters as data), :mod:`.settings` (the difficulty tiers of the
+``setting=`` argument), :mod:`.functional` (``OncologyFunctional``: the
 dynamics, observation, reward and info of a task, and the one ``step`` every adapter
 calls), :mod:`._kernels` (the compiled step), :mod:`.oncology` (``OncologyEnv``),
 :mod:`.vector` (``OncologyVectorEnv``), :mod:`.sb3` (``SB3VecEnv``; imported lazily because

@@ -31,7 +31,19 @@ interval ``[t, t + dt)`` the step
 
 The clinical rules — diameter, RECIST, the lethal crossing, grades — are the rulebook's
 (:mod:`oncogym.rules`).  Kernels never raise and never draw random numbers: the scan noise
-is drawn at reset by the caller.
+is drawn at reset by the caller, and so are the difficulty tier's per-patient draws
+(:mod:`oncogym.envs.settings`), which the step reads from :class:`State`:
+
+* ``drift`` — the drifted parameters are set to ``drift_base × drift[step]`` before the
+  interval (PK/PD drift);
+* ``visit_missed`` — a missed visit schedules no dose (step 1 gives nothing);
+* ``scan_offset`` — days added to each scheduled scan, ``inf`` for a missed one (step 4);
+* ``lab_missing`` — with ``Task.lab_flags`` the observation holds a missing lab (and the
+  grade of its category) at its last observed value and writes an observed flag per lab.
+
+Each is an array of width 0 when its knob is off, and then the step's arithmetic is the
+same as without tiers, operation for operation (the default tier reproduces the recorded
+episodes).
 """
 
 from __future__ import annotations
@@ -148,6 +160,12 @@ class Task(NamedTuple):
     cum_cap: np.ndarray
     days_cap: float
     full_cap: float
+    lab_flags: bool
+    """the clinical observation holds missing labs and writes an observed flag per lab"""
+    grade_lab: np.ndarray
+    """per toxicity category, the lab it is graded from (−1: none; held with that lab)"""
+    drift_index: np.ndarray
+    """parameters moved by the PK/PD drift (``State.drift``)"""
 
 
 class State(NamedTuple):
@@ -209,6 +227,22 @@ class State(NamedTuple):
     """first day of the current run below the fatal ANC (inf: not low)"""
     obs: np.ndarray
     """``(n, obs_size)`` float32 current observation"""
+    scan_offset: np.ndarray
+    """``(n, n_scans)`` days added to each scheduled scan, ``inf``: missed (width 0: none)"""
+    visit_missed: np.ndarray
+    """``(n, n_steps)`` the visit of step ``k`` is missed: no dose (width 0: none)"""
+    lab_missing: np.ndarray
+    """``(n, n_steps + 1, n_labs)`` lab missing at the observation after ``k`` steps
+    (width 0: none)"""
+    lab_last: np.ndarray
+    """``(n, n_labs)`` last observed log10(1 + lab) (with ``Task.lab_flags``)"""
+    grade_last: np.ndarray
+    """``(n, n_categories)`` last observed grade (with ``Task.lab_flags``)"""
+    drift: np.ndarray
+    """``(n, n_steps, n_drift)`` factors of the drifted parameters over step ``k``
+    (width 0: none)"""
+    drift_base: np.ndarray
+    """``(n, n_drift)`` the drifted parameters as drawn"""
 
 
 class Interval(NamedTuple):
@@ -338,12 +372,22 @@ def _interval_days(task, t):
 
 
 @jit_inline
+def _visit_missed(state, b):
+    """The patient misses the visit of this step (a tier's irregular visits)."""
+    k = state.steps[b]
+    return k < state.visit_missed.shape[1] and state.visit_missed[b, k]
+
+
+@jit_inline
 def _schedule(task, state, interval, work, requested, b):
     """Turn the requested amounts into the interval's events and infusions.
 
     Courses first (a CAR-T infusion is timed after them); a request the constraints
-    forbid is blocked.  Returns ``(n_events, n_infusions, admin_days, dose_fraction)``.
+    forbid is blocked; at a missed visit nothing is given.  Returns ``(n_events,
+    n_infusions, admin_days, dose_fraction)``.
     """
+    if _visit_missed(state, b):
+        return 0, 0, 0.0, 0.0
     t = state.day[b]
     dt, n_days = _interval_days(task, t)
     offsets = work.offsets[b]
@@ -521,6 +565,39 @@ def _scan(task, state, work, b, y, day, noise, baseline):
 
 
 @jit_inline
+def _lab_missing(state, b, i):
+    """Lab ``i`` is not drawn at the visit after ``steps`` steps (a tier's missing labs)."""
+    k = state.steps[b]
+    return k < state.lab_missing.shape[1] and state.lab_missing[b, k, i]
+
+
+@jit_inline
+def _observe_held_labs(task, state, b, obs, j):
+    """Labs, grades and observed flags from entry ``j`` on (``Task.lab_flags``): a missing
+    lab, and the grade of the category graded from it, keep their last observed value."""
+    y = state.y[b]
+    n_labs = task.lab_state.shape[0]
+    for i in range(n_labs):
+        if not _lab_missing(state, b, i):
+            v = y[task.lab_state[i]] * task.lab_scale[i]
+            if task.lab_param[i] >= 0:
+                v = v / state.params[b, task.lab_param[i]]
+            state.lab_last[b, i] = min(math.log10(1.0 + max(v, 0.0)), CLINICAL_LOG10_CAP)
+        obs[j] = state.lab_last[b, i]
+        j += 1
+    for c in range(state.interval_grade.shape[1]):
+        i = task.grade_lab[c]
+        if i < 0 or not _lab_missing(state, b, i):
+            state.grade_last[b, c] = state.interval_grade[b, c]
+        obs[j] = state.grade_last[b, c]
+        j += 1
+    for i in range(n_labs):
+        obs[j] = 0.0 if _lab_missing(state, b, i) else 1.0
+        j += 1
+    return j
+
+
+@jit_inline
 def _observe(task, state, b):
     """Write patient ``b``'s observation row (float32), every value within its bounds."""
     obs = state.obs[b]
@@ -536,15 +613,18 @@ def _observe(task, state, b):
         obs[4] = 1.0 if state.scan_new[b] else 0.0
         obs[5] = state.recist[b]
         j = 6
-        for i in range(task.lab_state.shape[0]):
-            v = y[task.lab_state[i]] * task.lab_scale[i]
-            if task.lab_param[i] >= 0:
-                v = v / state.params[b, task.lab_param[i]]
-            obs[j] = min(math.log10(1.0 + max(v, 0.0)), cap)
-            j += 1
-        for c in range(state.interval_grade.shape[1]):
-            obs[j] = state.interval_grade[b, c]
-            j += 1
+        if task.lab_flags:
+            j = _observe_held_labs(task, state, b, obs, j)
+        else:
+            for i in range(task.lab_state.shape[0]):
+                v = y[task.lab_state[i]] * task.lab_scale[i]
+                if task.lab_param[i] >= 0:
+                    v = v / state.params[b, task.lab_param[i]]
+                obs[j] = min(math.log10(1.0 + max(v, 0.0)), cap)
+                j += 1
+            for c in range(state.interval_grade.shape[1]):
+                obs[j] = state.interval_grade[b, c]
+                j += 1
     else:
         for i in range(y.shape[0]):
             obs[j] = min(math.log10(1.0 + max(y[i], 0.0)), task.full_cap)
@@ -696,12 +776,18 @@ def _days(task, state, interval, work, b, n_out):
 
 @jit_inline
 def _scans(task, state, work, b, j_end, death):
-    """The scheduled scans of ``(t, t_out[j_end]]`` before death, on the output days."""
+    """The scheduled scans of ``(t, t_out[j_end]]`` before death, on the output days
+    (moved by ``scan_offset`` where a tier delays or misses them)."""
     t_out, out = work.t_out[b], work.out[b]
     t = t_out[0]
     while state.next_scan[b] < task.scan_days.shape[0]:
         i = state.next_scan[b]
         s = task.scan_days[i]
+        if state.scan_offset.shape[1] > 0:  # a tier's delayed (+days) or missed (inf) scans
+            if state.scan_offset[b, i] == np.inf:
+                state.next_scan[b] = i + 1
+                continue
+            s = s + state.scan_offset[b, i]
         if s > t_out[j_end] + EPS_DAY or s > death:
             break
         js = min(max(round(s - t), 0), j_end)
@@ -711,12 +797,22 @@ def _scans(task, state, work, b, j_end, death):
         state.next_scan[b] = i + 1
 
 
+@jit_inline
+def _drift(task, state, b):
+    """Set the drifted parameters for this step: drawn value × factor (PK/PD drift)."""
+    k = state.steps[b]
+    if k < state.drift.shape[1]:
+        for i in range(task.drift_index.shape[0]):
+            state.params[b, task.drift_index[i]] = state.drift_base[b, i] * state.drift[b, k, i]
+
+
 @jit
 def _step_one(rhs, dose, solver, task, state, interval, work, requested, b):
     """Advance patient ``b`` by one decision interval (the module docstring's four parts)."""
     _clear_interval(interval, b)
     if not state.alive[b]:
         return
+    _drift(task, state, b)
     t = state.day[b]
     dt, n_days = _interval_days(task, t)
     n_out = n_days + 1

@@ -46,6 +46,7 @@ from oncogym import integrate
 from oncogym.clinical import RESPONSE_NAMES, SEVERE_GRADE
 
 from . import _kernels as K
+from . import settings as S
 from .task import FULL_OBS_CAP, EnvParams, make_params
 
 COMPONENT_NAMES = K.COMPONENTS
@@ -67,11 +68,14 @@ RewardFn = Callable[[Mapping[str, np.ndarray]], Any]
 
 
 class Draws(NamedTuple):
-    """What a reset draws for ``n`` patients: parameters, initial states, scan noise."""
+    """What a reset draws for ``n`` patients: parameters, initial states, scan noise, and
+    the difficulty tier's draws (``None``: nothing moved, :func:`oncogym.envs.settings.
+    no_draws`)."""
 
     params: np.ndarray
     y0: np.ndarray
     scan_noise: np.ndarray
+    tier: S.TierDraws | None = None
 
 
 class Step(NamedTuple):
@@ -222,6 +226,17 @@ def continue_clinic(dst: Patients, dst_rows: np.ndarray, src: Patients, b: int) 
     d.day[dst_rows] = s.day[b]
     d.next_scan[dst_rows] = s.next_scan[b]
     d.steps[dst_rows] = s.steps[b]
+    share_schedule(dst, dst_rows, src, b)
+
+
+def share_schedule(dst: Patients, dst_rows: np.ndarray, src: Patients, b: int) -> None:
+    """Give patients ``dst_rows`` of ``dst`` patient ``b``'s clinic schedule of ``src``:
+    the tier's scan delays, missed visits and missing labs (nothing without a tier)."""
+    d, s = dst.state, src.state
+    for name in ("scan_offset", "visit_missed", "lab_missing"):
+        target, source = getattr(d, name), getattr(s, name)
+        if target.shape[1:] == source.shape[1:]:
+            target[dst_rows] = source[b]
 
 
 def tumour_cells(y: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -262,6 +277,11 @@ def observation_layout(params: EnvParams) -> list[tuple[str, str, float, float]]
             (f"grade_{c}", "CTCAE-like grade, worst in the last interval", 0.0, 5.0)
             for c in params.tox_categories
         ]
+        if params.lab_flags:
+            rows += [
+                (f"observed_{n}", f"1 if {n} was measured at this visit (else held)", 0.0, 1.0)
+                for n in params.lab_names
+            ]
     else:
         rows += [
             (f"log10_{s.name}", f"log10(1 + {s.unit})", 0.0, FULL_OBS_CAP)
@@ -378,8 +398,8 @@ class OncologyFunctional:
     :param min_dose_fraction: continuous actions below this are no dose
     :param params_kwargs: the other arguments of :func:`~oncogym.envs.task.make_params`
         (``observation``, ``decision_days``, ``horizon_days``, ``scan_noise_cv``,
-        ``enforce_constraints``, ``reward_weights``, ``rtol``, ``method``); ``None``
-        means the task's default
+        ``enforce_constraints``, ``reward_weights``, ``rtol``, ``method``, ``setting``,
+        ``population``); ``None`` means the task's default
     """
 
     def __init__(
@@ -496,6 +516,10 @@ class OncologyFunctional:
             worst_grade=i(ncat),
             anc_low_since=np.full(n, np.inf),
             obs=np.zeros((n, len(self.observation_names)), dtype=np.float32),
+            **S.no_draws(p, n)._asdict(),
+            lab_last=f(len(p.lab_names)),
+            grade_last=i(ncat),
+            drift_base=f(len(p.drift_index)),
         )
         interval = K.Interval(f(nt), flag(nt), *(f() for _ in COMPONENT_NAMES))
         scratch = integrate.allocate_scratch(ns, len(m.therapies), rows=n)
@@ -534,12 +558,16 @@ class OncologyFunctional:
     ) -> Draws:
         """Patients for ``len(rngs)`` resets: drawn from each generator, or fixed by ``options``.
 
-        Drawn patients come from the task's training distribution, then one standard
-        normal per scheduled scan.  ``options["patient"]`` (``(params, y0)``, dicts by name
-        or arrays in model order) fixes every patient; ``options["cohort"]`` with
-        ``options["index"]`` (default 0) gives patient ``index + env_indices[j]`` to the
-        ``j``-th reset (in a vector env, sub-env ``i`` gets patient ``index + i``); the scan
-        noise still comes from the generators.
+        Drawn patients come from the task's training distribution (moved by the setting's
+        population shift, if any), then one standard normal per scheduled scan; a tier's own
+        draws come from a child of each generator (:func:`oncogym.envs.settings.draw`).
+        ``options["patient"]`` (``(params, y0)``, dicts by name or arrays in model order)
+        fixes every patient; ``options["cohort"]`` with ``options["index"]`` (default 0)
+        gives patient ``index + env_indices[j]`` to the ``j``-th reset (in a vector env,
+        sub-env ``i`` gets patient ``index + i``); fixed patients are used as given (a
+        setting's population shift is not applied to them: give a shifted cohort,
+        ``Cohort.test(..., shift=...)``); the scan noise and the tier's draws still come
+        from the generators.
         """
         p = self.params
         n = len(rngs)
@@ -567,7 +595,8 @@ class OncologyFunctional:
             else:
                 P[j], Y0[j] = (row[0] for row in p.sampler.sample(rng, 1))
             Z[j] = rng.standard_normal(Z.shape[1])
-        return Draws(P, Y0, Z)
+        tier = S.draw(p, list(rngs)) if p.setting.draws else None
+        return Draws(P, Y0, Z, tier)
 
     def _cohort_patient(self, opts: Mapping[str, Any], offset: int) -> tuple:
         cohort = opts["cohort"]
@@ -593,6 +622,10 @@ class OncologyFunctional:
         s.params[rows] = draws.params
         s.y[rows] = draws.y0
         s.scan_noise[rows] = draws.scan_noise
+        tier = draws.tier if draws.tier is not None else S.no_draws(self.params, len(rows))
+        for name, value in tier._asdict().items():
+            getattr(s, name)[rows] = value
+        s.drift_base[rows] = s.params[rows][:, self.params.drift_index]
         K.start(self.params.kernel_task, s, patients.interval, patients.work, rows)
         patients.severe_onset[rows] = False
 
@@ -748,9 +781,11 @@ class OncologyFunctional:
         Keys: ``day``, ``state`` (model state), ``tumour_cells``, ``toxicity`` (worst grade
         in the last interval per category), ``worst_toxicity`` (worst so far), ``recist``
         and ``best_response`` (names), ``doses`` and ``cumulative_doses`` (per therapy),
-        ``blocked`` (therapies refused); after a step ``reward_components`` (with the
-        ``reward``), ``cost`` (float: new grade >= 3 toxicities in the interval,
-        :meth:`cost`) and ``cost_by_category`` (category → 0 or 1); after death
+        ``blocked`` (therapies refused); in a setting with irregular visits
+        ``missed_visit`` (the visit of the last step was missed: nothing given; False at
+        reset); after a step ``reward_components`` (with the ``reward``), ``cost`` (float:
+        new grade >= 3 toxicities in the interval, :meth:`cost`) and ``cost_by_category``
+        (category → 0 or 1); after death
         ``death_cause`` and ``death_day``; after an integrator failure ``error``.
         """
         p = self.params
@@ -768,6 +803,8 @@ class OncologyFunctional:
             "cumulative_doses": dict(zip(th, s.cumulative_dose[b].tolist(), strict=True)),
             "blocked": tuple(t for t, x in zip(th, last.blocked[b], strict=True) if x),
         }
+        if p.setting.irregular:
+            info["missed_visit"] = bool(not reset and self._missed(s)[b])
         if not reset:
             comps = {n: float(getattr(last, n)[b]) for n in COMPONENT_NAMES}
             comps["reward"] = reward
@@ -782,6 +819,16 @@ class OncologyFunctional:
         if cause == K.DEATH_ERROR:
             info["error"] = f"integrator failed: {integrate.STATUS_NAMES[int(s.status[b])]}"
         return info
+
+    @staticmethod
+    def _missed(s: K.State) -> np.ndarray:
+        """Whether each patient's last visit (step ``steps - 1``) was missed."""
+        k = s.steps - 1
+        ok = (k >= 0) & (k < s.visit_missed.shape[1])
+        out = np.zeros(s.steps.shape[0], dtype=np.bool_)
+        rows = np.flatnonzero(ok)
+        out[rows] = s.visit_missed[rows, k[rows]]
+        return out
 
     def infos(
         self, patients: Patients, *, reset: bool, rewards: np.ndarray | None = None
@@ -815,6 +862,9 @@ class OncologyFunctional:
             "cumulative_doses": (s.cumulative_dose.copy(), every, th),
             "blocked": (blocked, every, None),
         }
+        if p.setting.irregular:
+            missed = np.zeros(n, dtype=np.bool_) if reset else self._missed(s)
+            leaves["missed_visit"] = (missed, every, None)
         comps = np.empty((n, len(COMPONENT_NAMES) + 1))
         for i, c in enumerate(COMPONENT_NAMES):
             comps[:, i] = getattr(last, c)

@@ -73,6 +73,11 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     ¹ CTCAE-like grades of neutropenia, lymphopenia, irae, crs, radiation_late
     (:mod:`oncogym.toxicity`).
 
+    With ``setting="missing_labs"`` or ``"hard"`` the clinical observation has one more
+    entry per lab after the grades, ``observed_ANC`` and ``observed_ALC`` (1 if measured at
+    this visit, 0 if the lab and the grade of its category hold their last observed
+    value), so its shape grows by two (``day`` stays last); see Difficulty Tiers.
+
     Scans happen on the scenario's schedule (baseline at day 0).  Metastatic scenarios
     have up to four lesions per patient (one per site, e.g. skin and nodes, lung, liver,
     other visceral sites in melanoma), sharing the patient's immune system and drug levels;
@@ -110,7 +115,9 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     noise, all from ``self.np_random`` (seeded by ``reset(seed=...)``).
     ``options={"patient": (params, y0)}`` (dicts by name or arrays in model order) or
     ``options={"cohort": cohort, "index": i}`` (a :class:`oncogym.scenarios.Cohort`) fixes
-    the patient.  Day 0 is the start of treatment and the baseline scan.
+    the patient.  Day 0 is the start of treatment and the baseline scan.  In the
+    ``"shift"`` and ``"hard"`` settings the drawn patient comes from the shifted population
+    (unless ``population="train"``); a fixed patient is used as given.
 
     ## Episode End
 
@@ -159,15 +166,20 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     | reward | ``"qaly"`` | ``"qaly"``, ``"tumor_reduction"`` or a callable |
     | decision_days | 7 (de Pillis 1) | days per step (integer) |
     | horizon_days | 730 (prostate 1460, de Pillis 150) | episode length in days |
-    | scan_noise_cv | 0.1 | CV of a scan's diameter measurement |
+    | scan_noise_cv | None (0.1) | CV of a scan's diameter measurement² |
     | enforce_constraints | True | apply the clinical constraints |
     | min_dose_fraction | 0.05 | continuous actions below this are no dose |
     | reward_weights | None | overrides of the qaly weights² |
     | rtol, method | 1e-6, ``"auto"`` | integrator settings |
+    | setting | ``"default"`` | a difficulty tier (below) |
+    | population | None | ``"train"``: training patients even in a shifted setting³ |
     | render_mode | None | ``"rgb_array"`` or ``"ansi"`` |
 
     ² ``burden_weight``, ``burden_span_decades``, ``toxicity_disutility``,
-    ``death_penalty_per_year`` (:mod:`oncogym.envs.task`).
+    ``death_penalty_per_year`` (:mod:`oncogym.envs.task`).  ``scan_noise_cv=None`` takes the
+    setting's (0.1, or 0.3 in ``"noisy"`` and ``"hard"``); a number overrides it.
+
+    ³ ``None`` (default): the setting's population (shifted in ``"shift"`` and ``"hard"``).
 
     ```python
     import gymnasium as gym
@@ -176,8 +188,38 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     env = gym.make("oncogym/Melanoma-v1", action_mode="continuous", decision_days=14)
     ```
 
+    ## Difficulty Tiers
+
+    ``setting=`` picks a robustness tier (:data:`oncogym.envs.settings.SETTINGS`, where
+    every knob is defined and documented); ``"default"`` is this env exactly as before the
+    argument existed (same observations, rewards and terminations for the same seed).
+    Tiers are an argument of every id, not ids of their own:
+    ``gym.make("oncogym/Melanoma-v1", setting="irregular")``.
+
+    * ``"default"``: nothing changes;
+    * ``"noisy"``: scans measured with CV 0.3 instead of 0.1;
+    * ``"irregular"``: each visit after the first missed with probability 0.1 (no dose at
+      that step, ``info["missed_visit"]``); each follow-up scan missed with probability
+      0.1, else delayed by 0, 1 or 2 weeks with probability 0.5, 0.3, 0.2;
+    * ``"missing_labs"``: each lab missing at a visit with probability 0.3 (its last value
+      held) and an ``observed_<lab>`` flag per lab added to the observation;
+    * ``"pkpd"``: drug clearance and kill rates (CTL, chemotherapy, CAR-T) drift within
+      the patient from visit to visit (log-normal AR(1) walk, sd 0.25, weekly correlation
+      0.9; scenario tasks only);
+    * ``"shift"``: patients of a shifted population (baseline burden × 2, lesion
+      infiltration × 0.7, lymphocyte production × 0.7; scenario tasks only);
+    * ``"hard"``: all of the above at once.
+
+    A tier's random draws come from a child of the reset's generator, so the same seed
+    gives the same patient and scan noise in every tier and the same episode every time.
+    A bad name raises ``ValueError`` naming the allowed ones; the literature tasks take
+    ``"default"``, ``"noisy"``, ``"irregular"`` and ``"missing_labs"``.
+
     ## Version History
 
+    * v1 + ``setting``: the difficulty tiers above were added as an argument; the default
+      (``setting="default"``) is v1 unchanged, number for number (``tests/test_recorded.py``),
+      so the version stays v1.
     * v1: clinically validated virtual patients.  Dynamics: several lesions per patient
       (four slots; sites with their own size, CTL infiltration and lethality), death by a
       burden- and site-dependent hazard with background mortality (not only at the lethal
@@ -211,6 +253,8 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
         reward_weights: Mapping[str, Any] | None = None,
         rtol: float = 1e-6,
         method: str = "auto",
+        setting: str = "default",
+        population: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in RENDER_MODES:
@@ -229,6 +273,8 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
             reward_weights=reward_weights,
             rtol=rtol,
             method=method,
+            setting=setting,
+            population=population,
         )
         self.render_mode = render_mode
         self.action_space = self.functional.action_space
@@ -247,6 +293,11 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
     @property
     def action_mode(self) -> str:
         return self.functional.action_mode
+
+    @property
+    def setting(self) -> str:
+        """The difficulty tier's name (:mod:`oncogym.envs.settings`)."""
+        return self.params.setting.name
 
     @property
     def min_dose_fraction(self) -> float:

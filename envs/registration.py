@@ -1,4 +1,8 @@
-"""Registration of the environment ids with Gymnasium (``oncogym/<Name>-v1``)."""
+"""Registration of the environment ids with Gymnasium (``oncogym/<Name>-v1``).
+
+Difficulty tiers are an argument of every id, not ids of their own:
+``gym.make("oncogym/Melanoma-v1", setting="irregular")`` (:mod:`oncogym.envs.settings`);
+the default tier is the registered env unchanged."""
 
 from __future__ import annotations
 

@@ -39,6 +39,9 @@ from oncogym.models.base import Model
 from oncogym.simulate import DEFAULT_MAX_STEPS
 
 from . import _kernels as K
+from . import settings as S
+from .settings import SCAN_NOISE_CV as SCAN_NOISE_CV  # re-exported: the default scan CV
+from .settings import Setting
 
 # --- adapters (see the module docstring) --------------------------------------------------
 LYMPHODEPLETION_COURSE_DAYS = 3
@@ -104,9 +107,6 @@ TOXICITY_DISUTILITY = (0.0, 0.02, 0.05, 0.15, 0.3, 1.0)
 DEATH_PENALTY_PER_YEAR = 1.0
 """Charged once at death: years of life lost before the horizon × this weight."""
 
-SCAN_NOISE_CV = 0.1
-"""Coefficient of variation of a scan's diameter measurement (inter-reader variability)."""
-
 ENV_RTOL = 1e-6
 """Relative tolerance of the environments' integration: looser, on purpose, than the
 core's default (:data:`oncogym.simulate.DEFAULT_RTOL`, 1e-8, for reproducing the
@@ -130,15 +130,17 @@ class PatientSampler:
 
 
 class ScenarioSampler(PatientSampler):
-    """The training distribution of a scenario (:func:`oncogym.scenarios.sample_patients`)."""
+    """The training distribution of a scenario (:func:`oncogym.scenarios.sample_patients`),
+    moved by ``shift`` (a :class:`oncogym.scenarios.PopulationShift`) when one is given."""
 
-    def __init__(self, scenario: Any) -> None:
+    def __init__(self, scenario: Any, shift: Any = None) -> None:
         self.scenario = scenario
+        self.shift = shift
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         from oncogym.scenarios import sample_patients
 
-        return sample_patients(self.scenario, rng, n)
+        return sample_patients(self.scenario, rng, n, shift=self.shift)
 
 
 class LogNormalSampler(PatientSampler):
@@ -240,6 +242,17 @@ class EnvParams:
     sampler: PatientSampler
     scenario: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    setting: Setting = S.SETTINGS[S.DEFAULT_SETTING]
+    """the difficulty tier (:mod:`oncogym.envs.settings`)"""
+    population_shift: Any = None
+    """the :class:`~oncogym.scenarios.PopulationShift` of the patients drawn at reset (None:
+    the training distribution)"""
+    drift_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """parameters the tier's PK/PD drift moves (empty: none)"""
+    drift_walk: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """per drifted parameter, its factor: 0 clearance, 1 kill"""
+    drift_power: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """per drifted parameter, the power of its factor (−1: a half-life)"""
 
     @property
     def model(self) -> Model:
@@ -271,6 +284,22 @@ class EnvParams:
     @property
     def obs_mode(self) -> int:
         return K.OBS_CLINICAL if self.observation == "clinical" else K.OBS_FULL
+
+    @property
+    def lab_flags(self) -> bool:
+        """The clinical observation holds missing labs and carries an observed flag per lab."""
+        return self.setting.missing_labs and self.obs_mode == K.OBS_CLINICAL
+
+    @property
+    def grade_lab(self) -> np.ndarray:
+        """Per toxicity category, the lab it is graded from (−1: none): held with the lab."""
+        out = np.full(len(self.tox_categories), -1, dtype=np.int64)
+        for c in range(len(self.tox_categories)):
+            for i in range(len(self.lab_names)):
+                same_param = self.tox_param[c] == self.lab_param[i]
+                if self.tox_state[c] == self.lab_state[i] and same_param:
+                    out[c] = i
+        return out
 
     @property
     def cum_cap(self) -> np.ndarray:
@@ -351,6 +380,9 @@ class EnvParams:
             cum_cap=self.cum_cap,
             days_cap=self.days_cap,
             full_cap=FULL_OBS_CAP,
+            lab_flags=self.lab_flags,
+            grade_lab=self.grade_lab,
+            drift_index=self.drift_index,
         )
 
 
@@ -524,32 +556,50 @@ def _common(
     }
 
 
+def _drift(m: Model, tier: Setting) -> dict[str, np.ndarray]:
+    """The drifted parameters of ``tier`` on model ``m`` (empty without PK/PD drift)."""
+    if not tier.drift:
+        return {}
+    spec = [(name, 0, power) for name, power in S.PKPD_CLEARANCE.items()]
+    spec += [(name, 1, power) for name, power in S.PKPD_EFFECT.items()]
+    return {
+        "drift_index": np.array([m.param_names.index(n) for n, _, _ in spec], dtype=np.int64),
+        "drift_walk": np.array([w for _, w, _ in spec], dtype=np.int64),
+        "drift_power": np.array([pw for _, _, pw in spec], dtype=np.float64),
+    }
+
+
 def scenario_params(
     name: str,
     *,
     observation: str = "clinical",
     decision_days: int = 7,
     horizon_days: float | None = None,
-    scan_noise_cv: float = SCAN_NOISE_CV,
+    scan_noise_cv: float | None = None,
     rtol: float = ENV_RTOL,
     method: str = "auto",
     enforce_constraints: bool = True,
     reward_weights: Mapping[str, Any] | None = None,
+    setting: str = S.DEFAULT_SETTING,
+    population: str | None = None,
 ) -> EnvParams:
     """:class:`EnvParams` of a scenario of :mod:`oncogym.scenarios` (see :func:`make_params`)."""
     from oncogym.scenarios import lesion_slots, load_scenario
 
+    tier = S.get_setting(setting)
+    S.check_population(population)
     sc = load_scenario(name)
     m = models.get(sc.model)
     if m.name != "oncoimmune":
         raise ValueError(f"task: scenario {name!r} uses model {m.name!r}; envs need oncoimmune")
     therapies = tuple(sc.therapies)
     horizon = sc.horizon_days if horizon_days is None else horizon_days
+    shift = None if population == "train" else tier.shift
     common = _common(
         observation=observation,
         decision_days=decision_days,
         horizon_days=horizon,
-        scan_noise_cv=scan_noise_cv,
+        scan_noise_cv=tier.scan_noise_cv if scan_noise_cv is None else scan_noise_cv,
         rtol=rtol,
         method=method,
         enforce_constraints=enforce_constraints,
@@ -586,8 +636,11 @@ def scenario_params(
         lab_state=np.array([m.state_names.index("ANC"), m.state_names.index("C")]),
         lab_param=np.array([-1, pn.index("alc_volume_l")], dtype=np.int64),
         lab_scale=np.ones(2),
-        sampler=ScenarioSampler(sc),
+        sampler=ScenarioSampler(sc, shift),
         scenario=sc,
+        setting=tier,
+        population_shift=shift,
+        **_drift(m, tier),
         **_levels(therapies, sc.dose_levels),
         **_constraints(
             therapies,
@@ -675,13 +728,19 @@ def literature_params(
     observation: str = "clinical",
     decision_days: int | None = None,
     horizon_days: float | None = None,
-    scan_noise_cv: float = SCAN_NOISE_CV,
+    scan_noise_cv: float | None = None,
     rtol: float = ENV_RTOL,
     method: str = "auto",
     enforce_constraints: bool = True,
     reward_weights: Mapping[str, Any] | None = None,
+    setting: str = S.DEFAULT_SETTING,
+    population: str | None = None,
 ) -> EnvParams:
-    """:class:`EnvParams` of a literature task (see :data:`LITERATURE_TASKS`)."""
+    """:class:`EnvParams` of a literature task (see :data:`LITERATURE_TASKS`); the tiers
+    with PK/PD drift or a population shift are for the scenario tasks only."""
+    tier = S.get_setting(setting)
+    S.check_population(population)
+    S.check_task(tier, name, scenario_task=False)
     spec = LITERATURE_TASKS[name]
     m = models.get(spec["model"])
     therapies = tuple(spec["therapies"])
@@ -689,7 +748,7 @@ def literature_params(
         observation=observation,
         decision_days=spec["decision_days"] if decision_days is None else decision_days,
         horizon_days=spec["horizon_days"] if horizon_days is None else horizon_days,
-        scan_noise_cv=scan_noise_cv,
+        scan_noise_cv=tier.scan_noise_cv if scan_noise_cv is None else scan_noise_cv,
         rtol=rtol,
         method=method,
         enforce_constraints=enforce_constraints,
@@ -735,6 +794,7 @@ def literature_params(
         lab_param=np.full(len(labs), -1, dtype=np.int64),
         lab_scale=np.array([lab[2] for lab in labs], dtype=np.float64),
         sampler=spec["sampler"],
+        setting=tier,
         **_levels(therapies, spec["dose_levels"]),
         **_constraints(
             therapies,
@@ -753,8 +813,11 @@ def make_params(task: str, **kwargs: Any) -> EnvParams:
 
     :param task: ``"melanoma"``, ``"nsclc"``, ``"rcc"``, ``"prostate"``, ``"b_all"``,
         ``"lbcl"``, ``"depillis2006"`` or ``"kirschner_panetta1998"``
-    :param kwargs: ``observation``, ``decision_days``, ``horizon_days``, ``scan_noise_cv``,
-        ``rtol``, ``method``, ``enforce_constraints``, ``reward_weights``
+    :param kwargs: ``observation``, ``decision_days``, ``horizon_days``, ``scan_noise_cv``
+        (default: the setting's, 0.1), ``rtol``, ``method``, ``enforce_constraints``,
+        ``reward_weights``, ``setting`` (a tier of :data:`oncogym.envs.settings.SETTINGS`,
+        default ``"default"``), ``population`` (``None``: the setting's; ``"train"``: the
+        training distribution even where the setting shifts it)
     """
     if task in LITERATURE_TASKS:
         return literature_params(task, **kwargs)

@@ -51,8 +51,8 @@ class OncologyVectorEnv(VectorEnv):
     :param task: a task of :func:`oncogym.envs.task.make_params`
     :param max_episode_steps: accepted for ``gymnasium.make_vec``; episodes end at the
         horizon (the registered value equals the default number of intervals)
-    The keyword arguments ``action_mode`` … ``render_mode`` are those of
-    :class:`oncogym.envs.OncologyEnv`.
+    The keyword arguments ``action_mode`` … ``render_mode`` (``setting`` and ``population``
+    included) are those of :class:`oncogym.envs.OncologyEnv`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -76,6 +76,8 @@ class OncologyVectorEnv(VectorEnv):
         reward_weights: Mapping[str, Any] | None = None,
         rtol: float = 1e-6,
         method: str = "auto",
+        setting: str = "default",
+        population: str | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -100,6 +102,8 @@ class OncologyVectorEnv(VectorEnv):
             reward_weights=reward_weights,
             rtol=rtol,
             method=method,
+            setting=setting,
+            population=population,
         )
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
@@ -124,6 +128,11 @@ class OncologyVectorEnv(VectorEnv):
     @property
     def action_mode(self) -> str:
         return self.functional.action_mode
+
+    @property
+    def setting(self) -> str:
+        """The difficulty tier's name (:mod:`oncogym.envs.settings`)."""
+        return self.params.setting.name
 
     @property
     def min_dose_fraction(self) -> float:

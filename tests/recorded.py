@@ -139,9 +139,10 @@ def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
 
 
-def single_episode(name: str) -> dict[str, np.ndarray]:
+def single_episode(name: str, extra: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The episode of case ``name`` (``extra``: more ``gym.make`` arguments)."""
     env_id, kwargs, kind, seed = SINGLE_CASES[name]
-    env = gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs, **(extra or {}))
     base = env.unwrapped
     therapies, categories = base.params.therapies, base.params.tox_categories
     rng = np.random.default_rng(1000 + seed)
@@ -169,9 +170,12 @@ def single_episode(name: str) -> dict[str, np.ndarray]:
     return rec
 
 
-def vector_run(name: str) -> dict[str, np.ndarray]:
+def vector_run(name: str, extra: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The vector run of case ``name`` (``extra``: more ``gym.make_vec`` arguments)."""
     env_id, kwargs, n, steps = VECTOR_CASES[name]
-    venv = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    venv = gym.make_vec(
+        env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs, **(extra or {})
+    )
     rng = np.random.default_rng(77)
     obs, info = venv.reset(seed=11)
     rec: dict[str, list[Any]] = {
@@ -221,12 +225,19 @@ def sb3_run() -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in rec.items()}
 
 
-def evaluation(task: str, policy: str) -> dict[str, np.ndarray]:
+def evaluation(
+    task: str, policy: str, env_kwargs: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
     from oncogym.agents.evaluate import rollout
     from oncogym.agents.policies import make_baseline
 
     kwargs = PLANNER if policy.startswith("mpc_") else {}
-    res = rollout(make_baseline(policy, task, seed=3, **kwargs), task, n_patients=EVAL_PATIENTS)
+    res = rollout(
+        make_baseline(policy, task, seed=3, **kwargs),
+        task,
+        n_patients=EVAL_PATIENTS,
+        env_kwargs=env_kwargs,
+    )
     return {
         "returns": res.returns,
         "qalys": res.qalys,

@@ -50,3 +50,21 @@ def test_sb3_adapter_equals_the_recorded_run(reference):
 )
 def test_evaluator_and_planner_equal_the_recorded_rollout(task, policy, reference):
     _compare(f"eval/{task}/{policy}/", recorded.evaluation(task, policy), reference)
+
+
+DEFAULT = {"setting": "default"}
+
+
+@pytest.mark.parametrize(
+    "name", ["melanoma_discrete", "depillis2006_continuous", "nsclc_full_biweekly"]
+)
+def test_the_default_setting_is_the_recorded_env(name, reference):
+    """``setting="default"`` given explicitly is the v1 env, number for number."""
+    _compare(f"single/{name}/", recorded.single_episode(name, DEFAULT), reference)
+
+
+def test_the_default_setting_is_the_recorded_vector_env_and_evaluation(reference):
+    _compare("vector/melanoma/", recorded.vector_run("melanoma", DEFAULT), reference)
+    for policy in ("nivolumab_ipilimumab", "mpc_population"):
+        got = recorded.evaluation("melanoma", policy, DEFAULT)
+        _compare(f"eval/melanoma/{policy}/", got, reference)

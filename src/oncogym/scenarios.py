@@ -37,6 +37,12 @@ constrained RL: the new grade ≥ 3 toxicities per patient-episode (the environm
 ``info["cost"]`` added up) that the standard of care gives on training patients, measured
 by ``experiments/constrained/budgets.py``.
 
+**Population shift.**  ``Cohort.test(scenario, n, shift=PopulationShift(...))`` is the
+same test cohort moved to another population (:class:`PopulationShift`: more tumour at
+baseline, colder lesions, older immune systems), for robustness checks: a policy trained
+on the training distribution is tested on patients unlike those it saw.  Training cohorts
+are never shifted.
+
 **Seeds.**  ``Cohort(scenario, n, seed)`` is reproducible for an integer or a
 :class:`numpy.random.SeedSequence` seed.  The named evaluation cohort
 ``Cohort.test(scenario)`` uses ``SeedSequence(ROOT_SEED, spawn_key=(0,))`` and training
@@ -1120,8 +1126,110 @@ def acceptance_probability(sc: Scenario, m: models.Model, Y0: np.ndarray) -> np.
     return p
 
 
+class PopulationShift(NamedTuple):
+    """A documented move of a scenario's patients to another population (multiplicative
+    factors; 1 leaves a quantity as drawn).  :func:`shift_patients` applies it to drawn
+    patients; ``Cohort.test(..., shift=...)`` and the environments' ``"shift"`` and
+    ``"hard"`` settings use it."""
+
+    burden: float = 1.0
+    """factor on every lesion's tumour cells at baseline (T⁺ and T⁻ alike), capped so that
+    the total stays below :data:`SHIFT_MAX_BURDEN_FRACTION` of the lethal burden"""
+    infiltration: float = 1.0
+    """factor on every lesion's CTL infiltration (``infil_k``): colder tumours"""
+    immune_capacity: float = 1.0
+    """factor on the lymphocyte production ``alpha``, and so on the homeostatic circulating
+    lymphocytes ``C`` (= alpha/beta) and NK cells ``N`` (= e·C/f): older patients"""
+
+    def check(self) -> PopulationShift:
+        """This shift, validated (every factor a finite number > 0)."""
+        for name, value in zip(self._fields, self, strict=True):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(f"shift.{name}: expected a finite factor > 0, got {value!r}")
+        return self
+
+
+SHIFT_MAX_BURDEN_FRACTION = 0.5
+"""A shifted patient's baseline tumour burden is at most this share of the lethal burden
+(a patient is not enrolled dying)."""
+
+
+def shift_patients(
+    scenario: str | Scenario, P: np.ndarray, Y0: np.ndarray, shift: PopulationShift
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drawn patients ``(P, Y0)`` moved by ``shift`` (new arrays; the inputs are kept).
+
+    The tumour cells of every lesion are multiplied by ``shift.burden`` (the total capped at
+    :data:`SHIFT_MAX_BURDEN_FRACTION` of the lethal burden), the lesions' infiltration by
+    ``shift.infiltration``, the lymphocyte production and the homeostatic lymphocyte and NK
+    counts by ``shift.immune_capacity``; the tumour micro-environment (M2, TGF-β/IL-10)
+    follows the new burden where the scenario does not fix it, and the eligibility
+    conditioning (``eligibility_days``) is redone with the shifted baseline hazard, so a
+    shifted patient still meets the trials' life-expectancy criterion.
+
+    :param scenario: a :class:`Scenario` or a scenario name
+    :param P: parameters (n × n_params)
+    :param Y0: initial states (n × n_states)
+    :param shift: the shift
+    """
+    sc = _as_scenario(scenario)
+    if not isinstance(shift, PopulationShift):
+        raise ValueError(f"shift: expected a PopulationShift, got {type(shift).__name__}")
+    shift.check()
+    m = models.get(sc.model)
+    P, Y0 = np.array(P, dtype=np.float64), np.array(Y0, dtype=np.float64)
+    pn, sn = m.param_names, m.state_names
+    slots = [(sn.index(tp), sn.index(tn)) for tp, tn in lesion_slots(m)]
+    h0 = _baseline_hazard(m, P, Y0) if sc.eligibility_days is not None else None
+    total = sum(Y0[:, tp] + Y0[:, tn] for tp, tn in slots)
+    factor = np.full(P.shape[0], float(shift.burden))
+    if shift.burden > 1.0:  # never past the cap, never below the drawn burden
+        cap = SHIFT_MAX_BURDEN_FRACTION * sc.lethal_cells
+        with np.errstate(divide="ignore"):
+            factor = np.minimum(factor, np.maximum(cap / total, 1.0))
+    for tp, tn in slots:
+        Y0[:, tp] *= factor
+        Y0[:, tn] *= factor
+    for k in range(1, len(slots) + 1):
+        if f"infil_{k}" in pn:
+            P[:, pn.index(f"infil_{k}")] *= shift.infiltration
+    for name, where in (("alpha", P), ("C", Y0), ("N", Y0)):
+        names = pn if where is P else sn
+        if name in names:
+            where[:, names.index(name)] *= shift.immune_capacity
+    if "M2" not in sc.initial and "S" not in sc.initial:
+        _microenvironment(m, P, Y0)
+    if h0 is not None:
+        col = pn.index("death_threshold")
+        P[:, col] += sc.eligibility_days * (_baseline_hazard(m, P, Y0) - h0)
+    return P, Y0
+
+
+def _baseline_hazard(m: models.Model, P: np.ndarray, Y0: np.ndarray) -> np.ndarray:
+    """dHz/dt at the initial state of each patient (0 for a model without the hazard)."""
+    out = np.zeros(P.shape[0])
+    if "Hz" not in m.state_names:
+        return out
+    k = m.state_names.index("Hz")
+    dydt = np.zeros(m.n_states)
+    u = np.zeros(len(m.therapies))
+    for b in range(P.shape[0]):
+        m.rhs(0.0, Y0[b], P[b], u, dydt)
+        out[b] = dydt[k]
+    return out
+
+
 def sample_patients(
-    scenario: str | Scenario, rng: np.random.Generator, n: int
+    scenario: str | Scenario,
+    rng: np.random.Generator,
+    n: int,
+    *,
+    shift: PopulationShift | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` virtual patients of a scenario.
 
@@ -1135,9 +1243,13 @@ def sample_patients(
     Allen 2016 acceptance–rejection) until n are accepted.  Either way a cohort of n patients
     is the first n rows of any larger cohort from the same generator state.
 
+    With ``shift`` the drawn patients are then moved by :func:`shift_patients` (the same
+    draws, so a shifted cohort is the unshifted one, patient for patient, moved).
+
     :param scenario: a :class:`Scenario` or a scenario name
     :param rng: the caller's generator
     :param n: number of patients (>= 1)
+    :param shift: a :class:`PopulationShift` (default: none)
     :return: ``(P, Y0)``: parameters (n × n_params, ``model.param_names`` order) and
         initial states (n × n_states, ``model.state_names`` order) for
         :func:`oncogym.simulate_batch`
@@ -1147,6 +1259,11 @@ def sample_patients(
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: must be a positive integer, got {n!r}")
+    if shift is not None:
+        if not isinstance(shift, PopulationShift):
+            raise ValueError(f"shift: expected a PopulationShift, got {type(shift).__name__}")
+        shift.check()
+        return shift_patients(sc, *sample_patients(sc, rng, n), shift)
     m = models.get(sc.model)
     if sc.selection is None:
         return _draw_candidates(sc, m, rng, int(n))
@@ -1172,10 +1289,16 @@ class Cohort:
     :param scenario: a :class:`Scenario` or a scenario name
     :param n: number of patients (>= 1)
     :param seed: an integer or a :class:`numpy.random.SeedSequence`
+    :param shift: a :class:`PopulationShift` applied to the drawn patients (default: none)
     """
 
     def __init__(
-        self, scenario: str | Scenario, n: int, seed: int | np.random.SeedSequence
+        self,
+        scenario: str | Scenario,
+        n: int,
+        seed: int | np.random.SeedSequence,
+        *,
+        shift: PopulationShift | None = None,
     ) -> None:
         self.scenario: Scenario = _as_scenario(scenario)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -1188,18 +1311,27 @@ class Cohort:
             raise ValueError(f"seed: must be >= 0, got {seed}")
         self.n = int(n)
         self.seed = seed
+        self.shift = shift
         self.model = models.get(self.scenario.model)
         rng = np.random.default_rng(seed)
-        self.params, self.y0 = sample_patients(self.scenario, rng, self.n)
+        self.params, self.y0 = sample_patients(self.scenario, rng, self.n, shift=shift)
 
     @classmethod
-    def test(cls, scenario: str | Scenario, n: int = DEFAULT_TEST_PATIENTS) -> Cohort:
+    def test(
+        cls,
+        scenario: str | Scenario,
+        n: int = DEFAULT_TEST_PATIENTS,
+        *,
+        shift: PopulationShift | None = None,
+    ) -> Cohort:
         """The named evaluation cohort (seed :func:`evaluation_seed`).
 
         :param scenario: a :class:`Scenario` or a scenario name
         :param n: number of patients
+        :param shift: a :class:`PopulationShift`: the same patients moved to a shifted
+            population (:func:`shift_patients`); training cohorts are never shifted
         """
-        return cls(scenario, n, evaluation_seed())
+        return cls(scenario, n, evaluation_seed(), shift=shift)
 
     @classmethod
     def train(cls, scenario: str | Scenario, n: int, k: int = 0) -> Cohort:
@@ -1218,7 +1350,8 @@ class Cohort:
         seed = self.seed
         if isinstance(seed, np.random.SeedSequence):
             seed = f"SeedSequence({seed.entropy}, spawn_key={seed.spawn_key})"
-        return f"Cohort({self.scenario.name!r}, n={self.n}, seed={seed})"
+        shift = "" if self.shift is None else f", shift={self.shift!r}"
+        return f"Cohort({self.scenario.name!r}, n={self.n}, seed={seed}{shift})"
 
     def _index(self, i: int) -> int:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -self.n <= i < self.n:
