@@ -383,8 +383,17 @@ def make_behaviour(
             seed=seed,
             name=name,
         )
+    import inspect
+
     from .planner import MPCPlanner
 
+    allowed = [
+        k
+        for k in inspect.signature(MPCPlanner.__init__).parameters
+        if k not in ("self", "task", "seed", "env_kwargs", "anchor")
+    ]
+    for k in planner or {}:
+        _check("planner setting", k, allowed)
     kwargs = {"mode": "oracle", **DEFAULT_PLANNER, **dict(planner or {})}
     mpc = MPCPlanner(scenario, seed=seed, env_kwargs=env_kwargs, **kwargs)
     beh = Behaviour([(mpc.name, mpc)], [1.0], seed=seed, name=name)

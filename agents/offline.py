@@ -253,7 +253,7 @@ def train_bc(
     *,
     top_fraction: float | None = None,
     hidden: Sequence[int] = (64, 64),
-    epochs: int = 30,
+    steps: int = 2000,
     batch_size: int = 256,
     lr: float = 3e-3,
     seed: int = 0,
@@ -262,14 +262,14 @@ def train_bc(
     """Behaviour cloning (``top_fraction=None``) or filtered BC on the episodes whose return
     is in the best ``top_fraction`` (e.g. 0.25) of the dataset (see the module docstring)."""
     with _torch_threads():
-        return _train_bc(data, top_fraction, hidden, epochs, batch_size, lr, seed, name)
+        return _train_bc(data, top_fraction, hidden, steps, batch_size, lr, seed, name)
 
 
 def _train_bc(
     data: OfflineData,
     top_fraction: float | None,
     hidden: Sequence[int],
-    epochs: int,
+    steps: int,
     batch_size: int,
     lr: float,
     seed: int,
@@ -277,7 +277,7 @@ def _train_bc(
 ) -> OfflinePolicy:
     import torch
 
-    _check_int("epochs", epochs, 1)
+    _check_int("steps", steps, 1)
     _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0)
     chosen = data
@@ -305,19 +305,14 @@ def _train_bc(
     splits = np.cumsum(n_levels)[:-1].tolist()
     loss_fn = torch.nn.CrossEntropyLoss()
     losses = []
-    for _ in range(epochs):
-        order = rng.permutation(len(X))
-        total = 0.0
-        for s in range(0, len(X), batch_size):
-            idx = torch.as_tensor(order[s : s + batch_size])
-            out = net(Xt[idx])
-            heads = torch.tensor_split(out, splits, dim=1)
-            loss = sum(loss_fn(h, Yt[idx, j]) for j, h in enumerate(heads))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(X))
+    for _ in range(steps):
+        idx = torch.as_tensor(rng.integers(0, len(X), size=min(batch_size, len(X))))
+        heads = torch.tensor_split(net(Xt[idx]), splits, dim=1)
+        loss = sum(loss_fn(h, Yt[idx, j]) for j, h in enumerate(heads))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
     net.eval()
     label = name or ("bc" if top_fraction is None else f"bc_top{round(100 * top_fraction)}")
     policy = OfflinePolicy(
@@ -333,10 +328,10 @@ def _train_bc(
             "top_fraction": top_fraction,
             "episodes": chosen.n,
             "transitions": len(X),
-            "epochs": epochs,
+            "steps": steps,
             "hidden": list(hidden),
             "seed": seed,
-            "final_loss": losses[-1],
+            "final_loss": float(np.mean(losses[-50:])),
         },
     )
     policy.train_accuracy = accuracy(policy, chosen)  # type: ignore[attr-defined]
