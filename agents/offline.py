@@ -21,7 +21,8 @@ from a dataset alone:
   action probabilities stored in the dataset (``infos["behaviour_prob"]``) and a
   deterministic target: ``ρ_t = Π_{k ≤ t} 1[a_k = π(h_k)] / π_b(a_k | h_k)``; the
   estimate sums over steps the ``ρ_t``-weighted mean reward (an episode that has ended
-  contributes 0 with its final weight); with its effective sample size.
+  contributes 0 with its final weight); with its effective sample size.  NaN when at some
+  step no episode of the dataset still follows the target (no support: nothing to weight).
 
 Target policies are replayed along each dataset episode's observations
 (:func:`target_actions`): the history-dependent baselines (protocols, adaptive rules) see
@@ -406,15 +407,18 @@ def wis(data: OfflineData, target: np.ndarray) -> OPEResult:
     with np.errstate(invalid="ignore", divide="ignore"):
         per_step = np.where(den > 0, (rho * r).sum(axis=0) / np.where(den > 0, den, 1), np.nan)
     final = rho[:, -1]
-    supported = bool(den[0] > 0)
+    # a step with rewards but no episode still following the target: no estimate
+    steps = np.flatnonzero(valid.any(axis=0))
+    supported = bool(np.all(den[steps] > 0))
     ess = float(final.sum() ** 2 / (final**2).sum()) if final.sum() > 0 else 0.0
-    estimate = float(np.nansum(per_step)) if supported else math.nan
+    estimate = float(np.sum(per_step[steps])) if supported else math.nan
     return OPEResult(
         estimate,
         {
             "ess": ess,
             "matching_episodes": int((final > 0).sum()),
-            "first_step_support": int((rho[:, 0] > 0).sum()),
+            "supported_steps": int((den[steps] > 0).sum()),
+            "steps": len(steps),
         },
     )
 
