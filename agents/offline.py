@@ -8,7 +8,9 @@ Policies (scored online by :func:`oncogym.agents.evaluate.rollout` like any base
   (standardised) with one softmax head per therapy (``MultiDiscrete``), trained by
   cross-entropy summed over the heads; greedy (argmax) actions; seeded;
 * :func:`train_bc` with ``top_fraction`` — **filtered BC** (%BC): the same, on the episodes
-  whose return is in the best ``top_fraction`` of the dataset only.
+  whose return is in the best ``top_fraction`` of the dataset only;
+* :func:`train_cql` — **discrete CQL** on a factored action value (one head per therapy,
+  ``Q(s, a) = Σ_j Q_j(s, a_j)``): the value-based offline method, greedy per head.
 
 Off-policy evaluation of a target policy's value (undiscounted mean return per patient)
 from a dataset alone:
@@ -339,6 +341,128 @@ def _train_bc(
     return policy
 
 
+def train_cql(
+    data: OfflineData,
+    *,
+    alpha: float = 1.0,
+    gamma: float = 0.99,
+    hidden: Sequence[int] = (128, 128),
+    steps: int = 3000,
+    batch_size: int = 256,
+    lr: float = 3e-4,
+    target_every: int = 100,
+    seed: int = 0,
+    name: str = "cql",
+) -> OfflinePolicy:
+    """Discrete conservative Q-learning (CQL(H), Kumar et al. 2020) on a **factored** action
+    value: ``Q(s, a) = Σ_j Q_j(s, a_j)``, one head of ``n_levels[j]`` values per therapy (the
+    linear decomposition of factored-action offline RL, Tang et al. 2022), so the greedy
+    action is each head's argmax and the conservative term splits per head:
+    ``α Σ_j (logsumexp Q_j(s, ·) − Q_j(s, a_j))``, added to the Huber TD loss against
+    ``r + γ Σ_j Q'_j(s', argmax Q_j(s', ·))`` (double-Q, the target network copied every
+    ``target_every`` steps; no bootstrap after death or the horizon).  The decomposition
+    cannot value interactions between therapies (a combination worth more or less than its
+    parts): a limitation, not a bug."""
+    for field_name, value, low, high in (("alpha", alpha, 0.0, math.inf), ("gamma", gamma, 0, 1)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (low <= value <= high)
+        ):
+            raise ValueError(f"{field_name}: expected a number in [{low}, {high}], got {value!r}")
+    _check_int("steps", steps, 1)
+    _check_int("target_every", target_every, 1)
+    _check_int("seed", seed, 0)
+    with _torch_threads():
+        return _train_cql(
+            data, alpha, gamma, hidden, steps, batch_size, lr, target_every, seed, name
+        )
+
+
+def _train_cql(
+    data: OfflineData,
+    alpha: float,
+    gamma: float,
+    hidden: Sequence[int],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    target_every: int,
+    seed: int,
+    name: str,
+) -> OfflinePolicy:
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    valid = data.valid
+    w = np.broadcast_to(data.weight_kg[:, None], valid.shape)[valid]
+    X = _features(data.obs[:, :-1][valid], w)
+    Xn = _features(data.obs[:, 1:][valid], w)
+    mean = X.mean(axis=0)
+    std = np.where(X.std(axis=0) > 1e-6, X.std(axis=0), 1.0).astype(np.float32)
+    n_levels = data.params().n_levels.astype(np.int64)
+    splits = np.cumsum(n_levels)[:-1].tolist()
+    St = torch.as_tensor((X - mean) / std)
+    Snt = torch.as_tensor((Xn - mean) / std)
+    At = torch.as_tensor(data.actions[valid])
+    Rt = torch.as_tensor(data.rewards[valid].astype(np.float32))
+    Ct = torch.as_tensor((~(data.terminated | data.truncated))[valid].astype(np.float32) * gamma)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    q = _mlp(X.shape[1], int(n_levels.sum()), hidden)
+    q_target = copy.deepcopy(q)
+    opt = torch.optim.Adam(q.parameters(), lr=lr)
+    td_hist, cql_hist = [], []
+    for step in range(steps):
+        idx = torch.as_tensor(rng.integers(0, len(X), size=min(batch_size, len(X))))
+        heads = torch.tensor_split(q(St[idx]), splits, dim=1)
+        with torch.no_grad():
+            nxt = torch.tensor_split(q(Snt[idx]), splits, dim=1)
+            nxt_t = torch.tensor_split(q_target(Snt[idx]), splits, dim=1)
+            v_next = sum(
+                t.gather(1, o.argmax(dim=1, keepdim=True)).squeeze(1)
+                for o, t in zip(nxt, nxt_t, strict=True)
+            )
+            y = Rt[idx] + Ct[idx] * v_next
+        taken = [h.gather(1, At[idx, j : j + 1]).squeeze(1) for j, h in enumerate(heads)]
+        td = F.smooth_l1_loss(sum(taken), y)
+        conservative = sum(
+            (torch.logsumexp(h, dim=1) - t).mean() for h, t in zip(heads, taken, strict=True)
+        )
+        loss = td + alpha * conservative
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        td_hist.append(td.item())
+        cql_hist.append(float(conservative.item()))
+        if (step + 1) % target_every == 0:
+            q_target.load_state_dict(q.state_dict())
+    q.eval()
+    policy = OfflinePolicy(
+        q,
+        n_levels,
+        mean,
+        std,
+        task=data.scenario,
+        name=name,
+        env_kwargs=data.env_kwargs,
+        info={
+            "method": "cql",
+            "alpha": alpha,
+            "gamma": gamma,
+            "steps": steps,
+            "hidden": list(hidden),
+            "seed": seed,
+            "final_td": float(np.mean(td_hist[-50:])),
+            "final_conservative": float(np.mean(cql_hist[-50:])),
+        },
+    )
+    policy.train_accuracy = accuracy(policy, data)  # type: ignore[attr-defined]
+    return policy
+
+
 def accuracy(policy: OfflinePolicy, data: OfflineData) -> float:
     """Share of the dataset's steps where the policy's greedy action equals the data's
     (every therapy's level)."""
@@ -506,3 +630,17 @@ def _fqe(
             history.append(float(q(torch.as_tensor(S0)).mean()))
     estimate = float(np.mean(history[-FQE_AVERAGE:]))
     return OPEResult(estimate, {"last_rounds": history[-FQE_AVERAGE:], "transitions": len(S)})
+
+
+def select_by_fqe(
+    data: OfflineData, candidates: Mapping[str, Any], **fqe_kwargs: Any
+) -> tuple[str, dict[str, float]]:
+    """Offline model selection: the candidate policy with the highest FQE estimate on
+    ``data`` (no simulator, no test patient); returns its key and every estimate."""
+    if not candidates:
+        raise ValueError("candidates: expected at least one policy")
+    estimates = {
+        k: fqe(data, target_actions(pol, data), **fqe_kwargs).estimate
+        for k, pol in candidates.items()
+    }
+    return max(estimates, key=estimates.get), estimates

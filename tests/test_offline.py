@@ -5,16 +5,14 @@ patients, most on a 26-week horizon, so each test takes seconds."""
 from __future__ import annotations
 
 import sys
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-minari = pytest.importorskip("minari")
-pytest.importorskip("h5py")
-
-from oncogym.agents.cli import app  # noqa: E402
-from oncogym.agents.datasets import (  # noqa: E402
+from oncogym.agents.cli import app
+from oncogym.agents.datasets import (
     DATASET_DRAW,
     INFO_KEYS,
     Discretised,
@@ -23,12 +21,24 @@ from oncogym.agents.datasets import (  # noqa: E402
     levels_of,
     make_dataset,
 )
-from oncogym.agents.evaluate import rollout  # noqa: E402
-from oncogym.agents.offline import fqe, load_data, target_actions, train_bc, wis  # noqa: E402
-from oncogym.agents.policies import AdaptivePolicy, ProtocolPolicy  # noqa: E402
-from oncogym.envs.task import make_params  # noqa: E402
-from oncogym.scenarios import Cohort  # noqa: E402
+from oncogym.agents.evaluate import rollout
+from oncogym.agents.offline import (
+    fqe,
+    load_data,
+    select_by_fqe,
+    target_actions,
+    train_bc,
+    train_cql,
+    wis,
+)
+from oncogym.agents.policies import AdaptivePolicy, ProtocolPolicy
+from oncogym.envs.task import make_params
+from oncogym.scenarios import Cohort
 
+needs_minari = pytest.mark.skipif(
+    find_spec("minari") is None or find_spec("h5py") is None,
+    reason='needs the offline extra: pip install -e ".[offline]"',
+)
 SHORT = {"horizon_days": 182.0}  # 26 weekly visits
 runner = CliRunner()
 
@@ -40,6 +50,7 @@ def _arrays(ds):
     ]
 
 
+@needs_minari
 def test_cli_writes_datasets_that_minari_loads_with_metadata(tmp_path):
     result = runner.invoke(
         app,
@@ -50,6 +61,8 @@ def test_cli_writes_datasets_that_minari_loads_with_metadata(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "oncogym/melanoma/protocols-v0" in result.output
+    import minari
+
     with datasets_root(tmp_path):
         for behaviour in ("protocols", "adaptive_noisy"):
             did = dataset_id("melanoma", behaviour)
@@ -80,6 +93,7 @@ def test_cli_writes_datasets_that_minari_loads_with_metadata(tmp_path):
     assert again.exit_code == 2 and "already exists" in again.output
 
 
+@needs_minari
 def test_episodes_replay_exactly_in_the_recovered_environment(tmp_path):
     ds = make_dataset("lbcl", "adaptive_noisy", n_patients=4, seed=1, out=tmp_path, **_short())
     env = ds.recover_environment()
@@ -101,6 +115,7 @@ def _short():
     return {"env_kwargs": SHORT}
 
 
+@needs_minari
 def test_same_seed_same_dataset_other_seed_other_noise(tmp_path):
     kw = {"n_patients": 6, **_short()}
     a = _arrays(make_dataset("melanoma", "adaptive_noisy", seed=5, out=tmp_path / "a", **kw))
@@ -120,6 +135,7 @@ def test_levels_of_maps_clinical_amounts_to_the_nearest_level():
     assert levels_of(p, frac).tolist() == [[1, 0, 0], [2, 0, 0], [0, 1, 0], [2, 2, 1]]
 
 
+@needs_minari
 def test_bc_reproduces_a_deterministic_protocol_and_scores_it_online(tmp_path):
     ds = make_dataset(
         "melanoma", "protocols", protocols=["nivolumab_ipilimumab"], n_patients=12,
@@ -139,6 +155,35 @@ def test_bc_reproduces_a_deterministic_protocol_and_scores_it_online(tmp_path):
     assert np.array_equal(bc.act(obs, data.weight_kg), again.act(obs, data.weight_kg))
 
 
+@needs_minari
+def test_conservative_q_learning_stays_with_the_data_and_is_seeded(tmp_path):
+    ds = make_dataset(
+        "melanoma", "protocols", protocols=["nivolumab_ipilimumab"], n_patients=12,
+        out=tmp_path, **_short(),
+    )  # fmt: skip
+    data = load_data(ds)
+    cql = train_cql(data, alpha=1.0, steps=800, seed=0)
+    # one action per state in the data: the conservative term pushes the others down
+    assert cql.train_accuracy >= 0.99
+    assert cql.info["final_conservative"] < 0.1
+    again = train_cql(data, alpha=1.0, steps=800, seed=0)
+    obs = data.obs[:, 5]
+    assert np.array_equal(cql.act(obs, data.weight_kg), again.act(obs, data.weight_kg))
+    # offline selection by FQE: every candidate's estimate, the highest picked; a policy
+    # that acts as the data did everywhere gets the protocol's own estimate
+    protocol = Discretised(ProtocolPolicy("nivolumab_ipilimumab"))
+    none = Discretised(ProtocolPolicy("nivolumab_ipilimumab"))
+    best, est = select_by_fqe(
+        data, {"a": protocol, "b": none}, iterations=10, steps_per_iteration=10
+    )
+    assert best == "a" and est["a"] == est["b"]
+    with pytest.raises(ValueError, match="candidates: expected at least one"):
+        select_by_fqe(data, {})
+    with pytest.raises(ValueError, match="alpha: expected a number"):
+        train_cql(data, alpha=-1.0)
+
+
+@needs_minari
 def test_ope_on_policy_is_close_to_the_true_value(tmp_path):
     ds = make_dataset(
         "melanoma", "protocols", protocols=["nivolumab_ipilimumab"], n_patients=40,
@@ -160,6 +205,7 @@ def test_ope_on_policy_is_close_to_the_true_value(tmp_path):
     assert abs(q.estimate - truth) < 0.1 * abs(truth) + 0.01, (q.estimate, truth)
 
 
+@needs_minari
 def test_wis_with_the_noisy_behaviour_weights_only_matching_histories(tmp_path):
     ds = make_dataset(
         "lbcl", "adaptive_noisy", n_patients=30, seed=2, out=tmp_path,

@@ -5,11 +5,13 @@ For each scenario (melanoma, LBCL):
 1. two Minari datasets (``oncogym.agents.datasets``) of ``N_TRAIN`` training patients
    (``Cohort.train(scenario, N_TRAIN, DATASET_DRAW)``, never the test cohort): the
    protocol mixture and the noisy adaptive therapy;
-2. behaviour cloning and filtered BC (best quarter of episodes by return) on each, scored
+2. behaviour cloning, filtered BC (best quarter of episodes by return) and discrete CQL on
+   a factored action value (its conservative weight α ∈ {0.1, 1} chosen by FQE on the same
+   dataset, offline) on each, scored
    online on the test cohort (``Cohort.test(scenario, N_TEST)``, scan-noise seed 2024) by the
    evaluator's ``rollout`` with the behaviour policies, the adaptive rules and the protocols
    (the best protocol chosen on the dataset's training patients, and the standard of care);
-3. off-policy evaluation of four target policies — BC, filtered BC (both trained on that
+3. off-policy evaluation of five target policies — BC, filtered BC, CQL (trained on that
    dataset), the standard of care and the adaptive rules (both on the dose grid) — from each
    dataset by FQE and weighted per-decision IS, against the simulator's truth: the target's
    mean return on the dataset's own patients and scans, and on the test cohort.
@@ -42,7 +44,15 @@ from oncogym.agents.datasets import (
     make_dataset,
 )
 from oncogym.agents.evaluate import EVAL_SEED, rollout, summarise
-from oncogym.agents.offline import fqe, load_data, target_actions, train_bc, wis
+from oncogym.agents.offline import (
+    fqe,
+    load_data,
+    select_by_fqe,
+    target_actions,
+    train_bc,
+    train_cql,
+    wis,
+)
 from oncogym.agents.policies import AdaptivePolicy, ProtocolPolicy
 from oncogym.envs import STANDARD_OF_CARE
 from oncogym.scenarios import Cohort
@@ -56,6 +66,8 @@ SEED = 0
 BC_STEPS = 2000
 TOP = 0.25
 FQE = {"iterations": 120, "steps_per_iteration": 30}
+CQL_ALPHAS = (0.1, 1.0)
+CQL_STEPS = 3000
 
 
 def _row(res: Any) -> dict[str, float]:
@@ -111,11 +123,26 @@ def run_scenario(task: str, root: Path, log: Any) -> dict[str, Any]:
                 data, top_fraction=TOP, steps=BC_STEPS, seed=SEED, name=f"bc_top25[{b}]"
             ),
         }
+        # CQL: the conservative weight chosen offline, by FQE on the same dataset
+        cands = {
+            a: train_cql(data, alpha=a, steps=CQL_STEPS, seed=SEED, name=f"cql_a{a:g}[{b}]")
+            for a in CQL_ALPHAS
+        }
+        chosen, fqe_of = select_by_fqe(data, cands, seed=SEED, **FQE)
+        learned["cql"] = cands[chosen]
+        out["datasets"][b]["cql_alpha"] = chosen
+        out["datasets"][b]["cql_fqe"] = {str(a): v for a, v in fqe_of.items()}
         for name, pol in learned.items():
             row = _row(rollout(pol, task, cohort=test))
             row["train_accuracy"] = float(pol.train_accuracy)
-            out["online"][f"{name} on {b}"] = row
-        log(f"{task}/{b}: dataset, behaviour and BC done")
+            label = f"cql (α = {chosen:g}, chosen by FQE)" if name == "cql" else name
+            out["online"][f"{label} on {b}"] = row
+        for a, pol in cands.items():
+            if a != chosen:
+                row = _row(rollout(pol, task, cohort=test))
+                row["train_accuracy"] = float(pol.train_accuracy)
+                out["online"][f"cql (α = {a:g}, not chosen) on {b}"] = row
+        log(f"{task}/{b}: dataset, behaviour, BC and CQL done")
 
         targets = {
             **learned,
@@ -126,7 +153,10 @@ def run_scenario(task: str, root: Path, log: Any) -> dict[str, Any]:
             t0 = time.perf_counter()
             acts = target_actions(pol, data)
             w = wis(data, acts)
-            q = fqe(data, acts, seed=SEED, **FQE)
+            if name == "cql":  # the selection's own estimate (same data, target and seed)
+                q_estimate = fqe_of[chosen]
+            else:
+                q_estimate = fqe(data, acts, seed=SEED, **FQE).estimate
             truth_train = rollout(pol, task, cohort=train, seed=SEED).returns.mean()
             truth_test = rollout(pol, task, cohort=test).returns.mean()
             out["ope"].append(
@@ -135,7 +165,7 @@ def run_scenario(task: str, root: Path, log: Any) -> dict[str, Any]:
                     "target": name,
                     "true_train": float(truth_train),
                     "true_test": float(truth_test),
-                    "fqe": q.estimate,
+                    "fqe": q_estimate,
                     "wis": w.estimate,
                     "wis_ess": w.detail["ess"],
                     "wis_matching": w.detail["matching_episodes"],
@@ -168,21 +198,24 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         "",
         "## Datasets",
         "",
-        "| scenario | dataset id | episodes | steps | mean return | deaths % | size MB |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scenario | dataset id | episodes | steps | mean return | deaths % | size MB "
+        "| CQL α chosen (FQE estimate per α) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for task, r in results["scenarios"].items():
         for d in r["datasets"].values():
+            est = ", ".join(f"{a}: {v:.3f}" for a, v in d["cql_fqe"].items())
             md.append(
                 f"| {task} | `{d['id']}` | {d['episodes']} | {d['steps']} | "
-                f"{d['mean_return']:.3f} | {100 * d['deaths']:.1f} | {d['mb']:.1f} |"
+                f"{d['mean_return']:.3f} | {100 * d['deaths']:.1f} | {d['mb']:.1f} "
+                f"| {d['cql_alpha']:g} ({est}) |"
             )
     md += ["", "## Online scores on the test cohort", ""]
     for task, r in results["scenarios"].items():
         md += [
             f"### {task}",
             "",
-            "| policy | mean return ± sem | QALYs | OS at horizon % | grade ≥ 3 % | BC accuracy |",
+            "| policy | mean return ± sem | QALYs | OS at horizon % | grade ≥ 3 % | agreement |",
             "|---|---|---:|---:|---:|---:|",
         ]
         for name, row in r["online"].items():
@@ -194,10 +227,12 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
             )
         md.append("")
     md += [
-        "BC accuracy: share of the training steps (of the episodes it was trained on) where "
+        "agreement: share of the training steps (of the episodes it was trained on) where "
         "the greedy action equals the dataset's, every therapy's level.  `bc_top25`: BC on the "
-        "best quarter of the dataset's episodes by return.  The behaviour rows are the "
-        "behaviour policies themselves (their own noise) on the test patients.",
+        "best quarter of the dataset's episodes by return.  CQL: discrete CQL on a factored "
+        "action value, its α chosen by FQE on the dataset (the other α shown too, not chosen). "
+        " The behaviour rows are the behaviour policies themselves (their own noise) on the "
+        "test patients.",
         "",
         "## Off-policy evaluation",
         "",
@@ -262,6 +297,8 @@ def main() -> None:
             "bc_steps": BC_STEPS,
             "top_fraction": TOP,
             "fqe": FQE,
+            "cql_alphas": CQL_ALPHAS,
+            "cql_steps": CQL_STEPS,
             "oncogym": oncogym.__version__,
             "wall_min": (time.perf_counter() - t0) / 60,
         },
