@@ -201,6 +201,9 @@ class Behaviour(Policy):
     likelihood of the action in every world weighted by the posterior over worlds given the
     episode's earlier actions.
 
+    ``predict`` is always the behaviour, noise included (``deterministic`` is ignored): the
+    evaluator's ``rollout`` of a :class:`Behaviour` scores the clinic that made the data.
+
     :param worlds: ``(name, policy)`` pairs; the policies give continuous or discrete actions
     :param priors: probability of each world (sums to 1)
     :param seed: seed of the world draws and the noise
