@@ -19,6 +19,9 @@ matrix of normalised scores (one run per training seed), the interquartile mean 
 the mean with 95 % stratified-bootstrap confidence intervals, performance profiles (the
 share of runs × scenarios above each normalised score), and the probability of improvement
 of each algorithm over the best open-loop schedule.  No best-of-seeds figure is reported.
+The bootstrap is seeded, but rliable 1.2 on arch 7 does not always reproduce it draw for
+draw: a rerun gives the same point estimates and CI bounds that may differ in the second
+decimal (seen once in 30 reruns on a toy matrix).
 """
 
 from __future__ import annotations

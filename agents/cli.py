@@ -815,6 +815,101 @@ def tune(
 
 
 @app.command()
+def datasets(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", "-s", help="scenario(s), repeatable (default melanoma)"),
+    ] = None,
+    behaviour: Annotated[
+        str,
+        typer.Option(
+            "--behaviour",
+            "-b",
+            help="behaviour policies, comma-separated: protocols, adaptive_noisy, planner",
+        ),
+    ] = "protocols,adaptive_noisy",
+    patients: Annotated[int, typer.Option(help="training patients (one episode each)")] = 200,
+    seed: Annotated[int, typer.Option(help="seed of the behaviour's noise and the scans")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Minari datasets root (default: $MINARI_DATASETS_PATH, ~/.minari)"),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace datasets of the same id")] = False,
+    noise: Annotated[
+        list[str] | None,
+        typer.Option(help="adaptive_noisy noise KEY=VALUE, repeatable (e.g. delay_eps=0.1)"),
+    ] = None,
+    planner: Annotated[
+        list[str] | None,
+        typer.Option(help="planner behaviour setting KEY=VALUE, repeatable (e.g. n_samples=8)"),
+    ] = None,
+) -> None:
+    """Write offline-RL datasets (Minari, ids oncogym/<scenario>/<behaviour>-v0): one episode
+    per training patient under a clinic's behaviour policy, in the discrete env."""
+    try:
+        from .datasets import (
+            BEHAVIOURS,
+            dataset_id,
+            make_behaviour,
+            make_dataset,
+            require_minari,
+        )
+
+        require_minari()
+        scenarios = [_task_of(s)[0] for s in (scenario or ["melanoma"])]
+        behaviours = [b.strip() for b in behaviour.split(",") if b.strip()]
+        for b in behaviours:
+            if b not in BEHAVIOURS:
+                raise CliError(f"--behaviour: unknown {b!r}; allowed: {', '.join(BEHAVIOURS)}")
+        if patients < 1:
+            raise CliError(f"--patients: must be >= 1, got {patients}")
+        if seed < 0:
+            raise CliError(f"--seed: must be >= 0, got {seed}")
+        noise_kw = {k: float(v) for k, v in _parse_assignments(noise or [], "--noise").items()}
+        planner_kw = {k: _number(v) for k, v in _parse_assignments_str(planner or [], "--planner")}
+        rows = []
+        for sc in scenarios:  # bad scenarios and settings fail here, before any work
+            for b in behaviours:
+                dataset_id(sc, b)
+                make_behaviour(
+                    sc,
+                    b,
+                    noise=noise_kw if b == "adaptive_noisy" else None,
+                    planner=planner_kw if b == "planner" else None,
+                )
+        for sc in scenarios:
+            for b in behaviours:
+                ds = make_dataset(
+                    sc,
+                    b,
+                    n_patients=patients,
+                    seed=seed,
+                    out=out,
+                    force=force,
+                    noise=noise_kw if b == "adaptive_noisy" else None,
+                    planner=planner_kw if b == "planner" else None,
+                )
+                meta = ds.storage.metadata
+                rows.append(
+                    (
+                        meta["dataset_id"],
+                        str(meta["total_episodes"]),
+                        str(meta["total_steps"]),
+                        f"{meta['oncogym']['mean_return']:.3f}",
+                    )
+                )
+    except (CliError, ValueError, ImportError) as exc:
+        _fail(str(exc))
+        return
+    table = Table(title=f"Minari datasets ({out or 'Minari default root'})")
+    for col in ("dataset id", "episodes", "steps", "mean return"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
+@app.command()
 def benchmark(
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", "-s", help="scenario(s), repeatable")
