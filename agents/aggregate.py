@@ -222,14 +222,16 @@ def plot_profiles(matrices: Mapping[str, np.ndarray], path: Path, reps: int = 20
 def plot_scenario_bars(
     matrices: Mapping[str, np.ndarray], scenarios: Sequence[str], path: Path, reps: int = 2000
 ) -> None:
-    """Per-scenario mean normalised score of each algorithm with a bootstrap CI over seeds."""
+    """Per-scenario mean normalised score of each algorithm with a bootstrap CI over seeds
+    (no treatment left out: its scores would flatten the others)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rng = np.random.default_rng(0)
-    names = list(matrices)
+    # no treatment sits far below everything (often -10 to -25): in the tables, not here
+    names = [n for n in matrices if n != "no_treatment"]
     k = len(names)
     fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(scenarios) * max(1, k) / 3), 4.4))
     width = 0.8 / max(k, 1)
