@@ -1,4 +1,4 @@
-"""Robustness tiers on melanoma: the standard of care and no treatment in every tier.
+"""Robustness tiers: the standard of care and no treatment in every tier, per scenario.
 
 For every difficulty tier of :data:`oncogym.envs.settings.SETTINGS`, the evaluator
 (:func:`oncogym.agents.evaluate.rollout`, scan-noise seed 2024, default ``"qaly"``
@@ -6,9 +6,11 @@ reward) treats the melanoma test cohort (``Cohort.test("melanoma", 200)``; in th
 tiers ``Cohort.test("melanoma", 200, shift=SHIFT)``) with no treatment, the standard of
 care (nivolumab + ipilimumab, CheckMate 067) and the adaptive rules (the closed-loop
 baseline that reads the scans and the grades).  Writes ``experiments/tiers/results.md``
-(the README's "Robustness tiers" quotes it).  Run from the repository root::
+(the README's "Robustness tiers" quotes it); ``--scenario lbcl`` the same for another
+scenario (``experiments/tiers/results_<scenario>.md``).  Run from the repository root::
 
-    python experiments/tiers/run.py             # 200 patients, every tier
+    python experiments/tiers/run.py             # melanoma, 200 patients, every tier
+    python experiments/tiers/run.py --scenario lbcl
     python experiments/tiers/run.py --patients 20 --out /tmp/tiers.md   # a quick look
 """
 
@@ -30,9 +32,6 @@ from oncogym.agents.policies import make_baseline
 from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs.settings import SETTINGS
 
-TASK = "melanoma"
-SOC = STANDARD_OF_CARE[TASK]
-POLICIES = ("no_treatment", SOC, "adaptive")
 HERE = Path(__file__).resolve().parent
 
 
@@ -55,9 +54,15 @@ def _revision() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default="melanoma", choices=sorted(STANDARD_OF_CARE))
     ap.add_argument("--patients", type=int, default=DEFAULT_PATIENTS)
-    ap.add_argument("--out", type=Path, default=HERE / "results.md")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    TASK = args.scenario
+    SOC = STANDARD_OF_CARE[TASK]
+    POLICIES = ("no_treatment", SOC, "adaptive")
+    if args.out is None:
+        args.out = HERE / ("results.md" if TASK == "melanoma" else f"results_{TASK}.md")
 
     t_all = time.perf_counter()
     rows, walls = {}, {}
@@ -77,8 +82,10 @@ def main() -> None:
 
     n = args.patients
     flags = "" if n == DEFAULT_PATIENTS else f" --patients {n}"
+    if TASK != "melanoma":
+        flags = f" --scenario {TASK}" + flags
     lines = [
-        f"# Robustness tiers: melanoma, {n} test patients",
+        f"# Robustness tiers: {TASK}, {n} test patients",
         "",
         f"Written by `python experiments/tiers/run.py{flags}` "
         f"(oncogym {oncogym.__version__}, revision {_revision()}; {wall / 60:.1f} min on "
