@@ -40,6 +40,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import time
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,8 @@ from .units import (
     atomic_write_bytes,
     check_units,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BACKENDS",
@@ -295,7 +298,8 @@ def aggregate_report(
 ) -> dict[str, Any] | None:
     """Normalised scores and rliable aggregates over the scenarios (``<out>/aggregate.md``,
     ``aggregate.json``, ``performance_profiles.png``, ``scenario_scores.png``,
-    ``pareto.png``), when every scenario has the ceiling and a protocol; else ``None``."""
+    ``pareto.png``), when every scenario has the ceiling and a protocol and the ceiling
+    scores above the best protocol (else ``None``, with a logged warning for the latter)."""
     from .aggregate import AGGREGATE_FILES, CEILING, scenario_scores, write_aggregate
     from .policies import protocol_names
 
@@ -307,7 +311,11 @@ def aggregate_report(
         protos = [p for p in protocol_names(sc) if p in names] if sc in TASKS else []
         if CEILING not in names or not protos:
             return None
-        per[sc] = scenario_scores(res, protos)
+        try:
+            per[sc] = scenario_scores(res, protos)
+        except ValueError as exc:  # e.g. a weak planner below a protocol: no scale
+            log.warning("no aggregates: %s: %s", sc, exc)
+            return None
     pareto = {
         sc: [{**r, "kind": _kind(str(r["policy"]), sc)} for r in rs] for sc, rs in rows.items()
     }
