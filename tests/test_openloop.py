@@ -12,6 +12,7 @@ import pytest
 from oncogym.agents.aggregate import (
     CEILING,
     aggregate,
+    over_open_loop,
     pareto_front,
     scenario_scores,
     score_matrices,
@@ -201,6 +202,11 @@ def test_score_matrices_and_rliable_aggregates():
     assert r["iqm_low"] <= r["iqm"] <= r["iqm_high"]
     # P(ppo run > open loop) per scenario, averaged: melanoma 2/2, nsclc 1/2
     assert r["p_improve_open_loop"] == pytest.approx(0.75)
+    # what closed loop adds over the open-loop schedule, per scenario, over the seeds
+    diff = over_open_loop(per, seeds, reps=200)
+    assert diff["melanoma"]["ppo"][0] == pytest.approx(0.35)  # (0.3 + 0.4) / 2
+    assert diff["melanoma"]["ppo"][1] <= 0.35 <= diff["melanoma"]["ppo"][2]
+    assert diff["nsclc"]["ppo"][0] == pytest.approx(0.3)  # (0.7 - 0.1) / 2
     again = aggregate(mats, reps=200)
     for name, row in agg.items():  # point estimates exact; bootstrap bounds to resampling noise
         for k, v in row.items():
