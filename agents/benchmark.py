@@ -35,6 +35,9 @@ Layout::
     <out>/aggregate.{md,json}, performance_profiles.png, scenario_scores.png, pareto.png
                                               normalised scores and rliable aggregates
                                               (when every scenario has the oracle planner)
+    <out>/tiers/<tier>/<scenario>/...         the same agents and baselines (planners
+                                              aside) evaluated in a robustness tier
+    <out>/tiers.{md,json}                     scores per tier (:func:`run_tiers`)
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from oncogym.envs import STANDARD_OF_CARE
 from oncogym.envs.task import LITERATURE_TASKS, TASKS
@@ -80,10 +85,13 @@ __all__ = [
     "check_planner",
     "check_scenarios",
     "load_results",
+    "plan_tiers",
     "plan_units",
     "report",
     "run_benchmark",
+    "run_tiers",
     "run_units",
+    "tier_units",
 ]
 QUICK = {
     "train": ("ppo",),
@@ -113,6 +121,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "replan_every": 2,
         },
         "skip_baselines": ("mpc_population",),
+        "tiers": ("noisy", "irregular", "pkpd", "shift"),
         "out": "benchmark_results/v1",
     }
 }
@@ -128,7 +137,11 @@ protocol, the adaptive rules, the best open-loop schedule (300 schedules searche
 training patients) and the oracle planner warm-started from it (the ceiling: normalised
 score 1; a strong planner, not a proven bound); the population planner is left out (its
 particle filter costs hours on 1,000 patients per scenario); aggregates with rliable
-(:mod:`oncogym.agents.aggregate`)."""
+(:mod:`oncogym.agents.aggregate`); then every agent and baseline but the planners (the
+agents as trained, the open-loop schedule as searched, on the default tier) evaluated again
+in the robustness tiers ``noisy``, ``irregular``, ``pkpd`` and ``shift`` (the tiers an
+agent trained on the default tier can read: ``missing_labs`` and ``hard`` add observation
+entries), :func:`run_tiers`."""
 
 
 def check_scenarios(scenarios: Sequence[str]) -> list[str]:
@@ -322,6 +335,234 @@ def aggregate_report(
     return write_aggregate(per, cfg.out_dir, pareto_rows=pareto)
 
 
+TIER_FILES = ("tiers.md", "tiers.json")
+"""What :func:`run_tiers` writes in the benchmark folder."""
+
+
+def _observation_shape(scenario: str, setting: str) -> tuple[int, ...]:
+    from oncogym.envs import OncologyEnv
+
+    return tuple(OncologyEnv(task=scenario, setting=setting).observation_space.shape or ())
+
+
+def tier_units(eval_units: Sequence[Unit], tier: str, source_setting: str) -> list[Unit]:
+    """The evaluation units of a tier: the benchmark's baselines but the planners (their
+    oracle sees the true state: the tiers change what the clinic sees, or the patients,
+    and the planner's cost is the benchmark's largest) and its trained runs, unless the
+    tier's observation has another shape than the one they were trained on (then they
+    are left out, with a logged warning)."""
+    out: list[Unit] = []
+    readable: dict[str, bool] = {}
+    for u in eval_units:
+        if u.policy.startswith("mpc_") and u.algo is None and u.agent_dir is None:
+            continue
+        if u.algo is not None or u.agent_dir is not None:
+            if u.scenario not in readable:
+                readable[u.scenario] = _observation_shape(u.scenario, tier) == _observation_shape(
+                    u.scenario, source_setting
+                )
+                if not readable[u.scenario]:
+                    log.warning(
+                        "tier %s: %s's agents cannot read its observation (another shape): "
+                        "left out",
+                        tier,
+                        u.scenario,
+                    )
+            if not readable[u.scenario]:
+                continue
+        out.append(u)
+    return out
+
+
+def plan_tiers(
+    cfg: BenchmarkConfig, eval_units: Sequence[Unit], tiers: Sequence[str]
+) -> list[tuple[BenchmarkConfig, list[Unit]]]:
+    """Each tier's benchmark folder (``<out>/tiers/<tier>/``, reading the agents and
+    open-loop schedules of ``<out>``) and its evaluation units (:func:`tier_units`)."""
+    from dataclasses import replace
+
+    from oncogym.envs.settings import get_setting
+
+    out = Path(cfg.out_dir)
+    plan = []
+    for tier in tiers:
+        get_setting(tier)
+        if tier == cfg.setting:
+            raise ValueError(f"tiers: {tier!r} is the benchmark's own setting; give other tiers")
+        tcfg = replace(
+            cfg,
+            out_dir=str(out / "tiers" / tier),
+            setting=tier,
+            source_dir=str(out),
+            source_setting=cfg.setting,
+        )
+        plan.append((tcfg, tier_units(eval_units, tier, cfg.setting)))
+    return plan
+
+
+def run_tiers(
+    cfg: BenchmarkConfig,
+    eval_units: Sequence[Unit],
+    tiers: Sequence[str],
+    *,
+    force: bool = False,
+    **run: Any,
+) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """Evaluate the benchmark's agents and baselines again in each robustness tier.
+
+    The agents stay as trained and the open-loop schedule as searched, in ``cfg.setting``
+    (the default tier): the question is how what was learned on clean data fares when the
+    clinic is messier (scan noise, missed visits, PK/PD variability) or the patients differ
+    (``shift``: the shifted test cohort).  Each tier is a benchmark folder of its own,
+    ``<out>/tiers/<tier>/`` (units keyed with the tier and ``chosen_in``, tables and figures
+    per scenario); ``<out>/tiers.md`` / ``tiers.json`` put the mean scores side by side with
+    what closed loop adds over the open-loop schedule in each tier.  Finished units with
+    another key are refused (or, with ``force``, recomputed) before anything runs.
+
+    :param eval_units: the benchmark's evaluation units (finished)
+    :param run: :func:`~oncogym.agents.backends.run_units` arguments
+    :return: the summary (as in ``tiers.json``) and the failed units
+    """
+    plan = plan_tiers(cfg, eval_units, tiers)
+    for tcfg, units in plan:
+        check_units(units, tcfg, force=force)
+    out = Path(cfg.out_dir)
+    for name in TIER_FILES:
+        (out / name).unlink(missing_ok=True)
+    results = {cfg.setting: load_results(cfg, eval_units)}
+    failures: dict[str, BaseException] = {}
+    for tcfg, units in plan:
+        failed = run_units(units, tcfg, **run)
+        failures.update({f"{tcfg.setting}:{k}": e for k, e in failed.items()})
+        finished = [u for u in units if tcfg.result_path(u).exists()]
+        if finished:
+            report(tcfg, finished)
+            results[tcfg.setting] = load_results(tcfg, finished)
+    summary = tier_summary(results)
+    atomic_write_bytes(out / "tiers.json", json.dumps(summary, indent=2).encode())
+    (out / "tiers.md").write_text(tier_markdown(summary, cfg))
+    return summary, failures
+
+
+def tier_summary(
+    results: Mapping[str, Mapping[str, Sequence[EvaluationResult]]], reps: int = 2000
+) -> dict[str, Any]:
+    """Per scenario and tier: each baseline's mean score, each algorithm's mean over its
+    seeds with a 95 % percentile-bootstrap CI over the seeds, the best protocol, and each
+    algorithm's mean difference from the open-loop schedule with its CI (seeded)."""
+    from .aggregate import OPEN_LOOP, trained_run
+    from .policies import protocol_names
+
+    rng = np.random.default_rng(0)
+
+    def mean_ci(x: np.ndarray) -> list[float]:
+        if x.size < 2:
+            return [float(x.mean()), float("nan"), float("nan")]
+        boots = rng.choice(x, (reps, x.size)).mean(axis=1)
+        lo, hi = np.percentile(boots, [2.5, 97.5])
+        return [float(x.mean()), float(lo), float(hi)]
+
+    per: dict[str, Any] = {}
+    for tier, by_scenario in results.items():
+        for sc, res in by_scenario.items():
+            score = {r.policy: float(np.mean(r.score_returns)) for r in res}
+            runs: dict[str, dict[int, float]] = {}
+            baselines = {}
+            for name, v in score.items():
+                tr = trained_run(name)
+                if tr is None:
+                    baselines[name] = v
+                else:
+                    runs.setdefault(tr[0], {})[tr[1]] = v
+            protos = [p for p in protocol_names(sc) if p in score] if sc in TASKS else []
+            entry: dict[str, Any] = {"baselines": baselines, "agents": {}, "over_open_loop": {}}
+            if protos:
+                best = max(protos, key=lambda p: score[p])
+                entry["best_protocol"] = [best, score[best]]
+            for algo, by_seed in sorted(runs.items()):
+                x = np.array([by_seed[k] for k in sorted(by_seed)])
+                entry["agents"][algo] = {"seeds": sorted(by_seed), "score": mean_ci(x)}
+                if OPEN_LOOP in score:
+                    entry["over_open_loop"][algo] = mean_ci(x - score[OPEN_LOOP])
+            per.setdefault(sc, {})[tier] = entry
+    return {"tiers": list(results), "per_scenario": per}
+
+
+def _ci(v: Sequence[float]) -> str:
+    mean, lo, hi = v
+    if np.isnan(lo):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} ({lo:+.3f}, {hi:+.3f})"
+
+
+def tier_markdown(summary: Mapping[str, Any], cfg: BenchmarkConfig) -> str:
+    """``tiers.md``: one table of mean scores and one of closed loop − open loop per
+    scenario, tiers as columns."""
+    from .aggregate import OPEN_LOOP
+
+    tiers = list(summary["tiers"])
+    head = "| policy | " + " | ".join(f"`{t}`" for t in tiers) + " |"
+    rule = "|---|" + "---:|" * len(tiers)
+    lines = [
+        "# Scores per robustness tier",
+        "",
+        f"Written by `oncogym benchmark` (`{cfg.out_dir}`).  The agents as trained and the "
+        f"open-loop schedule as searched on the `{cfg.setting}` tier, evaluated on "
+        f"{cfg.n_patients} test patients in every tier (the shifted tiers on the shifted "
+        "test cohort; `oncogym.envs.settings`); score: mean return"
+        + (
+            f" with {cfg.follow_up_days:g} days of untreated follow-up"
+            if cfg.follow_up_days
+            else ""
+        )
+        + ".  Agents: mean over their seeds (95 % bootstrap CI over seeds).  The planners "
+        "are not run in the tiers (their oracle sees the true state).  —: not evaluated "
+        "(an agent cannot read a tier whose observation has another shape).",
+        "",
+    ]
+    for sc, by_tier in summary["per_scenario"].items():
+        lines += [f"## {sc}", "", head, rule]
+        soc = STANDARD_OF_CARE.get(sc)
+        names: list[str] = []
+        for pick in (soc, OPEN_LOOP):
+            if pick and any(pick in e["baselines"] for e in by_tier.values()):
+                names.append(pick)
+        row = []
+        for t in tiers:
+            e = by_tier.get(t)
+            row.append(f"{e['best_protocol'][1]:.3f}" if e and "best_protocol" in e else "—")
+        for name in names:
+            vals = [
+                f"{by_tier[t]['baselines'][name]:.3f}"
+                if t in by_tier and name in by_tier[t]["baselines"]
+                else "—"
+                for t in tiers
+            ]
+            label = f"{name} (standard of care)" if name == soc else name
+            lines.append(f"| {label} | " + " | ".join(vals) + " |")
+        lines.append("| best protocol (in each tier) | " + " | ".join(row) + " |")
+        algos = sorted({a for e in by_tier.values() for a in e["agents"]})
+        for algo in algos:
+            vals, n = [], 0
+            for t in tiers:
+                a = by_tier.get(t, {}).get("agents", {}).get(algo)
+                vals.append("—" if a is None else _ci(a["score"]).lstrip("+"))
+                n = max(n, len(a["seeds"]) if a else 0)
+            lines.append(f"| {algo} ({n} seeds) | " + " | ".join(vals) + " |")
+        if any(e["over_open_loop"] for e in by_tier.values()):
+            lines += ["", "Closed loop − open loop (mean over seeds, 95 % CI):", "", head, rule]
+            for algo in algos:
+                vals = [
+                    _ci(by_tier[t]["over_open_loop"][algo])
+                    if t in by_tier and algo in by_tier[t]["over_open_loop"]
+                    else "—"
+                    for t in tiers
+                ]
+                lines.append(f"| {algo} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def run_benchmark(
     scenarios: Sequence[str],
     out_dir: str | Path,
@@ -346,6 +587,7 @@ def run_benchmark(
     open_loop: Mapping[str, Any] | None = None,
     skip_baselines: Sequence[str] = (),
     setting: str = "default",
+    tiers: Sequence[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     """Plan, run (skipping finished units with the same key) and report a benchmark.
 
@@ -357,6 +599,8 @@ def run_benchmark(
     :param setting: a difficulty tier (:mod:`oncogym.envs.settings`): every evaluation runs
         in it (a shifted tier on the shifted test cohort) and every training run trains in
         it (on the training population); part of every unit's key
+    :param tiers: robustness tiers in which the agents and baselines (the planners aside)
+        are evaluated again, as trained and searched in ``setting`` (:func:`run_tiers`)
     :param force: recompute the finished units whose key differs from the settings given
         (without it they are refused; see the module's docstring)
     :return: metric rows per scenario (also written under ``out_dir``)
@@ -399,6 +643,8 @@ def run_benchmark(
         setting=setting,
     )
     check_units([*train_units, *eval_units], cfg, force=force)  # before anything runs
+    for tcfg, units in plan_tiers(cfg, eval_units, tiers):
+        check_units(units, tcfg, force=force)
     run = {"backend": backend, "workers": workers, "address": address, "on_done": on_done}
     t0 = time.perf_counter()
     failures = run_units(train_units, cfg, **run)
@@ -409,13 +655,19 @@ def run_benchmark(
     failures.update(run_units(ok_eval, cfg, **run))
     finished = [u for u in eval_units if cfg.result_path(u).exists()]
     rows = report(cfg, finished) if finished else {}
+    t_main = time.perf_counter() - t0
+    if tiers and finished:
+        _, failed = run_tiers(cfg, finished, tiers, force=force, **run)
+        failures.update(failed)
     manifest = {
         "scenarios": list(scenarios),
         "config": asdict(cfg),
         "units": [asdict(u) for u in (*train_units, *eval_units)],
         "backend": backend,
         "workers": workers,
+        "tiers": list(tiers),
         "wall_s_train": t_train,
+        "wall_s_main": t_main,
         "wall_s_total": time.perf_counter() - t0,
         "failed": {k: f"{type(e).__name__}: {e}" for k, e in failures.items()},
     }

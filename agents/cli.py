@@ -978,6 +978,15 @@ def benchmark(
             "irregular, missing_labs, pkpd, shift, hard"
         ),
     ] = "default",
+    tiers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tiers",
+            help="robustness tiers in which the agents and baselines (planners aside) are "
+            "evaluated again as trained, comma-separated (e.g. noisy,shift; v1: noisy, "
+            "irregular, pkpd, shift); 'none' for none",
+        ),
+    ] = None,
 ) -> None:
     """All baselines plus trained agents on one or more scenarios: tables and figures.
 
@@ -991,7 +1000,12 @@ def benchmark(
 
     --setting runs every evaluation in a difficulty tier (a shifted tier on the shifted test
     cohort) and trains every agent in it (on the training population); the tier is part of
-    every unit's key."""
+    every unit's key.
+
+    --tiers evaluates the same agents (as trained) and baselines (the open-loop schedule as
+    searched; the planners left out) again in each robustness tier, under <out>/tiers/<tier>/,
+    and writes <out>/tiers.md with the scores per tier and what closed loop adds over the
+    open-loop schedule in each."""
     from .benchmark import PROTOCOLS, QUICK, BenchmarkError, plan_units, run_benchmark
 
     if quick and protocol:
@@ -1016,6 +1030,7 @@ def benchmark(
             follow_up_days = preset.get("follow_up_days", 0.0)
         if out == Path("benchmark_results"):
             out = Path(preset["out"])
+        tiers = tiers or [",".join(preset.get("tiers", ()))]
     try:
         tasks = [_task_of(s)[0] for s in _split(scenario)] or ["melanoma"]
         chosen = _split(baselines) or None
@@ -1038,6 +1053,7 @@ def benchmark(
         }
         if follow_up_days is not None and not follow_up_days >= 0:
             raise CliError(f"--follow-up-days: must be >= 0, got {follow_up_days}")
+        tier_list = [t for t in _split(tiers) if t != "none"]
         skip = tuple(preset.get("skip_baselines", ())) if chosen is None else ()
         train_units, eval_units = plan_units(
             tasks, baselines=chosen, algos=algos, seeds=seed_list, agents=_split(agent), skip=skip
@@ -1070,6 +1086,7 @@ def benchmark(
                 open_loop=open_loop_kw,
                 skip_baselines=skip,
                 setting=setting,
+                tiers=tier_list,
             )
     except BenchmarkError as exc:
         _fail(str(exc))
@@ -1083,6 +1100,9 @@ def benchmark(
     if (out / "aggregate.md").exists():
         console.print((out / "aggregate.md").read_text(), highlight=False, markup=False)
         console.print(f"wrote {out}/aggregate.md, performance_profiles.png", highlight=False)
+    if tier_list and (out / "tiers.md").exists():
+        console.print((out / "tiers.md").read_text(), highlight=False, markup=False)
+        console.print(f"wrote {out}/tiers.md and {out}/tiers/<tier>/", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

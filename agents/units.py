@@ -12,12 +12,13 @@ only say how units are executed: in this process or a local process pool
 
 **Unit keys.**  A result is reused only for the settings it was computed with.  Each unit
 writes its key (:func:`unit_key`: the full resolved configuration — scenario and env id,
-the difficulty tier (``setting``), kind, policy, algorithm and seed, the test cohort's size
-and evaluation seed, the planner
-settings of an ``mpc_`` baseline, the training settings of a training run and of the
-evaluation of a trained run, the model file of a given agent, and the oncogym version)
-beside its result before computing it: ``<scenario>/units/<policy>.key.json`` for an
-evaluation, ``<run>/unit.key.json`` inside a training run's folder.  On a rerun
+the fingerprint of the scenario's dynamics (a recalibration changes it), the difficulty
+tier (``setting``), kind, policy, algorithm and seed, the test cohort's size and
+evaluation seed, a protocol's doses, the planner settings of an ``mpc_`` baseline, the
+training settings of a training run and of the evaluation of a trained run, the model
+file of a given agent, and the oncogym version) beside its result before computing it:
+``<scenario>/units/<policy>.key.json`` for an evaluation, ``<run>/unit.key.json`` inside
+a training run's folder.  On a rerun
 (:func:`check_units`) a finished unit — an evaluation whose ``.pkl`` exists, a training
 run with a ``model.zip`` or a started ``config.yml`` — whose key equals the new one is
 skipped (a started training run continues from its checkpoint); one whose key differs, or
@@ -95,6 +96,12 @@ class BenchmarkConfig:
     setting: str = "default"
     """Difficulty tier (:mod:`oncogym.envs.settings`) of every evaluation and training run
     (training on the tier's training population)."""
+    source_dir: str | None = None
+    """Tier evaluations: the benchmark folder whose trained runs and open-loop schedules are
+    evaluated here (``None``: this folder's own).  They were chosen in the tier
+    ``source_setting``; here they are only evaluated, in ``setting``."""
+    source_setting: str | None = None
+    """The tier the agents and open-loop schedules of ``source_dir`` were chosen in."""
 
     @property
     def eval_env_kwargs(self) -> dict[str, Any]:
@@ -110,8 +117,12 @@ class BenchmarkConfig:
             return self.run_dir(unit) / "model.zip"
         return d / "units" / f"{unit.policy}.pkl"
 
+    def source_scenario_dir(self, scenario: str) -> Path:
+        """Where the scenario's trained runs and open-loop schedule live."""
+        return Path(self.source_dir or self.out_dir) / scenario
+
     def run_dir(self, unit: Unit) -> Path:
-        return self.scenario_dir(unit.scenario) / self.runs_subdir / unit.policy
+        return self.source_scenario_dir(unit.scenario) / self.runs_subdir / unit.policy
 
     def key_path(self, unit: Unit) -> Path:
         """Where the unit's key (:func:`unit_key`) is stored, beside its result."""
@@ -140,15 +151,45 @@ def _is_baseline(unit: Unit) -> bool:
     return unit.agent_dir is None and unit.algo is None
 
 
+def _scenario_fields(unit: Unit) -> dict[str, Any]:
+    """What a unit's result depends on in its scenario file: the patients' dynamics
+    (:func:`oncogym.scenarios.dynamics_fingerprint`, recalibrations included), a protocol
+    baseline's doses, and for the open-loop search (which starts from the protocols) and a
+    planner anchored on it every protocol."""
+    from oncogym.envs.task import TASKS
+    from oncogym.scenarios import dynamics_fingerprint, load_scenario
+
+    if unit.scenario not in TASKS:
+        return {}
+    sc = load_scenario(unit.scenario)
+    out: dict[str, Any] = {"scenario_sha256": dynamics_fingerprint(sc)}
+    if _is_baseline(unit):
+        words = {"name", "description", "source"}
+        if unit.policy in sc.protocols:
+            out["protocol"] = sc.protocols[unit.policy].model_dump(mode="json", exclude=words)
+        elif unit.policy == "open_loop" or unit.policy.startswith("mpc_"):
+            doses = {
+                name: p.model_dump(mode="json", exclude=words) for name, p in sc.protocols.items()
+            }
+            text = json.dumps(doses, sort_keys=True)
+            out["protocols_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
 def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
     """The full resolved configuration a unit's result depends on (JSON values).
 
     Every unit: ``kind``, ``scenario``, ``env_id`` (with its version, e.g.
     ``oncogym/Melanoma-v1``), ``policy``, the ``oncogym`` version and, unless it is
     ``"default"``, the difficulty tier ``setting`` (so results keyed before tiers stay
-    valid for the default tier).  Evaluations: ``n_patients``, ``eval_seed`` and
-    ``follow_up_days`` (when not 0); an ``mpc_`` baseline also ``planner``; ``open_loop``
-    and a planner anchored on it also ``open_loop`` (the search settings).  Training runs
+    valid for the default tier); for a scenario, ``scenario_sha256`` (its patients'
+    dynamics: a recalibration makes every result of the scenario stale), a protocol's
+    ``protocol`` (its doses) and, for the open-loop search and the planners,
+    ``protocols_sha256``; in a tier evaluation of another folder's agents and
+    schedules (``cfg.source_dir``), ``chosen_in``: the tier they were chosen in.
+    Evaluations: ``n_patients``, ``eval_seed`` and ``follow_up_days`` (when not 0); an
+    ``mpc_`` baseline also ``planner``; ``open_loop`` and a planner anchored on it also
+    ``open_loop`` (the search settings).  Training runs
     and the evaluations of trained runs: ``algo``, ``seed``, ``timesteps``,
     ``train_overrides``, ``train_config`` (the file's resolved path and SHA-256), ``n_envs``
     and ``hyperparams`` (the resolved hyperparameters: an edited packaged default counts).
@@ -163,6 +204,9 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
     }
     if cfg.setting != "default":
         key["setting"] = cfg.setting
+    key.update(_scenario_fields(unit))
+    if cfg.source_setting is not None:  # agents and schedules chosen in another tier
+        key["chosen_in"] = cfg.source_setting
     if unit.kind == "train" or unit.algo is not None:
         config = None
         if cfg.train_config is not None:
@@ -413,10 +457,11 @@ def open_loop_schedule(scenario: str, cfg: BenchmarkConfig) -> Any:
 
     from .openloop import OpenLoopSchedule, search_open_loop
 
-    path = cfg.scenario_dir(scenario) / "open_loop.json"
+    path = cfg.source_scenario_dir(scenario) / "open_loop.json"
     settings = dict(cfg.open_loop)
-    if cfg.setting != "default":
-        settings["setting"] = cfg.setting
+    chosen_in = cfg.setting if cfg.source_setting is None else cfg.source_setting
+    if chosen_in != "default":
+        settings["setting"] = chosen_in
     if path.exists():
         data = json.loads(path.read_text())
         if data.get("requested") == settings:

@@ -351,6 +351,7 @@ def test_unit_key_holds_the_full_configuration(tmp_path):
         "scenario": "melanoma",
         "env_id": "oncogym/Melanoma-v1",
         "oncogym": oncogym.__version__,
+        "scenario_sha256": oncogym.scenarios.dynamics_fingerprint("melanoma"),
     }
     evaluation = {"n_patients": 5, "eval_seed": 2024}
     training = {
@@ -360,9 +361,12 @@ def test_unit_key_holds_the_full_configuration(tmp_path):
         "train_config": None,
     }
     base = U.unit_key(B.Unit("eval", "melanoma", "nivolumab"), cfg)
+    protocol = base.pop("protocol")
     assert base == {**common, **evaluation, "kind": "eval", "policy": "nivolumab"}
+    assert protocol["doses"][0]["therapy"] == "anti_pd1"
     mpc = U.unit_key(B.Unit("eval", "melanoma", "mpc_oracle"), cfg)
     assert mpc["planner"] == {"n_samples": 8} and "timesteps" not in mpc
+    assert len(mpc["protocols_sha256"]) == 64
     run = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), cfg)
     hyper = run.pop("hyperparams")
     assert run == {
@@ -616,3 +620,23 @@ def test_the_evaluator_scores_every_policy_on_the_default_reward() -> None:
         venv.reset(seed=0)
         rewards.append(venv.step(action)[1])
     assert not np.allclose(rewards[0], rewards[1])
+
+
+def test_a_recalibrated_scenario_makes_its_results_stale(tmp_path, monkeypatch):
+    """Issue 14 item 6: results are keyed by the scenario's dynamics (a refit changes them)
+    and a protocol's doses, not only by the env id."""
+    import oncogym.scenarios
+
+    kw = dict(baselines=["no_treatment", "nivolumab"], n_patients=2)
+    B.run_benchmark(["melanoma"], tmp_path, **kw)
+    key = json.loads((tmp_path / "melanoma" / "units" / "nivolumab.key.json").read_text())
+    assert key["scenario_sha256"] == oncogym.scenarios.dynamics_fingerprint("melanoma")
+    nivolumab = load_scenario("melanoma").protocols["nivolumab"]
+    assert key["protocol"]["doses"] == [d.model_dump(mode="json") for d in nivolumab.doses]
+    assert "protocol" not in json.loads(
+        (tmp_path / "melanoma" / "units" / "no_treatment.key.json").read_text()
+    )
+    B.run_benchmark(["melanoma"], tmp_path, **kw)  # unchanged: reused
+    monkeypatch.setattr(oncogym.scenarios, "dynamics_fingerprint", lambda sc: "refitted")
+    with pytest.raises(B.StaleResultError, match='scenario_sha256: ".*" → "refitted"'):
+        B.run_benchmark(["melanoma"], tmp_path, **kw)

@@ -623,3 +623,32 @@ def test_target_labels_are_the_report_rows():
     report = REPORT.read_text(encoding="utf-8")
     for t in sc.targets:
         assert f"| {calibration.target_label(t)} | {t.arm} |" in report
+
+
+def test_dynamics_fingerprint_changes_with_the_patients_not_with_words():
+    """The benchmark keys its results with it: a recalibration must change it, editing a
+    source, a target or a protocol must not."""
+    fp = scenarios.dynamics_fingerprint
+    base = fp("melanoma")
+    assert base == fp(scenarios.load_scenario("melanoma")) and len(base) == 64
+    assert len({fp(s) for s in scenarios.available_scenarios()}) == 6
+    data = scenarios.scenario_data("melanoma")
+
+    def edited(change):
+        d = copy.deepcopy(data)
+        change(d)
+        return fp(scenarios.validate_scenario(d, where="melanoma"))
+
+    def recalibrate(d):
+        d["params"]["pdl1"]["median"] *= 1.01
+
+    def words(d):
+        d["params"]["pdl1"]["source"] = "another source"
+        d["description"] = "another description"
+        d["targets"] = d["targets"][:1]
+        d["protocols"]["ipilimumab"]["doses"][0]["amount"] *= 2
+
+    assert edited(recalibrate) != base
+    assert edited(lambda d: d.update(lethal_cells=2 * float(d["lethal_cells"]))) != base
+    assert edited(words) == base
+    assert fp(scenarios.load_scenario("lbcl", fitted=False)) != fp("lbcl")  # the fit counts

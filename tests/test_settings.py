@@ -521,3 +521,87 @@ def test_evaluate_cli_takes_a_setting(tmp_path):
     assert result.exit_code == 0, result.output
     bad = CliRunner().invoke(app, ["evaluate", "no_treatment", "--setting", "easy"])
     assert bad.exit_code != 0 and "setting: expected one of" in bad.output
+
+
+def test_benchmark_evaluates_its_agents_and_schedule_again_in_each_tier(tmp_path):
+    """Issue 15: the benchmark reports scores per tier; the agents as trained and the
+    open-loop schedule as searched on the default tier (nothing retrained or re-searched)."""
+    kw = dict(
+        baselines=["no_treatment", "nivolumab", "open_loop"],
+        algos=["ppo"],
+        seeds=[0, 1],
+        timesteps=128,
+        n_envs=4,
+        n_patients=4,
+        open_loop={"n_trials": 3, "n_patients": 4},
+        tiers=["noisy", "missing_labs", "shift"],
+    )
+    B.run_benchmark(["melanoma"], tmp_path, **kw)
+    tiers = tmp_path / "tiers"
+    for tier in ("noisy", "missing_labs", "shift"):
+        units = tiers / tier / "melanoma" / "units"
+        assert (units / "open_loop.pkl").exists() and (units / "nivolumab.pkl").exists()
+        assert not (tiers / tier / "melanoma" / "open_loop.json").exists()  # not re-searched
+        assert not (tiers / tier / "melanoma" / "runs").exists()  # nothing retrained
+        key = json.loads((units / "open_loop.key.json").read_text())
+        assert key["setting"] == tier and key["chosen_in"] == "default"
+    # an agent trained on the default tier cannot read missing_labs' longer observation
+    assert (tiers / "noisy" / "melanoma" / "units" / "ppo_s1.pkl").exists()
+    assert not (tiers / "missing_labs" / "melanoma" / "units" / "ppo_s0.pkl").exists()
+    key = json.loads((tiers / "shift" / "melanoma" / "units" / "ppo_s0.key.json").read_text())
+    assert key["chosen_in"] == "default" and key["timesteps"] == 128
+
+    def score(tier, policy):
+        folder = tmp_path if tier == "default" else tiers / tier
+        with open(folder / "melanoma" / "units" / f"{policy}.pkl", "rb") as fh:
+            return float(np.mean(pickle.load(fh).score_returns))
+
+    summary = json.loads((tmp_path / "tiers.json").read_text())
+    mel = summary["per_scenario"]["melanoma"]
+    assert summary["tiers"] == ["default", "noisy", "missing_labs", "shift"]
+    for tier in summary["tiers"]:
+        assert mel[tier]["baselines"]["open_loop"] == pytest.approx(score(tier, "open_loop"))
+    # a fixed schedule does not read the scans: noisier scans leave it unchanged; the
+    # shifted cohort does not
+    assert score("noisy", "open_loop") == score("default", "open_loop")
+    assert score("shift", "open_loop") != score("default", "open_loop")
+    agents = mel["noisy"]["agents"]["ppo"]
+    assert agents["seeds"] == [0, 1]
+    mean = np.mean([score("noisy", "ppo_s0"), score("noisy", "ppo_s1")])
+    assert agents["score"][0] == pytest.approx(mean)
+    assert mel["noisy"]["over_open_loop"]["ppo"][0] == pytest.approx(
+        mean - score("noisy", "open_loop")
+    )
+    assert "ppo" not in mel["missing_labs"]["agents"]
+    text = (tmp_path / "tiers.md").read_text()
+    assert "Closed loop − open loop" in text and "| ppo (2 seeds) |" in text
+    assert "setting 'shift'" in (tiers / "shift" / "melanoma" / "metrics.md").read_text()
+    # a rerun computes nothing; other settings are refused before anything runs
+    pkl = tiers / "noisy" / "melanoma" / "units" / "ppo_s0.pkl"
+    before = pkl.stat().st_mtime_ns
+    B.run_benchmark(["melanoma"], tmp_path, **kw)
+    assert pkl.stat().st_mtime_ns == before
+    with pytest.raises(B.StaleResultError, match="eval_seed"):
+        B.run_benchmark(["melanoma"], tmp_path, **{**kw, "eval_seed": 5, "tiers": ["noisy"]})
+
+
+def test_benchmark_tiers_bad_input_is_named(tmp_path):
+    with pytest.raises(ValueError, match="setting: expected one of default, noisy"):
+        B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment"], tiers=["easy"])
+    with pytest.raises(ValueError, match="tiers: 'default' is the benchmark's own setting"):
+        B.run_benchmark(["melanoma"], tmp_path, baselines=["no_treatment"], tiers=["default"])
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+    result = CliRunner().invoke(
+        app, ["benchmark", "--tiers", "easy", "-b", "no_treatment", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "setting: expected one of" in result.output
+
+
+def test_the_v1_protocol_tiers_are_readable_by_agents_trained_on_the_default():
+    from oncogym.agents.benchmark import PROTOCOLS, _observation_shape
+
+    tiers = PROTOCOLS["v1"]["tiers"]
+    assert set(tiers) == set(SETTINGS) - {"default", "missing_labs", "hard"}
+    for task in PROTOCOLS["v1"]["scenarios"]:
+        for tier in tiers:
+            assert _observation_shape(task, tier) == _observation_shape(task, "default")

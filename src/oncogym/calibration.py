@@ -29,8 +29,9 @@ Metric definitions (``CalibrationTarget.metric``):
 * ``os_hazard_ratio`` / ``pfs_hazard_ratio`` — log-rank (observed/expected) estimate of
   the hazard ratio of the arm's overall / progression-free survival against ``versus``:
   HR = (O_a/E_a)/(O_v/E_v).
-* ``orr_ratio`` / ``grade3_4_ratio`` — the arm's ORR / grade ≥ 3 rate over the ``versus``
-  arm's (dose–response and dose–toxicity comparisons across trials of one drug).
+* ``orr_ratio`` / ``cr_ratio`` / ``grade3_4_ratio`` — the arm's ORR / complete-response
+  rate / grade ≥ 3 rate over the ``versus`` arm's (dose–response, dose–toxicity and
+  with/without comparisons within or across trials of one drug).
 * ``antigen_negative_relapse_share`` — among responders (CR/PR) who later progress, the
   share whose tumour is mostly antigen-negative (T⁻ > T⁺) at the progression scan.
 """
@@ -236,11 +237,11 @@ def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
         which = "pfs" if m.startswith("pfs") else "os"
         assert v is not None
         return logrank_hazard_ratio(getattr(s, which), getattr(v, which))
-    if m in ("orr_ratio", "grade3_4_ratio"):
+    if m in ("orr_ratio", "cr_ratio", "grade3_4_ratio"):
         assert v is not None
         base = target.model_copy(
             update={
-                "metric": "orr" if m == "orr_ratio" else "grade3_4_rate",
+                "metric": {"orr_ratio": "orr", "cr_ratio": "cr_rate"}.get(m, "grade3_4_rate"),
                 "versus": None,
                 "subgroup": None,
             }

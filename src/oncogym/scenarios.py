@@ -53,7 +53,9 @@ reproduces either, so training never sees the test patients.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 import types
 import typing
@@ -327,6 +329,7 @@ Metric = Literal[
     "os_rate",
     "antigen_negative_relapse_share",
     "orr_ratio",
+    "cr_ratio",
     "grade3_4_ratio",
     "pd_rate",
     "dcr",
@@ -861,6 +864,48 @@ def validate_scenario(data: Mapping[str, Any], *, where: str = "scenario") -> Sc
 @lru_cache(maxsize=64)
 def _load_cached(name: str, fitted: bool) -> Scenario:
     return validate_scenario(scenario_data(name, fitted=fitted), where=f"{name}.yaml")
+
+
+_NOT_DYNAMICS = (
+    "name",
+    "title",
+    "description",
+    "protocols",
+    "targets",
+    "calibration",
+    "cost_budget",
+)
+_WORDS = ("source", "note", "description")
+
+
+def _without_words(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_words(v) for k, v in node.items() if k not in _WORDS}
+    if isinstance(node, list):
+        return [_without_words(v) for v in node]
+    return node
+
+
+def dynamics_fingerprint(scenario: str | Scenario) -> str:
+    """SHA-256 of everything in a scenario that decides what its patients do: the model's
+    parameter defaults, states and therapies, and the scenario's distributions, lesions,
+    selection, dose grid, constraints, scans and horizon (as resolved, fitted values
+    included).  Words (sources, notes, descriptions), protocols, calibration targets and
+    knobs and the cost budget are left out: editing them changes no patient.
+
+    :param scenario: a scenario name or a :class:`Scenario`
+    """
+    sc = _as_scenario(scenario)
+    m = models.get(sc.model)
+    data = _without_words(sc.model_dump(mode="json", exclude=set(_NOT_DYNAMICS)))
+    data["model"] = {
+        "name": m.name,
+        "params": [[p.name, p.value] for p in m.params],
+        "states": list(m.state_names),
+        "therapies": list(m.therapy_names),
+    }
+    text = json.dumps(data, sort_keys=True, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_scenario(name: str, *, fitted: bool = True) -> Scenario:
@@ -1521,6 +1566,7 @@ __all__ = [
     "Scenario",
     "available_scenarios",
     "deep_merge",
+    "dynamics_fingerprint",
     "evaluation_seed",
     "load_scenario",
     "sample_patients",
