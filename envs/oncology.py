@@ -217,6 +217,12 @@ class OncologyEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
+    * v1, CAR-T recalibration (``BALL-v1``, ``LBCL-v1`` only): lymphodepletion now governs
+      CAR-T expansion at clinical scale (without it the infusion gives no complete response
+      in LBCL; Turtle et al. 2016), both scenarios refitted.  Results on these two ids from
+      before it are not comparable; the benchmark's unit keys carry each scenario's
+      dynamics fingerprint, so it refuses them as stale.  The other ids are unchanged,
+      number for number (``tests/test_recorded.py``).
     * v1 + ``setting``: the difficulty tiers above were added as an argument; the default
       (``setting="default"``) is v1 unchanged, number for number (``tests/test_recorded.py``),
       so the version stays v1.

@@ -15,3 +15,29 @@ def test_readme_examples_run_in_order(tmp_path, monkeypatch):
     assert len(python_blocks(README)) >= 4
     monkeypatch.chdir(tmp_path)  # anything an example writes stays in the test's folder
     run_blocks(README, {"__name__": "__readme__"})
+
+
+def test_readme_exploit_table_is_the_one_exploits_py_wrote():
+    """The README's "Can the default reward be gamed?" returns are experiments/exploits.md's
+    (a hand edit once put other numbers into four of its rows)."""
+    import re
+
+    readme = README.read_text()
+    section = readme.split("**Can the default reward be gamed?**", 1)[1].split("\n## ", 1)[0]
+    written = (ROOT / "experiments" / "exploits.md").read_text()
+    names = {"melanoma": "melanoma", "NSCLC": "nsclc", "RCC": "rcc", "prostate": "prostate"}
+    names |= {"B-ALL": "b_all", "LBCL": "lbcl"}
+
+    def cells(line: str) -> list[str]:
+        return [c.strip().replace("**", "").replace("−", "-") for c in line.strip("|").split("|")]
+
+    expected = {}
+    for line in written.splitlines():
+        m = re.match(r"\| (\w+) \(`\w+`\) \|", line)
+        if m:
+            expected[m[1]] = cells(line)[1:5]
+    rows = [cells(line) for line in section.splitlines() if line.startswith("| ")]
+    rows = [r for r in rows if r[0] in names]
+    assert [names[r[0]] for r in rows] == list(expected)
+    for r in rows:
+        assert r[1:5] == expected[names[r[0]]], r[0]

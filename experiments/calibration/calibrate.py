@@ -70,6 +70,7 @@ class Args:
     fit: bool
     report: Path
     restarts: int = 1
+    warm_start: bool = False
 
 
 # --- knobs ---------------------------------------------------------------------------------
@@ -200,7 +201,9 @@ def fit(name: str, args: Args, log: Any) -> tuple[dict[str, float], dict[str, An
     sc0 = scenarios.validate_scenario(data, where=name)
     knobs = sc0.calibration.knobs
     n_fit = args.fit_patients or sc0.calibration.fit_patients or DEFAULT_FIT_PATIENTS
-    u0 = np.array([knob_position(k, current_value(data, k.path)) for k in knobs])
+    # the start: the scenario file's values, or (--warm-start) the committed fitted ones
+    start_data = scenarios.scenario_data(name, fitted=True) if args.warm_start else data
+    u0 = np.array([knob_position(k, current_value(start_data, k.path)) for k in knobs])
     cache: dict[tuple[float, ...], float] = {}
     best: dict[str, Any] = {"loss": math.inf, "u": u0}
     t0 = time.perf_counter()
@@ -260,6 +263,7 @@ def fit(name: str, args: Args, log: Any) -> tuple[dict[str, float], dict[str, An
     info = {
         "fit_patients": n_fit,
         "fit_cohort": "Cohort.train(scenario, fit_patients, k=0)",
+        "start": "the fitted values before this fit" if args.warm_start else "the scenario file",
         "start_loss": round(start, 4),
         "loss": round(best["loss"], 4),
         "evaluations": len(cache),
@@ -614,12 +618,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="Nelder-Mead restarts from the best point, with a smaller simplex",
     )
+    ap.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start the fit from the committed fitted values (<name>.fitted.yaml) instead of "
+        "the scenario file's",
+    )
     ap.add_argument("--no-fit", dest="fit", action="store_false", help="only evaluate and report")
     ap.add_argument("--report", type=Path, default=REPORT)
     ap.add_argument("--no-report", dest="write_report", action="store_false", help="only fit")
     ns = ap.parse_args(argv)
     args = Args(
-        ns.scenarios, ns.fit_patients, ns.patients, ns.maxfev, ns.fit, ns.report, ns.restarts
+        ns.scenarios,
+        ns.fit_patients,
+        ns.patients,
+        ns.maxfev,
+        ns.fit,
+        ns.report,
+        ns.restarts,
+        ns.warm_start,
     )
     for name in args.scenarios:
         if name not in scenarios.available_scenarios():

@@ -52,7 +52,10 @@ source; full references in docs/model/references.md):
   kill of T⁺ (NK ADCC, macrophage ADCP, complement lumped): k_adcc·ψ·Ab/(K_Ab + Ab)·T⁺
   — chosen
 * CAR-T (effector E, memory M): dE = (π·x·λ + φ − ρ − α_ex·x)·E + θ·x·M,
-  dM = ε·E − θ·x·M − μ·M, x = T⁺/(g_T + T⁺), λ = 1 + b_LD·max(0, 1 − C·β/α);
+  dM = ε·E − θ·x·M − μ·M, x = T⁺/(g_T + T⁺), λ = (1 + b_LD·space)/(1 + b_LD) with
+  space = max(0, 1 − C·β/α) (expansion relative to a fully lymphodepleted host: π is the
+  rate after lymphodepletion, 1/(1 + b_LD) of it without; the form and b_LD chosen, b_LD
+  calibrated to CAR-T with and without lymphodepletion, Turtle et al. 2016);
   kill of T⁺: γ_B·E/(k_B + E)·T⁺ — CARTmath (Barros et al. 2021; authors' code),
   León-Triana et al. 2021 (BioModels BIOMD0000001013), Kimmel et al. 2021 (paper's Table 1)
 * checkpoint antibodies: one compartment, −ln2/t½·A; RO = (A/V)/((A/V) + K_D) — label
@@ -427,7 +430,7 @@ def rhs(t, y, p, u, dydt):
     space = 0.0
     if p[BETA] > 0.0 and p[ALPHA] > 0.0:
         space = max(0.0, 1.0 - lym * p[BETA] / p[ALPHA])
-    boost = 1.0 + p[CAR_LD_BOOST] * space
+    boost = (1.0 + p[CAR_LD_BOOST] * space) / (1.0 + p[CAR_LD_BOOST])
     t_loss = p[KL] * drug + ld_rate
     dydt[CAR_E] = (
         (p[CAR_EXPAND] * x * boost + p[CAR_PHI] - p[CAR_RHO] - p[CAR_EXHAUST] * x - t_loss) * ce
@@ -837,8 +840,12 @@ _EXT_PARAMS = (
         "car_ld_boost",
         0.3,
         "-",
-        "extra CAR-T expansion when lymphocytes are depleted",
-        _chosen("lymphodepletion frees homeostatic space (Kimmel et al. 2021)"),
+        "CAR-T expansion after full lymphodepletion over that without, minus 1",
+        _chosen(
+            "lymphodepletion frees homeostatic space (Kimmel et al. 2021); the CAR-T "
+            "scenarios calibrate it (Turtle et al. 2016: CR 50 % with fludarabine-based "
+            "lymphodepletion, 8 % without fludarabine)"
+        ),
     ),
     # pharmacokinetics and dose conversions
     Param(
