@@ -638,5 +638,5 @@ def test_a_recalibrated_scenario_makes_its_results_stale(tmp_path, monkeypatch):
     )
     B.run_benchmark(["melanoma"], tmp_path, **kw)  # unchanged: reused
     monkeypatch.setattr(oncogym.scenarios, "dynamics_fingerprint", lambda sc: "refitted")
-    with pytest.raises(B.StaleResultError, match='scenario_sha256: ".*" → "refitted"'):
+    with pytest.raises(B.StaleResultError, match=r'scenario_sha256: ".*" → "refitted"'):
         B.run_benchmark(["melanoma"], tmp_path, **kw)
