@@ -154,8 +154,9 @@ def _is_baseline(unit: Unit) -> bool:
 def _scenario_fields(unit: Unit) -> dict[str, Any]:
     """What a unit's result depends on in its scenario file: the patients' dynamics
     (:func:`oncogym.scenarios.dynamics_fingerprint`, recalibrations included), a protocol
-    baseline's doses, and for the open-loop search (which starts from the protocols) and a
-    planner anchored on it every protocol."""
+    baseline's doses, and for the open-loop search (which starts from the protocols), a
+    planner anchored on it and the adaptive rules (whose lines are protocols) every
+    protocol."""
     from oncogym.envs.task import TASKS
     from oncogym.scenarios import dynamics_fingerprint, load_scenario
 
@@ -167,7 +168,7 @@ def _scenario_fields(unit: Unit) -> dict[str, Any]:
         words = {"name", "description", "source"}
         if unit.policy in sc.protocols:
             out["protocol"] = sc.protocols[unit.policy].model_dump(mode="json", exclude=words)
-        elif unit.policy == "open_loop" or unit.policy.startswith("mpc_"):
+        elif unit.policy in ("open_loop", "adaptive") or unit.policy.startswith("mpc_"):
             doses = {
                 name: p.model_dump(mode="json", exclude=words) for name, p in sc.protocols.items()
             }
@@ -184,8 +185,8 @@ def unit_key(unit: Unit, cfg: BenchmarkConfig) -> dict[str, Any]:
     ``"default"``, the difficulty tier ``setting`` (so results keyed before tiers stay
     valid for the default tier); for a scenario, ``scenario_sha256`` (its patients'
     dynamics: a recalibration makes every result of the scenario stale), a protocol's
-    ``protocol`` (its doses) and, for the open-loop search and the planners,
-    ``protocols_sha256``; in a tier evaluation of another folder's agents and
+    ``protocol`` (its doses) and, for the open-loop search, the planners and the adaptive
+    rules, ``protocols_sha256``; in a tier evaluation of another folder's agents and
     schedules (``cfg.source_dir``), ``chosen_in``: the tier they were chosen in.
     Evaluations: ``n_patients``, ``eval_seed`` and ``follow_up_days`` (when not 0); an
     ``mpc_`` baseline also ``planner``; ``open_loop`` and a planner anchored on it also

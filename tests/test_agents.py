@@ -367,6 +367,8 @@ def test_unit_key_holds_the_full_configuration(tmp_path):
     mpc = U.unit_key(B.Unit("eval", "melanoma", "mpc_oracle"), cfg)
     assert mpc["planner"] == {"n_samples": 8} and "timesteps" not in mpc
     assert len(mpc["protocols_sha256"]) == 64
+    adaptive = U.unit_key(B.Unit("eval", "melanoma", "adaptive"), cfg)
+    assert adaptive["protocols_sha256"] == mpc["protocols_sha256"]
     run = U.unit_key(B.Unit("train", "melanoma", "ppo_s1", algo="ppo", seed=1), cfg)
     hyper = run.pop("hyperparams")
     assert run == {

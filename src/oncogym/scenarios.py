@@ -257,8 +257,9 @@ class Protocol(BaseModel):
     after progression (the subsequent therapy a trial arm's survival includes, e.g.
     anti-PD-1 after ipilimumab); its own ``next_line`` is not followed.
     ``calibration_only``: a trial arm the environments cannot give (a dose outside their
-    dose levels, e.g. ipilimumab 10 mg/kg); it is simulated for calibration and validation
-    only and is not a baseline policy.
+    dose levels, e.g. ipilimumab 10 mg/kg) or a comparison no clinic would choose (CAR-T
+    without lymphodepletion); it is simulated for calibration and validation only and is
+    not a baseline policy (nor a line of the adaptive rules).
     """
 
     model_config = _CONFIG
