@@ -35,7 +35,9 @@ Stored per episode (Minari's layout: ``observations`` has one more row than the 
 ``infos[key][0]`` is the reset's, ``infos[key][t + 1]`` the step's that took
 ``actions[t]``), exactly as the environment returned them: observations (float32),
 actions (int64 level indices), rewards (the default ``"qaly"`` reward), terminations
-(death), truncations (the horizon) and the infos :data:`INFO_KEYS`.  Episode metadata:
+(death), truncations (the last step, as the recovered environment's ``TimeLimit`` reports
+it: a patient who dies in the last interval is terminated and truncated) and the infos
+:data:`INFO_KEYS`.  Episode metadata:
 the patient's index in the training cohort, the scan-noise seed and the behaviour's latent
 choice.  Replaying an episode's actions in ``dataset.recover_environment()`` reset with
 ``seed=<scan-noise seed>, options={"cohort": Cohort.train(scenario, n, DATASET_DRAW),
@@ -488,7 +490,7 @@ def collect(
         actions[rows, k] = a[rows]
         rewards[rows, k] = out.reward[rows]
         term[rows, k] = out.terminated[rows]
-        trunc[rows, k] = out.truncated[rows]
+        trunc[rows, k] = out.truncated[rows] | (k + 1 >= S)  # the spec's TimeLimit
         obs[rows, k + 1] = out.observation[rows]
         record(k + 1, rows)
         iv = out.interval
