@@ -370,6 +370,16 @@ def write_aggregate(
     return data
 
 
+def bootstrap_mean_ci(x: np.ndarray, rng: np.random.Generator, reps: int = 2000) -> list[float]:
+    """``[mean, low, high]``: the mean of ``x`` (runs of one algorithm) with its 95 %
+    percentile-bootstrap CI (``rng`` advanced; NaN bounds for fewer than two runs)."""
+    if x.size < 2:
+        return [float(x.mean()), float("nan"), float("nan")]
+    boots = rng.choice(x, (reps, x.size)).mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return [float(x.mean()), float(lo), float(hi)]
+
+
 def over_open_loop(
     per_scenario: Mapping[str, Mapping[str, Any]],
     seeds: Mapping[str, Sequence[int]],
@@ -389,9 +399,7 @@ def over_open_loop(
             if algo in (OPEN_LOOP, "no_treatment", CEILING) or len(ks) < 2:
                 continue
             x = np.array([score[f"{algo}_s{k}"] for k in ks]) - score[OPEN_LOOP]
-            boots = rng.choice(x, (reps, x.size)).mean(axis=1)
-            lo, hi = np.percentile(boots, [2.5, 97.5])
-            out.setdefault(sc, {})[algo] = [float(x.mean()), float(lo), float(hi)]
+            out.setdefault(sc, {})[algo] = bootstrap_mean_ci(x, rng, reps)
     return out
 
 

@@ -65,6 +65,7 @@ from .units import (
     OnDone,
     StaleResultError,
     Unit,
+    _is_baseline,
     atomic_write_bytes,
     check_units,
 )
@@ -354,7 +355,7 @@ def tier_units(eval_units: Sequence[Unit], tier: str, source_setting: str) -> li
     out: list[Unit] = []
     readable: dict[str, bool] = {}
     for u in eval_units:
-        if u.policy.startswith("mpc_") and u.algo is None and u.agent_dir is None:
+        if u.policy.startswith("mpc_") and _is_baseline(u):
             continue
         if u.algo is not None or u.agent_dir is not None:
             if u.scenario not in readable:
@@ -450,17 +451,13 @@ def tier_summary(
     """Per scenario and tier: each baseline's mean score, each algorithm's mean over its
     seeds with a 95 % percentile-bootstrap CI over the seeds, the best protocol, and each
     algorithm's mean difference from the open-loop schedule with its CI (seeded)."""
-    from .aggregate import OPEN_LOOP, trained_run
+    from .aggregate import OPEN_LOOP, bootstrap_mean_ci, trained_run
     from .policies import protocol_names
 
     rng = np.random.default_rng(0)
 
     def mean_ci(x: np.ndarray) -> list[float]:
-        if x.size < 2:
-            return [float(x.mean()), float("nan"), float("nan")]
-        boots = rng.choice(x, (reps, x.size)).mean(axis=1)
-        lo, hi = np.percentile(boots, [2.5, 97.5])
-        return [float(x.mean()), float(lo), float(hi)]
+        return bootstrap_mean_ci(x, rng, reps)
 
     per: dict[str, Any] = {}
     for tier, by_scenario in results.items():
