@@ -18,7 +18,9 @@ name                      class                environment
 ``a2c``                   A2C                  MultiDiscrete dose levels
 ``sac``, ``td3``          SAC, TD3             ``action_mode="continuous"`` (Box [0, 1])
 ``dqn``                   DQN                  Discrete(prod(n_levels)) by :class:`DiscreteActions`
-``recurrent_ppo``         sb3-contrib          MultiDiscrete, LSTM policy (``ppo_lstm``)
+``recurrent_ppo``         sb3-contrib          MultiDiscrete, LSTM policy (``ppo_lstm``; one
+                                               LSTM call per sequence in the update:
+                                               :mod:`oncogym.agents.recurrent`)
 ``maskable_ppo``          sb3-contrib          MultiDiscrete with the env's ``action_masks()``
                                                (``ppo_mask``)
 ``ppo_lagrangian``        PPO + Lagrangian     MultiDiscrete; reward ``r − λ·cost`` (new grade
@@ -149,7 +151,7 @@ class AlgoSpec:
         try:
             module = importlib.import_module(self.module)
         except ImportError as err:  # sb3-contrib is optional
-            package = self.module.split(".")[0].replace("_", "-")
+            package = (err.name or self.module).split(".")[0].replace("_", "-")
             raise ConfigError(
                 f"{self.class_name} needs the {package} package (pip install {package})"
             ) from err
@@ -162,7 +164,9 @@ ALGOS: dict[str, AlgoSpec] = {
     "sac": AlgoSpec("stable_baselines3", "SAC", "continuous"),
     "td3": AlgoSpec("stable_baselines3", "TD3", "continuous"),
     "dqn": AlgoSpec("stable_baselines3", "DQN", "discrete", discrete_index=True),
-    "recurrent_ppo": AlgoSpec("sb3_contrib", "RecurrentPPO", "discrete", recurrent=True),
+    "recurrent_ppo": AlgoSpec(
+        "oncogym.agents.recurrent", "RecurrentPPO", "discrete", recurrent=True
+    ),
     "maskable_ppo": AlgoSpec("sb3_contrib", "MaskablePPO", "discrete", masked=True),
     "ppo_lagrangian": AlgoSpec("stable_baselines3", "PPO", "discrete", lagrangian=True),
 }

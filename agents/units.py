@@ -451,7 +451,9 @@ def run_unit(unit: Unit, cfg: BenchmarkConfig) -> str:
 
 def open_loop_schedule(scenario: str, cfg: BenchmarkConfig) -> Any:
     """The scenario's best open-loop schedule for ``cfg.open_loop``: read from
-    ``<scenario>/open_loop.json`` when it was searched with the same settings, else searched
+    ``<scenario>/open_loop.json`` when it was searched with the same settings on the same
+    scenario (``scenario``: its dynamics fingerprint and protocols, as in the unit key of
+    ``open_loop``), else searched
     (on training patients; seeded, so every unit that needs it finds the same schedule) and
     written there with its training score and the schedule in words."""
     import json
@@ -463,15 +465,18 @@ def open_loop_schedule(scenario: str, cfg: BenchmarkConfig) -> Any:
     chosen_in = cfg.setting if cfg.source_setting is None else cfg.source_setting
     if chosen_in != "default":
         settings["setting"] = chosen_in
+    # the search starts from the protocols on the scenario's patients: a file searched
+    # before a recalibration or a protocol edit is searched again
+    depends = _scenario_fields(Unit("eval", scenario, "open_loop"))
     if path.exists():
         data = json.loads(path.read_text())
-        if data.get("requested") == settings:
+        if data.get("requested") == settings and data.get("scenario") == depends:
             return OpenLoopSchedule.from_dict(data["schedule"])
     log.info("open-loop search: %s %s", scenario, settings or "(defaults)")
     res = search_open_loop(scenario, **settings)
     from oncogym.envs.task import make_params
 
-    data = {"requested": settings, **res.to_dict(make_params(scenario))}
+    data = {"requested": settings, "scenario": depends, **res.to_dict(make_params(scenario))}
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
     return res.schedule
 

@@ -34,7 +34,6 @@ import importlib
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,13 +46,13 @@ from typing import Any
 import gymnasium as gym
 import numba
 import numpy as np
+from _revision import tree_of
 
 import oncogym
 
 ENV_ID = "oncogym/Melanoma-v1"
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_envs.json"
 AGAINST = RESULTS.with_name("bench_envs_against.json")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def median_run(fn: Callable[[], tuple[float, float, float]], repeats: int) -> dict[str, float]:
@@ -167,27 +166,6 @@ def bench_peer(label: str, module: str, ids: list[str], steps: int, repeats: int
     return row
 
 
-def _tree_of(rev: str, into: Path) -> Path:
-    """An importable ``oncogym`` package of git revision ``rev`` (its core, envs and
-    agents assembled as the installed package lays them out); returns its parent folder."""
-    src = into / "checkout"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(src), rev],
-        check=True,
-        capture_output=True,
-    )
-    pkg = into / "path" / "oncogym"
-    shutil.copytree(src / "src" / "oncogym", pkg)
-    shutil.copytree(src / "envs", pkg / "envs")
-    shutil.copytree(src / "agents", pkg / "agents")
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
-        check=True,
-        capture_output=True,
-    )
-    return pkg.parent
-
-
 def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """This script's single and 1,024-env measurements, in a subprocess on ``path``."""
     env = dict(os.environ)
@@ -218,7 +196,7 @@ def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str,
 def against(args: argparse.Namespace) -> dict[str, Any]:
     """Both trees, measured in alternating subprocesses; the ratio of their medians."""
     with tempfile.TemporaryDirectory(prefix="bench_envs_") as tmp:
-        ref_path = _tree_of(args.against, Path(tmp))
+        ref_path = tree_of(args.against, Path(tmp))
         runs: dict[str, list[dict[str, Any]]] = {"current": [], args.against: []}
         for r in range(args.rounds):
             for label, path in (("current", None), (args.against, ref_path)):

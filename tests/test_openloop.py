@@ -219,3 +219,35 @@ def test_trained_run_labels_and_pareto_front():
     assert trained_run("nivolumab") is None
     pts = [(10.0, 1.0), (20.0, 1.2), (15.0, 0.9), (5.0, 0.8), (20.0, 1.1)]
     assert pareto_front(pts) == [3, 0, 1]
+
+
+def test_the_saved_open_loop_schedule_is_searched_again_for_other_protocols(tmp_path, monkeypatch):
+    """``<scenario>/open_loop.json`` is reused only for the same search settings *and* the
+    same scenario (dynamics fingerprint and protocols, as the unit key of ``open_loop``)."""
+    import json
+
+    from oncogym.agents import openloop, units
+    from oncogym.scenarios import dynamics_fingerprint, load_scenario
+
+    calls = []
+    search = openloop.search_open_loop
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(openloop, "search_open_loop", counting)
+    cfg = units.BenchmarkConfig(out_dir=str(tmp_path), open_loop={"n_trials": 2, "n_patients": 4})
+    (tmp_path / "melanoma").mkdir()
+    first = units.open_loop_schedule("melanoma", cfg)
+    path = tmp_path / "melanoma" / "open_loop.json"
+    data = json.loads(path.read_text())
+    assert data["scenario"]["scenario_sha256"] == dynamics_fingerprint(load_scenario("melanoma"))
+    assert len(data["scenario"]["protocols_sha256"]) == 64
+    assert units.open_loop_schedule("melanoma", cfg).to_dict() == first.to_dict()
+    assert len(calls) == 1  # reused
+    data["scenario"]["protocols_sha256"] = "0" * 64  # searched before a protocol edit
+    path.write_text(json.dumps(data))
+    units.open_loop_schedule("melanoma", cfg)
+    assert len(calls) == 2
+    assert json.loads(path.read_text())["scenario"]["protocols_sha256"] != "0" * 64
