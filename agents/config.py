@@ -106,16 +106,24 @@ class NoiseConfig(_Strict):
 
 class LagrangianConfig(_Strict):
     """The Lagrangian of constrained PPO (``ppo_lagrangian``): PPO on ``r − λ·cost``, with
-    ``λ ← max(0, λ + lambda_lr · (mean episode cost − cost_budget))`` after every rollout
-    (:mod:`oncogym.agents.lagrangian`)."""
+    ``λ ← max(0, λ + lambda_lr · (cost − cost_budget))`` after every rollout, the cost by
+    ``dual_cost`` (:mod:`oncogym.agents.lagrangian`)."""
 
     cost_budget: float | None = Field(None, ge=0, allow_inf_nan=False)
     """New grade >= 3 toxicities allowed per patient-episode (a number >= 0); ``None``: the
     scenario's ``cost_budget.events`` (its standard of care's)."""
-    lambda_lr: float = Field(0.1, gt=0, allow_inf_nan=False)
+    lambda_lr: float = Field(1.0, gt=0, allow_inf_nan=False)
     """Step of the dual ascent: QALYs per event, per event per episode over the budget."""
     lambda_init: float = Field(0.0, ge=0, allow_inf_nan=False)
     """λ before the first update (QALYs per event)."""
+    dual_cost: Literal["training", "validation"] = "validation"
+    """The cost the dual step compares with the budget: ``"training"``, the mean cost of the
+    training episodes that ended in the rollout (the stochastic, exploring policy's);
+    ``"validation"``, the grade >= 3 events per patient of the current policy acting
+    deterministically, as it is evaluated, on ``dual_patients`` validation patients
+    (:func:`oncogym.agents.evaluate.validation_cohort`: the training distribution)."""
+    dual_patients: PositiveInt = 128
+    """Validation patients of ``dual_cost: validation``."""
 
 
 class RunConfig(_Strict):

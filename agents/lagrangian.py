@@ -11,10 +11,20 @@ most a budget ``d`` (by default the scenario's standard of care's,
   ``VecEnvWrapper`` that subtracts the current λ times each step's cost, placed below
   ``VecNormalize``, so the penalised reward is what gets normalised);
 * **dual**: after every rollout, ``λ ← max(0, λ + η (Ĵ_C − d))`` (:func:`dual_update`,
-  :class:`LagrangianCallback`), where ``Ĵ_C`` is the mean cost of the episodes that ended
-  in that rollout (the episodes' undiscounted cost) and ``η`` is ``lambda_lr``.  λ rises
-  while the policy exceeds the budget and falls back towards 0 (never below) while it
-  stays under it.  A rollout in which no episode ended leaves λ unchanged.
+  :class:`LagrangianCallback`), where ``η`` is ``lambda_lr`` and ``Ĵ_C`` is, with
+  ``dual_cost: training``, the mean cost of the training episodes that ended in that
+  rollout (the episodes' undiscounted cost; a rollout in which none ended leaves λ
+  unchanged), or, with ``dual_cost: validation``, the grade ≥ 3 events per patient of the
+  current policy acting *deterministically* on validation patients of the training
+  distribution — the policy as it is evaluated and deployed.  λ rises while the policy
+  exceeds the budget and falls back towards 0 (never below) while it stays under it.
+
+  Why the second: the training episodes are those of the stochastic policy, which keeps
+  exploring for the whole budget of steps.  In melanoma one ipilimumab dose sampled in any
+  of 104 weekly decisions can start a grade ≥ 3 immune-related event, so the training
+  episodes' cost stayed near 0.4 events while the deterministic policy's fell to 0.07:
+  dual ascent on the training cost drove λ up without bound (0 → 4.4 in 25 updates at
+  ``lambda_lr`` 1) and the constraint it enforced was the exploration's, not the policy's.
 
 λ is in QALYs per event (the reward's unit per cost unit).  Its value after each update is
 logged (``lagrangian/lambda``, ``lagrangian/ep_cost_mean``, ``lagrangian/cost_budget``,
@@ -32,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +181,8 @@ class LagrangianCallback(BaseCallback):
     :param lambda_lr: ``η``
     :param run_dir: where ``lagrangian.json`` is written (None: nowhere)
     :param history: earlier updates (a resumed run's), kept in front of the new ones
+    :param validation_cost: ``dual_cost: validation``: returns the current policy's cost
+        on validation patients (deterministic), used instead of the training episodes'
     """
 
     def __init__(
@@ -182,8 +194,10 @@ class LagrangianCallback(BaseCallback):
         run_dir: Path | None = None,
         history: Sequence[dict[str, float]] = (),
         settings: dict[str, Any] | None = None,
+        validation_cost: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
+        self.validation_cost = validation_cost
         self.penalty = penalty
         self.cost_budget = check_budget(cost_budget)
         if not (isinstance(lambda_lr, int | float) and lambda_lr > 0 and math.isfinite(lambda_lr)):
@@ -199,17 +213,19 @@ class LagrangianCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         costs = self.penalty.pop_episode_costs()
         before = self.penalty.lam
-        if costs:
-            mean = float(np.mean(costs))
-            self.penalty.lam = dual_update(before, mean, self.cost_budget, self.lambda_lr)
-        else:
-            mean = math.nan
+        mean = float(np.mean(costs)) if costs else math.nan
+        dual = self.validation_cost() if self.validation_cost is not None else mean
+        if not math.isnan(dual):
+            self.penalty.lam = dual_update(before, dual, self.cost_budget, self.lambda_lr)
         row = {
             "timesteps": int(self.num_timesteps),
             "lambda": self.penalty.lam,
             "ep_cost_mean": mean,
             "episodes": len(costs),
         }
+        if self.validation_cost is not None:
+            row["validation_cost"] = dual
+            self.logger.record("lagrangian/validation_cost", dual)
         self.history.append(row)
         self.logger.record("lagrangian/lambda", self.penalty.lam)
         self.logger.record("lagrangian/ep_cost_mean", mean)
@@ -235,6 +251,7 @@ class LagrangianCallback(BaseCallback):
     def summary(self) -> dict[str, Any]:
         """What ``metadata.json`` keeps: the settings, the final λ and the last costs."""
         costs = [r["ep_cost_mean"] for r in self.history if r["episodes"]]
+        validation = [r["validation_cost"] for r in self.history if "validation_cost" in r]
         return {
             **self.settings,
             "cost_budget": self.cost_budget,
@@ -243,6 +260,7 @@ class LagrangianCallback(BaseCallback):
             "lambda_max": max((r["lambda"] for r in self.history), default=self.penalty.lam),
             "updates": len(self.history),
             "ep_cost_last": costs[-1] if costs else None,
+            "validation_cost_last": validation[-1] if validation else None,
             "history_file": HISTORY_FILE,
         }
 

@@ -59,7 +59,7 @@ import sys
 import time
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -723,6 +723,15 @@ def _train(
         record = read_record(run_dir) if source is not None else {}
         history = [r for r in record.get("updates", []) if r["timesteps"] <= model.num_timesteps]
         penalty.lam = lambda_at(history, model.num_timesteps, lag.lambda_init)
+        validation_cost = None
+        if lag.dual_cost == "validation":
+            validation_cost = _validation_cost(
+                model,
+                env_id=env_id,
+                algo=name,
+                env_kwargs=evaluator_env_kwargs(env_id, cfg.env_kwargs, spec.action_mode),
+                n_patients=lag.dual_patients,
+            )
         lagrangian = LagrangianCallback(
             penalty,
             cost_budget=lag.cost_budget,
@@ -732,7 +741,10 @@ def _train(
             settings={
                 "budget_source": budget_source or record.get("budget_source"),
                 "lambda_init": lag.lambda_init,
+                "dual_cost": lag.dual_cost,
+                **({"dual_patients": lag.dual_patients} if validation_cost else {}),
             },
+            validation_cost=validation_cost,
         )
         callbacks.append(lagrangian)
     start_steps = int(model.num_timesteps)
@@ -940,6 +952,35 @@ def load_agent(
 
 
 # --- clinical evaluation while training ----------------------------------------------------
+
+
+def _validation_cost(
+    model: BaseAlgorithm,
+    *,
+    env_id: str,
+    algo: str,
+    env_kwargs: Mapping[str, Any],
+    n_patients: int,
+) -> Callable[[], float]:
+    """``dual_cost: validation`` of the Lagrangian: a function returning the grade >= 3
+    events per patient of ``model``'s current policy, deterministic, on ``n_patients``
+    validation patients (the same patients at every call)."""
+    from .evaluate import rollout, summarise, validation_cohort
+
+    def cost() -> float:
+        venv = model.get_env()
+        agent = TrainedAgent(
+            model,
+            algo=algo,
+            env_id=env_id,
+            env_kwargs=env_kwargs,
+            obs_normalizer=venv if isinstance(venv, VecNormalize) else None,
+        )
+        cohort, seed = validation_cohort(agent.task, n_patients)
+        res = rollout(agent, agent.task, cohort=cohort, n_patients=n_patients, seed=seed)
+        return float(summarise(res)["grade3_events"])
+
+    return cost
 
 
 class ClinicalEvalCallback(BaseCallback):

@@ -69,7 +69,9 @@ def _check_updates(updates: list[dict], budget: float, lr: float, lam0: float) -
     """Every logged λ is the dual update of the one before and that rollout's mean cost."""
     lam = lam0
     for row in updates:
-        if row["episodes"]:
+        if "validation_cost" in row:  # dual_cost: validation
+            lam = dual_update(lam, row["validation_cost"], budget, lr)
+        elif row["episodes"]:
             lam = dual_update(lam, row["ep_cost_mean"], budget, lr)
         assert row["lambda"] == pytest.approx(lam, abs=1e-12), row
         lam = row["lambda"]
@@ -167,12 +169,57 @@ def test_callback_raises_lambda_over_budget_and_lowers_it_to_zero_under(tmp_path
     assert cb.summary()["lambda_max"] == max(seen)
 
 
+def test_callback_on_validation_cost_ignores_the_training_episodes(tmp_path):
+    """``dual_cost: validation``: the dual step compares the deterministic policy's cost on
+    validation patients with the budget, whatever the exploring training episodes cost."""
+    pen = CostPenalty(SB3VecEnv(num_envs=2, **TOXIC), lam=0.0)
+    measured = iter([0.9, 0.9, 0.1, 0.0])
+    cb = LagrangianCallback(
+        pen,
+        cost_budget=0.5,
+        lambda_lr=1.0,
+        run_dir=tmp_path,
+        validation_cost=lambda: next(measured),
+    )
+    cb.model = SimpleNamespace(logger=Logger(folder=None, output_formats=[]))
+    seen = []
+    for t in range(4):
+        pen.episode_costs.extend([2.0, 2.0])  # the training episodes stay far over budget
+        cb.num_timesteps = 100 * (t + 1)
+        cb.on_rollout_end()
+        seen.append(pen.lam)
+    assert seen == pytest.approx([0.4, 0.8, 0.4, 0.0])
+    record = json.loads((tmp_path / "lagrangian.json").read_text())
+    assert [r["validation_cost"] for r in record["updates"]] == [0.9, 0.9, 0.1, 0.0]
+    assert [r["ep_cost_mean"] for r in record["updates"]] == [2.0] * 4
+    assert cb.summary()["validation_cost_last"] == 0.0
+
+
 # --- training runs ----------------------------------------------------------------------------
+def test_lagrangian_run_on_validation_cost_measures_the_deterministic_policy(tmp_path):
+    """The shipped setting: every update evaluates the current policy on the same
+    validation patients; λ follows those costs."""
+    run = _tiny(tmp_path / "val", cost_budget=0.0, overrides={"lagrangian.dual_patients": 16})
+    record = json.loads((run / "lagrangian.json").read_text())
+    assert record["dual_cost"] == "validation" and record["dual_patients"] == 16
+    updates = record["updates"]
+    assert len(updates) == 3
+    costs = [r["validation_cost"] for r in updates]
+    # events per patient of 16 patients: multiples of 1/16
+    assert all(c >= 0 and abs(c * 16 - round(c * 16)) < 1e-9 for c in costs)
+    _check_updates(updates, 0.0, 1.0, 0.0)
+    log = (run / "logs" / "progress.csv").read_text().splitlines()[0].split(",")
+    assert "lagrangian/validation_cost" in log
+
+
 def test_lagrangian_run_raises_lambda_over_a_zero_budget(tmp_path):
-    run = _tiny(tmp_path / "zero", cost_budget=0.0, overrides={"lagrangian.lambda_lr": 1.0})
+    over = {"lagrangian.lambda_lr": 1.0, "lagrangian.dual_cost": "training"}
+    run = _tiny(tmp_path / "zero", cost_budget=0.0, overrides=over)
     record = json.loads((run / "lagrangian.json").read_text())
     updates = record["updates"]
+    assert record["dual_cost"] == "training" and "dual_patients" not in record
     assert len(updates) == 3 and all(r["episodes"] > 0 for r in updates)
+    assert not any("validation_cost" in r for r in updates)
     _check_updates(updates, 0.0, 1.0, 0.0)
     assert updates[-1]["lambda"] > 0  # some episode had a grade >= 3 event
     meta = json.loads((run / "metadata.json").read_text())
@@ -213,7 +260,7 @@ def test_default_budget_is_the_scenarios_and_resume_continues_lambda(tmp_path):
     updates = record["updates"]
     assert [r["timesteps"] for r in updates] == [128, 256, 384, 512]
     assert updates[:2] == first["updates"]
-    _check_updates(updates, budget, 0.1, 0.0)  # the resumed session started from λ(256)
+    _check_updates(updates, budget, 1.0, 0.0)  # the resumed session started from λ(256)
     assert record["budget_source"] == first["budget_source"]
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["lagrangian"]["updates"] == 4
@@ -247,8 +294,8 @@ def test_shipped_config_is_ppos_plus_the_lagrangian():
         ),
         (
             {"overrides": {"lagrangian.lambda_rate": 0.1}},
-            r"unknown key 'lagrangian\.lambda_rate'; allowed keys: cost_budget, lambda_init, "
-            r"lambda_lr",
+            r"unknown key 'lagrangian\.lambda_rate'; allowed keys: cost_budget, dual_cost, "
+            r"dual_patients, lambda_init, lambda_lr",
         ),
     ],
 )

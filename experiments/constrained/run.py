@@ -124,14 +124,23 @@ def plot_lambda(runs: list[dict], path: Path) -> None:
             steps,
             [math.nan if u["ep_cost_mean"] is None else u["ep_cost_mean"] for u in ups],
             color=line.get_color(),
-            label=f"budget {rec['cost_budget']:g}",
+            ls=":",
+            label=f"budget {rec['cost_budget']:g}: training episodes",
         )
+        if any("validation_cost" in u for u in ups):
+            a2.plot(
+                steps,
+                [u.get("validation_cost", math.nan) for u in ups],
+                color=line.get_color(),
+                marker=".",
+                label=f"budget {rec['cost_budget']:g}: validation, deterministic",
+            )
         a2.axhline(rec["cost_budget"], color=line.get_color(), ls="--", lw=0.8)
     a1.set(xlabel="training steps (thousands)", ylabel="λ (QALYs per event)", title="λ")
     a2.set(
         xlabel="training steps (thousands)",
-        ylabel="grade ≥ 3 events per episode",
-        title="mean episode cost per rollout (dashed: budget)",
+        ylabel="grade ≥ 3 events per patient",
+        title="cost per rollout (dashed: budget)",
     )
     for ax in (a1, a2):
         ax.grid(alpha=0.25)
@@ -208,11 +217,18 @@ def write_results(args: argparse.Namespace, rows: list[dict], runs: list[dict]) 
             ups = json.loads(rec_path.read_text())["updates"]
             last = [u for u in ups[-5:] if u["ep_cost_mean"] is not None]
             mean_last = sum(u["ep_cost_mean"] for u in last) / len(last) if last else math.nan
+            val = [u["validation_cost"] for u in ups[-5:] if "validation_cost" in u]
+            dual = (
+                f"; the deterministic policy's on validation patients (what the dual step "
+                f"compares with the budget) {sum(val) / len(val):.3f}"
+                if val
+                else ""
+            )
             lines.append(
                 f"- `{r['name']}`: {len(ups)} dual updates; λ peaked at "
                 f"{max(u['lambda'] for u in ups):.3f}, ended at {ups[-1]['lambda']:.3f}; "
-                f"training episodes' mean cost over the last 5 rollouts {mean_last:.3f} "
-                "(exploring, stochastic policy)."
+                f"cost over the last 5 rollouts: training episodes' {mean_last:.3f} "
+                f"(exploring, stochastic policy){dual}."
             )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot_pareto(
