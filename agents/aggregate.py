@@ -319,11 +319,8 @@ def plot_pareto(
             ls="--",
             zorder=2,
         )
-        for i, r in enumerate(rows[sc]):
-            if i in front or r.get("kind") == "agent":
-                ax.annotate(
-                    r["policy"], pts[i], fontsize=6, xytext=(3, 3), textcoords="offset points"
-                )
+        labelled = [i for i, r in enumerate(rows[sc]) if i in front or r.get("kind") == "agent"]
+        _label_points(ax, [(pts[i], rows[sc][i]["policy"]) for i in labelled])
         ax.set_title(sc, fontsize=10)
         ax.set_xlabel("grade ≥ 3 toxicity, % of patients")
         ax.set_ylabel("mean QALYs")
@@ -339,6 +336,34 @@ def plot_pareto(
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _label_points(ax: Any, items: Sequence[tuple[tuple[float, float], str]]) -> None:
+    """Label points without letting labels overlap: from the top down, a label that would
+    cover one already placed moves down in steps of a line, with a leader line to its
+    point (sizes in points, estimated for 6-point text)."""
+    ax.autoscale_view()
+    scale = 72.0 / ax.figure.dpi
+    line, char = 7.5, 3.2
+    placed: list[tuple[float, float, float]] = []  # x0, x1, y of placed labels (points)
+    order = sorted(items, key=lambda it: -it[0][1])
+    for (x, y), text in order:
+        px, py = (v * scale for v in ax.transData.transform((x, y)))
+        x0, x1 = px + 3, px + 3 + char * len(text)
+        dy = 0.0
+        while any(
+            x0 < b1 and b0 < x1 and abs(py + 3 + dy - by) < line for b0, b1, by in placed
+        ):
+            dy -= line
+        placed.append((x0, x1, py + 3 + dy))
+        ax.annotate(
+            text,
+            (x, y),
+            fontsize=6,
+            xytext=(3, 3 + dy),
+            textcoords="offset points",
+            arrowprops=None if dy == 0 else {"arrowstyle": "-", "lw": 0.4, "color": "0.5"},
+        )
 
 
 def write_aggregate(
