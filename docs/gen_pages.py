@@ -453,6 +453,7 @@ API = {
             "oncogym.agents.openloop",
             "oncogym.agents.planner",
             "oncogym.agents.train",
+            "oncogym.agents.recurrent",
             "oncogym.agents.lagrangian",
             "oncogym.agents.evaluate",
             "oncogym.agents.benchmark",
