@@ -12,6 +12,16 @@ projected wall time of one benchmark-protocol run (200,000 steps).
 Run: ``python benchmarks/bench_training.py`` (``--quick`` for a smoke run); writes
 ``benchmarks/results/bench_training.json`` and ``.md``.
 
+**Wall time to beat the best open-loop schedule**: ``--time-to-open-loop DIR`` reads the
+training logs of a benchmark folder (``DIR/<scenario>/runs/<algo>_s<seed>/logs/progress.csv``:
+the clinical evaluations each run makes on validation patients while it trains) and the
+folder's open-loop schedules (``DIR/<scenario>/open_loop.json``), scores each schedule on the
+same validation patients with the same return (the horizon's, no follow-up), and reports per
+scenario and algorithm how many runs reached it and after how many steps and how much wall
+time (the run's elapsed time at that evaluation, interpolated from its log); writes
+``benchmarks/results/time_to_open_loop.{json,md}``.  The validation cohort is the
+training callback's (32 patients), so this is a coarse clock, not a test.
+
 **Against an earlier revision, in the same run**: ``--against REV`` assembles ``REV``'s
 package in a temporary folder and measures both trees in alternating subprocesses
 (``--rounds`` pairs, each the median of ``--repeats`` runs), then prints both and the
@@ -36,6 +46,9 @@ from _revision import tree_of
 ALGOS = ("ppo", "a2c", "maskable_ppo", "recurrent_ppo")
 ENV_ID = "oncogym/Melanoma-v1"
 PROTOCOL_STEPS = 200_000
+CLINICAL = 32
+"""Validation patients of the training runs' clinical evaluations
+(``oncogym.agents.train.CLINICAL_EVAL_PATIENTS``)."""
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_training.json"
 AGAINST = RESULTS.with_name("bench_training_against.json")
 
@@ -123,6 +136,84 @@ def markdown(rows: list[dict], info: dict[str, Any], env_id: str) -> str:
         lines.append(
             f"| {r['algo']} | {r['steps_per_run']:,} | {r['steps_per_s']:,.0f} | "
             f"{r['protocol_run_min']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def time_to_open_loop(results: Path) -> list[dict[str, Any]]:
+    """Per scenario and algorithm: runs whose validation return reached the open-loop
+    schedule's on the same validation patients, and when (steps, wall seconds)."""
+    import numpy as np
+    import pandas as pd
+
+    from oncogym.agents.evaluate import rollout, validation_cohort
+    from oncogym.agents.openloop import OpenLoopPolicy, load_schedule
+    from oncogym.agents.train import CLINICAL_EVAL_PATIENTS
+
+    rows = []
+    for sc_dir in sorted(p for p in results.iterdir() if (p / "open_loop.json").is_file()):
+        task = sc_dir.name
+        if CLINICAL_EVAL_PATIENTS != CLINICAL:
+            raise RuntimeError("CLINICAL: the training callback's patients changed")
+        cohort, seed = validation_cohort(task, CLINICAL)
+        policy = OpenLoopPolicy(load_schedule(sc_dir / "open_loop.json"))
+        res = rollout(policy, task, cohort=cohort, n_patients=CLINICAL, seed=seed)
+        target = float(np.mean(res.returns))
+        by_algo: dict[str, list[dict[str, Any]]] = {}
+        for run in sorted((sc_dir / "runs").glob("*_s*")):
+            log = pd.read_csv(run / "logs" / "progress.csv")
+            clock = log.dropna(subset=["time/time_elapsed", "time/total_timesteps"])
+            evals = log.dropna(subset=["clinical/return"])
+            hit = evals[evals["clinical/return"] >= target]
+            entry: dict[str, Any] = {
+                "run": run.name,
+                "final": float(evals["clinical/return"].iloc[-1]),
+            }
+            if len(hit):
+                steps = float(hit["time/total_timesteps"].iloc[0])
+                entry["steps"] = steps
+                entry["wall_s"] = float(
+                    np.interp(steps, clock["time/total_timesteps"], clock["time/time_elapsed"])
+                )
+            by_algo.setdefault(run.name.rsplit("_s", 1)[0], []).append(entry)
+        for algo, runs in by_algo.items():
+            reached = [r for r in runs if "steps" in r]
+            rows.append(
+                {
+                    "scenario": task,
+                    "algo": algo,
+                    "open_loop_return": target,
+                    "runs": len(runs),
+                    "reached": len(reached),
+                    "median_steps": statistics.median(r["steps"] for r in reached)
+                    if reached
+                    else None,
+                    "median_wall_s": statistics.median(r["wall_s"] for r in reached)
+                    if reached
+                    else None,
+                    "median_final": statistics.median(r["final"] for r in runs),
+                    "detail": runs,
+                }
+            )
+    return rows
+
+
+def time_markdown(rows: list[dict[str, Any]], results: Path) -> str:
+    lines = [
+        f"Wall time to beat the best open-loop schedule (`{results}`): the training runs' "
+        f"clinical evaluations on {CLINICAL} validation patients (return over the horizon, "
+        "no follow-up) against the open-loop schedule on the same patients.",
+        "",
+        "| scenario | algorithm | open-loop return | runs that reached it | median steps | "
+        "median wall time (s) | median final validation return |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        steps = "—" if r["median_steps"] is None else f"{r['median_steps']:,.0f}"
+        wall = "—" if r["median_wall_s"] is None else f"{r['median_wall_s']:.0f}"
+        lines.append(
+            f"| {r['scenario']} | {r['algo']} | {r['open_loop_return']:.3f} | "
+            f"{r['reached']}/{r['runs']} | {steps} | {wall} | {r['median_final']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -218,8 +309,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
     ap.add_argument("--against", help="a git revision to measure in the same run")
     ap.add_argument("--rounds", type=int, default=3, help="--against: alternating rounds")
+    ap.add_argument(
+        "--time-to-open-loop",
+        type=Path,
+        metavar="DIR",
+        help="from a benchmark folder's training logs: when each run beat the open-loop schedule",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.time_to_open_loop is not None:
+        rows = time_to_open_loop(args.time_to_open_loop)
+        out_json = RESULTS.with_name("time_to_open_loop.json")
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps(rows, indent=2, default=float))
+        text = time_markdown(rows, args.time_to_open_loop)
+        out_json.with_suffix(".md").write_text(text)
+        print(text)
+        return {"rows": rows}
     args.algos = [a.strip() for a in str(args.algos).split(",") if a.strip()]
     unknown = [a for a in args.algos if a not in ALGOS]
     if unknown:
