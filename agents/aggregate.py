@@ -319,7 +319,10 @@ def plot_pareto(
             ls="--",
             zorder=2,
         )
-        labelled = [i for i, r in enumerate(rows[sc]) if i in front or r.get("kind") == "agent"]
+        agents = [i for i, r in enumerate(rows[sc]) if r.get("kind") == "agent"]
+        # every agent run is named where there are few (the constrained runs); where there
+        # are many (seeds × algorithms) only the front is, or the panel is all labels
+        labelled = sorted(set(front) | set(agents if len(agents) <= MAX_AGENT_LABELS else ()))
         _label_points(ax, [(pts[i], rows[sc][i]["policy"]) for i in labelled])
         ax.set_title(sc, fontsize=10)
         ax.set_xlabel("grade ≥ 3 toxicity, % of patients")
@@ -338,10 +341,15 @@ def plot_pareto(
     plt.close(fig)
 
 
+MAX_AGENT_LABELS = 8
+"""A Pareto panel names each agent run when it has at most this many."""
+
+
 def _label_points(ax: Any, items: Sequence[tuple[tuple[float, float], str]]) -> None:
     """Label points without letting labels overlap: from the top down, a label that would
     cover one already placed moves down in steps of a line, with a leader line to its
-    point (sizes in points, estimated for 6-point text)."""
+    point, at most three lines (a label that would go further is left out); sizes in
+    points, estimated for 6-point text."""
     ax.autoscale_view()
     scale = 72.0 / ax.figure.dpi
     line, char = 7.5, 3.2
@@ -355,6 +363,8 @@ def _label_points(ax: Any, items: Sequence[tuple[tuple[float, float], str]]) -> 
             x0 < b1 and b0 < x1 and abs(py + 3 + dy - by) < line for b0, b1, by in placed
         ):
             dy -= line
+        if dy < -3 * line:
+            continue
         placed.append((x0, x1, py + 3 + dy))
         ax.annotate(
             text,
