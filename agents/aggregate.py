@@ -359,9 +359,7 @@ def _label_points(ax: Any, items: Sequence[tuple[tuple[float, float], str]]) -> 
         px, py = (v * scale for v in ax.transData.transform((x, y)))
         x0, x1 = px + 3, px + 3 + char * len(text)
         dy = 0.0
-        while any(
-            x0 < b1 and b0 < x1 and abs(py + 3 + dy - by) < line for b0, b1, by in placed
-        ):
+        while any(x0 < b1 and b0 < x1 and abs(py + 3 + dy - by) < line for b0, b1, by in placed):
             dy -= line
         if dy < -3 * line:
             continue
