@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +34,18 @@ def tree_of(rev: str, into: Path) -> Path:
         capture_output=True,
     )
     return pkg.parent
+
+
+def run_worker(script: str, path: Path | None, options: list[str], out: Path) -> dict[str, Any]:
+    """Run ``script --worker --json out *options`` in a subprocess importing ``oncogym`` from
+    ``path`` (a :func:`tree_of` folder; ``None``: this tree) and return its JSON, checking
+    that the package it measured is the one asked for (its ``info["package"]``)."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    cmd = [sys.executable, script, "--worker", "--json", str(out), *options]
+    subprocess.run(cmd, check=True, env=env, cwd=tempfile.gettempdir())
+    res: dict[str, Any] = json.loads(out.read_text())
+    if path is not None and not res["info"]["package"].startswith(str(path)):
+        raise RuntimeError(f"the reference run imported {res['info']['package']}, not {path}")
+    return res

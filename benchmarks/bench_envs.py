@@ -35,8 +35,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +44,7 @@ from typing import Any
 import gymnasium as gym
 import numba
 import numpy as np
-from _revision import tree_of
+from _revision import run_worker, tree_of
 
 import oncogym
 
@@ -168,29 +166,9 @@ def bench_peer(label: str, module: str, ids: list[str], steps: int, repeats: int
 
 def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """This script's single and 1,024-env measurements, in a subprocess on ``path``."""
-    env = dict(os.environ)
-    if path is not None:
-        env["PYTHONPATH"] = str(path)
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "--json",
-        str(out),
-        "--single-steps",
-        str(args.single_steps),
-        "--vector-steps",
-        str(args.vector_steps),
-        "--repeats",
-        str(args.repeats),
-        "--seed",
-        str(args.seed),
-    ]
-    subprocess.run(cmd, check=True, env=env, cwd=tempfile.gettempdir())
-    res = json.loads(out.read_text())
-    if path is not None and not res["info"]["package"].startswith(str(path)):
-        raise RuntimeError(f"the reference run imported {res['info']['package']}, not {path}")
-    return res
+    options = ["--single-steps", str(args.single_steps), "--vector-steps", str(args.vector_steps)]
+    options += ["--repeats", str(args.repeats), "--seed", str(args.seed)]
+    return run_worker(__file__, path, options, out)
 
 
 def against(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,13 +35,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from _revision import tree_of
+from _revision import run_worker, tree_of
 
 ALGOS = ("ppo", "a2c", "maskable_ppo", "recurrent_ppo")
 ENV_ID = "oncogym/Melanoma-v1"
@@ -219,31 +217,9 @@ def time_markdown(rows: list[dict[str, Any]], results: Path) -> str:
 
 
 def _worker(path: Path | None, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    env = dict(os.environ)
-    if path is not None:
-        env["PYTHONPATH"] = str(path)
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "--json",
-        str(out),
-        "--algos",
-        ",".join(args.algos),
-        "--env",
-        args.env,
-        "--timesteps",
-        str(args.timesteps),
-        "--repeats",
-        str(args.repeats),
-        "--seed",
-        str(args.seed),
-    ]
-    subprocess.run(cmd, check=True, env=env, cwd=tempfile.gettempdir())
-    res = json.loads(out.read_text())
-    if path is not None and not res["info"]["package"].startswith(str(path)):
-        raise RuntimeError(f"the reference run imported {res['info']['package']}, not {path}")
-    return res
+    options = ["--algos", ",".join(args.algos), "--env", args.env]
+    options += ["--timesteps", str(args.timesteps), "--repeats", str(args.repeats)]
+    return run_worker(__file__, path, [*options, "--seed", str(args.seed)], out)
 
 
 def against(args: argparse.Namespace) -> dict[str, Any]:
