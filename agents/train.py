@@ -954,31 +954,40 @@ def load_agent(
 # --- clinical evaluation while training ----------------------------------------------------
 
 
-def _validation_cost(
+def _validation_rollout(
     model: BaseAlgorithm,
     *,
     env_id: str,
     algo: str,
     env_kwargs: Mapping[str, Any],
     n_patients: int,
-) -> Callable[[], float]:
+    nvec: np.ndarray | None = None,
+) -> Any:
+    """``model``'s current policy, deterministic, on ``n_patients`` validation patients
+    (:func:`oncogym.agents.evaluate.validation_cohort`: the same patients at every call),
+    observations normalised by the training env's current statistics."""
+    from .evaluate import rollout, validation_cohort
+
+    venv = model.get_env()
+    agent = TrainedAgent(
+        model,
+        algo=algo,
+        env_id=env_id,
+        env_kwargs=env_kwargs,
+        obs_normalizer=venv if isinstance(venv, VecNormalize) else None,
+        nvec=nvec,
+    )
+    cohort, seed = validation_cohort(agent.task, n_patients)
+    return rollout(agent, agent.task, cohort=cohort, n_patients=n_patients, seed=seed)
+
+
+def _validation_cost(model: BaseAlgorithm, **kwargs: Any) -> Callable[[], float]:
     """``dual_cost: validation`` of the Lagrangian: a function returning the grade >= 3
-    events per patient of ``model``'s current policy, deterministic, on ``n_patients``
-    validation patients (the same patients at every call)."""
-    from .evaluate import rollout, summarise, validation_cohort
+    events per patient of :func:`_validation_rollout`."""
+    from .evaluate import summarise
 
     def cost() -> float:
-        venv = model.get_env()
-        agent = TrainedAgent(
-            model,
-            algo=algo,
-            env_id=env_id,
-            env_kwargs=env_kwargs,
-            obs_normalizer=venv if isinstance(venv, VecNormalize) else None,
-        )
-        cohort, seed = validation_cohort(agent.task, n_patients)
-        res = rollout(agent, agent.task, cohort=cohort, n_patients=n_patients, seed=seed)
-        return float(summarise(res)["grade3_events"])
+        return float(summarise(_validation_rollout(model, **kwargs))["grade3_events"])
 
     return cost
 
@@ -1029,21 +1038,16 @@ class ClinicalEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, float]:
         """Run one clinical evaluation now; record and return its metrics."""
-        from .evaluate import rollout, summarise, validation_cohort
+        from .evaluate import summarise
 
-        venv = self.model.get_env()
-        normalizer = venv if isinstance(venv, VecNormalize) else None
-        agent = TrainedAgent(
+        res = _validation_rollout(
             self.model,
-            algo=self.algo,
             env_id=self.env_id,
+            algo=self.algo,
             env_kwargs=self.env_kwargs,
-            obs_normalizer=normalizer,
+            n_patients=self.n_patients,
             nvec=self.nvec,
         )
-        task = agent.task
-        cohort, seed = validation_cohort(task, self.n_patients)
-        res = rollout(agent, task, cohort=cohort, n_patients=self.n_patients, seed=seed)
         row = summarise(res)
         metrics = {
             "qalys": row["mean_qalys"],
