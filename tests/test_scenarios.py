@@ -420,6 +420,37 @@ def test_arm_metrics_and_hazard_ratio():
     assert all(c.simulated > 0.0 for c in checks if c.target.metric.endswith("months"))
 
 
+def test_deaths_before_progression_counts_deaths_that_end_progression_free_survival():
+    """A death is "before progression" when it is the patient's PFS event; deaths after a
+    progression, survivors and progressions without death do not count (NaN without deaths)."""
+
+    def arm(pfs, pfs_ev, os, os_ev):
+        n = len(pfs)
+        return calibration.ArmSummary(
+            arm="a",
+            n=n,
+            scan_days=np.array([0.0]),
+            category=np.zeros((n, 1), np.int8),
+            best_response=np.zeros(n, np.int8),
+            pfs=clinical.Survival(np.asarray(pfs, float), np.asarray(pfs_ev, bool)),
+            os=clinical.Survival(np.asarray(os, float), np.asarray(os_ev, bool)),
+            worst_grades={},
+            antigen_negative_at_progression=np.zeros(n, bool),
+        )
+
+    # 1: dies at day 100 without progressing; 2: progresses at 84, dies at 300;
+    # 3: progresses at 84, alive at 730; 4: alive and progression-free; 5: dies at 50
+    s = arm(
+        [100, 84, 84, 730, 50],
+        [True, True, True, False, True],
+        [100, 300, 730, 730, 50],
+        [True, True, False, False, True],
+    )
+    assert calibration.deaths_before_progression(s) == pytest.approx(2 / 3)
+    none_died = arm([84, 730], [True, False], [730, 730], [False, False])
+    assert np.isnan(calibration.deaths_before_progression(none_died))
+
+
 def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():
     """``pfs_hazard_ratio`` compares progression-free survival, ``os_hazard_ratio`` overall."""
 

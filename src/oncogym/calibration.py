@@ -189,6 +189,26 @@ def logrank_hazard_ratio(a: clinical.Survival, b: clinical.Survival) -> float:
     return float((o_a / e_a) / (o_b / e_b))
 
 
+def deaths_before_progression(s: ArmSummary) -> float:
+    """Share of an arm's deaths that came before any RECIST progression: deaths whose
+    progression-free survival event is the death itself (NaN without deaths).
+
+    In the trials of advanced solid tumours almost every patient who dies has progressed
+    first, so most deaths end a period after progression; a model whose patients die with
+    stable disease couples overall survival to the burden at baseline rather than to
+    progression.
+
+    :param s: the arm's summary
+    """
+    died = np.asarray(s.os.event, bool)
+    if not died.any():
+        return float("nan")
+    first = np.asarray(s.pfs.event, bool) & (
+        np.asarray(s.pfs.time_days, float) >= np.asarray(s.os.time_days, float)
+    )
+    return float(np.sum(died & first) / np.sum(died))
+
+
 def metric(target: CalibrationTarget, arms: Mapping[str, ArmSummary]) -> float:
     """The simulated value of ``target``'s metric.
 
