@@ -451,6 +451,35 @@ def test_deaths_before_progression_counts_deaths_that_end_progression_free_survi
     assert np.isnan(calibration.deaths_before_progression(none_died))
 
 
+def test_published_orderings_rank_like_with_like():
+    """Arms are ranked within one metric and landmark, among fit targets only: a 24-month
+    rate is not ranked against a 12-month one, nor validation figures (other trials) against
+    each other or the fit's; an ordering the simulation reverses is reported as not kept."""
+
+    def check(arm, value, simulated, at=None, role="fit"):
+        t = CalibrationTarget(
+            metric="os_rate" if at else "orr",
+            arm=arm,
+            value=value,
+            tolerance=0.08,
+            at_months=at,
+            role=role,
+            source="test",
+        )
+        return calibration.TargetCheck(t, simulated, True)
+
+    mixed = [check("a", 0.10, 0.5, at=24), check("b", 0.76, 0.2, at=12)]
+    assert calibration.ordering_checks(mixed) == []  # different landmarks: not ranked
+    roles = [check("a", 0.2, 0.5), check("b", 0.4, 0.1, role="validation")]
+    assert calibration.ordering_checks(roles) == []
+    same = [check("a", 0.10, 0.2, at=24), check("b", 0.60, 0.1, at=24)]
+    assert calibration.ordering_checks(same) == [("os_rate at 24 months: a < b", False)]
+    val = [check("a", 0.2, 0.1, role="validation"), check("b", 0.4, 0.3, role="validation")]
+    assert calibration.ordering_checks(val) == []
+    kept = [check("a", 0.2, 0.1), check("b", 0.4, 0.3), check("c", 0.6, 0.35)]
+    assert calibration.ordering_checks(kept) == [("orr: a < b < c", True)]
+
+
 def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():
     """``pfs_hazard_ratio`` compares progression-free survival, ``os_hazard_ratio`` overall."""
 

@@ -362,7 +362,12 @@ def arm_lines(arms: dict[str, calibration.ArmSummary]) -> list[str]:
 FIGURES = HERE / "figures"
 """Where the report's survival figures go (``<scenario>_os.png``)."""
 
-_SURVIVAL_METRICS = ("os_rate", "median_os_months")
+_SURVIVAL_METRICS = {
+    "os": ("os_rate", "median_os_months"),
+    "pfs": ("pfs_rate", "median_pfs_months"),
+}
+"""The published figures each survival figure draws: landmark rates and medians."""
+_ENDPOINT_WORDS = {"os": "overall survival", "pfs": "progression-free survival"}
 
 
 def plot_survival(
@@ -371,18 +376,22 @@ def plot_survival(
     arms: dict[str, calibration.ArmSummary],
     checks: Sequence[calibration.TargetCheck],
     path: Path,
+    endpoint: str = "os",
 ) -> None:
-    """Kaplan–Meier OS of every arm with a published survival figure, with those figures on it.
+    """Kaplan–Meier OS (or PFS) of every arm with a published figure of that endpoint, with
+    those figures on it.
 
-    Published landmarks (``os_rate``) are points at their month with the tolerance as an
-    error bar; medians (``median_os_months``) are points at S = 0.5 with theirs; one-sided
-    bounds are drawn as open markers.  Filled: fit targets; hollow outline: validation.
+    Published landmarks (``os_rate``, ``pfs_rate``) are points at their month with the
+    tolerance as an error bar; medians (``median_os_months``, ``median_pfs_months``) are
+    points at S = 0.5 with theirs; one-sided bounds are drawn as open markers.  Filled: fit
+    targets; hollow outline: validation.
 
     :param name: scenario name
     :param sc: the scenario
     :param arms: summaries by arm
     :param checks: the target checks
     :param path: where to write the PNG
+    :param endpoint: ``os`` or ``pfs``
     """
     import matplotlib
 
@@ -391,7 +400,9 @@ def plot_survival(
 
     from oncogym.survival import kaplan_meier
 
-    with_os = [c for c in checks if c.target.metric in _SURVIVAL_METRICS]
+    rate_metric, _ = _SURVIVAL_METRICS[endpoint]
+    words = _ENDPOINT_WORDS[endpoint]
+    with_os = [c for c in checks if c.target.metric in _SURVIVAL_METRICS[endpoint]]
     names = list(dict.fromkeys(c.target.arm for c in with_os))
     if not names:
         return
@@ -400,15 +411,23 @@ def plot_survival(
     horizon_months = sc.horizon_days / clinical.DAYS_PER_MONTH
     for k, arm in enumerate(names):
         colour = colours[k % len(colours)]
-        km = kaplan_meier(*arms[arm].os)
-        t = np.concatenate([[0.0], km.time_days / clinical.DAYS_PER_MONTH, [horizon_months]])
-        surv = np.concatenate([[1.0], km.survival, [km.survival[-1] if km.survival.size else 1]])
+        km = kaplan_meier(*getattr(arms[arm], endpoint))
+        end_days = sc.horizon_days
+        if endpoint == "pfs":
+            # progression-free survivors are censored at their last scan, so past the last
+            # scan only the deaths are left at risk and the curve would drop to 0: end there
+            end_days = float(arms[arm].scan_days[-1])
+        keep = km.time_days <= end_days
+        t_km, s_km = km.time_days[keep], km.survival[keep]
+        end = end_days / clinical.DAYS_PER_MONTH
+        t = np.concatenate([[0.0], t_km / clinical.DAYS_PER_MONTH, [end]])
+        surv = np.concatenate([[1.0], s_km, [s_km[-1] if s_km.size else 1.0]])
         ax.step(t, surv, where="post", color=colour, lw=1.6, label=arm.replace("_", " "))
         for c in with_os:
             tg = c.target
             if tg.arm != arm:
                 continue
-            if tg.metric == "os_rate":
+            if tg.metric == rate_metric:
                 x, y, yerr, xerr = float(tg.at_months), tg.value, tg.tolerance, 0.0
             else:
                 x, y, yerr, xerr = tg.value, 0.5, 0.0, tg.tolerance
@@ -430,9 +449,9 @@ def plot_survival(
     ax.set_xlim(0, horizon_months * 1.04)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("months from the start of treatment")
-    ax.set_ylabel("overall survival (Kaplan–Meier)")
+    ax.set_ylabel(f"{words} (Kaplan–Meier)")
     ax.set_title(
-        f"{sc.title}\nsimulated overall survival (lines) against the published figures (markers)",
+        f"{sc.title}\nsimulated {words} (lines) against the published figures (markers)",
         fontsize=9,
     )
     ax.grid(alpha=0.3)
@@ -521,8 +540,9 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
     checks = calibration.check_targets(sc.targets, arms)
     orders = calibration.ordering_checks(checks)
     knobs = sc.calibration.knobs
-    figure = FIGURES / f"{name}_os.png"
-    plot_survival(name, sc, arms, checks, figure)
+    figures = {ep: FIGURES / f"{name}_{ep}.png" for ep in _SURVIVAL_METRICS}
+    for ep, figure in figures.items():
+        plot_survival(name, sc, arms, checks, figure, ep)
     n_fit = sum(c.target.role == "fit" for c in checks)
     n_val = len(checks) - n_fit
     if n_val == 0:
@@ -573,13 +593,15 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
     if missed:
         lines += ["Missed targets and why:", "", *missed, ""]
     if orders:
-        lines += ["Published ordering of arms:", ""]
+        lines += ["Published ordering of arms (fit targets, one landmark at a time):", ""]
         lines += [f"* {d}: {'kept' if ok else '**not kept**'}" for d, ok in orders]
-    if figure.exists():
-        lines += [
-            "",
-            f"![Simulated overall survival and the published figures](figures/{figure.name})",
-        ]
+    for ep, figure in figures.items():
+        if figure.exists():
+            lines += [
+                "",
+                f"![Simulated {_ENDPOINT_WORDS[ep]} and the published figures]"
+                f"(figures/{figure.name})",
+            ]
     lines += ["", "All arms (readouts not targeted are shown for context):", ""]
     lines += arm_lines(arms)
     if knobs:

@@ -329,20 +329,26 @@ def check_targets(
 
 
 def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
-    """Published ordering of arms per metric: for each metric (and category) with targets
-    on several arms, the simulated values must rank the arms as the published ones do.
+    """Published ordering of arms per metric: for each metric (and category, response
+    window and landmark) with fit targets on several arms, the simulated values must rank
+    the arms as the published ones do.  Landmarks are not mixed (a 24-month rate of one arm
+    is not ranked against a 12-month rate of another), and validation figures are not
+    ranked: they come from other trials and populations, and a ranking across trials
+    (CheckMate 066's nivolumab against KEYNOTE-006's pembrolizumab) is not a published
+    ordering.
 
     :param checks: the result of :func:`check_targets`
     :return: ``(description, kept)`` per metric group with at least two arms
     """
-    groups: dict[tuple[str, str | None, float | None], list[TargetCheck]] = {}
+    groups: dict[tuple[str, str | None, float | None, float | None, str], list[TargetCheck]]
+    groups = {}
     for c in checks:
         t = c.target
-        if t.metric.endswith("ratio") or t.kind != "within":
+        if t.metric.endswith("ratio") or t.kind != "within" or t.role != "fit":
             continue
-        groups.setdefault((t.metric, t.category, t.by_day, t.role), []).append(c)
+        groups.setdefault((t.metric, t.category, t.by_day, t.at_months, t.role), []).append(c)
     out = []
-    for (m, cat, _, _), cs in groups.items():
+    for (m, cat, _, at, _), cs in groups.items():
         if len({c.target.arm for c in cs}) < len(cs) or len(cs) < 2:
             continue  # one figure per arm (figures of one arm from two trials are not ranked)
         pub = sorted(cs, key=lambda c: c.target.value)
@@ -352,7 +358,9 @@ def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
             if a.target.value < b.target.value
         )
         label = " < ".join(c.target.arm for c in pub)
-        out.append((f"{m}{'' if cat in (None, 'any') else f' ({cat})'}: {label}", sim_ok))
+        what = m + ("" if cat in (None, "any") else f" ({cat})")
+        what += "" if at is None else f" at {at:g} months"
+        out.append((f"{what}: {label}", sim_ok))
     return out
 
 
