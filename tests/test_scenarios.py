@@ -420,24 +420,27 @@ def test_arm_metrics_and_hazard_ratio():
     assert all(c.simulated > 0.0 for c in checks if c.target.metric.endswith("months"))
 
 
+def _survival_arm(pfs_days, pfs_event, os_days, os_event):
+    """An arm summary with only its survival readouts (the rest empty)."""
+    n = len(pfs_days)
+    return calibration.ArmSummary(
+        arm="a",
+        n=n,
+        scan_days=np.array([0.0]),
+        category=np.zeros((n, 1), np.int8),
+        best_response=np.zeros(n, np.int8),
+        pfs=clinical.Survival(np.asarray(pfs_days, float), np.asarray(pfs_event, bool)),
+        os=clinical.Survival(np.asarray(os_days, float), np.asarray(os_event, bool)),
+        worst_grades={},
+        antigen_negative_at_progression=np.zeros(n, bool),
+    )
+
+
 def test_deaths_before_progression_counts_deaths_that_end_progression_free_survival():
     """A death is "before progression" when it is the patient's PFS event; deaths after a
     progression, survivors and progressions without death do not count (NaN without deaths)."""
 
-    def arm(pfs, pfs_ev, os, os_ev):
-        n = len(pfs)
-        return calibration.ArmSummary(
-            arm="a",
-            n=n,
-            scan_days=np.array([0.0]),
-            category=np.zeros((n, 1), np.int8),
-            best_response=np.zeros(n, np.int8),
-            pfs=clinical.Survival(np.asarray(pfs, float), np.asarray(pfs_ev, bool)),
-            os=clinical.Survival(np.asarray(os, float), np.asarray(os_ev, bool)),
-            worst_grades={},
-            antigen_negative_at_progression=np.zeros(n, bool),
-        )
-
+    arm = _survival_arm
     # 1: dies at day 100 without progressing; 2: progresses at 84, dies at 300;
     # 3: progresses at 84, alive at 730; 4: alive and progression-free; 5: dies at 50
     s = arm(
@@ -483,23 +486,12 @@ def test_published_orderings_rank_like_with_like():
 def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():
     """``pfs_hazard_ratio`` compares progression-free survival, ``os_hazard_ratio`` overall."""
 
-    def arm(name, pfs_days, os_days):
-        n = len(pfs_days)
-        ev = np.ones(n, bool)
-        return calibration.ArmSummary(
-            arm=name,
-            n=n,
-            scan_days=np.array([0.0]),
-            category=np.zeros((n, 1), np.int8),
-            best_response=np.zeros(n, np.int8),
-            pfs=clinical.Survival(np.asarray(pfs_days, float), ev),
-            os=clinical.Survival(np.asarray(os_days, float), ev),
-            worst_grades={},
-            antigen_negative_at_progression=np.zeros(n, bool),
-        )
+    def arm(pfs_days, os_days):
+        ev = np.ones(len(pfs_days), bool)
+        return _survival_arm(pfs_days, ev, os_days, ev)
 
     base = np.arange(1.0, 21.0) * 30.0
-    arms = {"a": arm("a", base * 2.0, base), "b": arm("b", base, base)}  # PFS doubled, OS same
+    arms = {"a": arm(base * 2.0, base), "b": arm(base, base)}  # PFS doubled, OS same
 
     def target(metric):
         return CalibrationTarget(

@@ -340,15 +340,14 @@ def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
     :param checks: the result of :func:`check_targets`
     :return: ``(description, kept)`` per metric group with at least two arms
     """
-    groups: dict[tuple[str, str | None, float | None, float | None, str], list[TargetCheck]]
-    groups = {}
+    groups: dict[tuple[str, str | None, float | None, float | None], list[TargetCheck]] = {}
     for c in checks:
         t = c.target
         if t.metric.endswith("ratio") or t.kind != "within" or t.role != "fit":
             continue
-        groups.setdefault((t.metric, t.category, t.by_day, t.at_months, t.role), []).append(c)
+        groups.setdefault((t.metric, t.category, t.by_day, t.at_months), []).append(c)
     out = []
-    for (m, cat, _, at, _), cs in groups.items():
+    for (m, cat, _, at), cs in groups.items():
         if len({c.target.arm for c in cs}) < len(cs) or len(cs) < 2:
             continue  # one figure per arm (figures of one arm from two trials are not ranked)
         pub = sorted(cs, key=lambda c: c.target.value)
