@@ -368,6 +368,9 @@ _SURVIVAL_METRICS = {
 }
 """The published figures each survival figure draws: landmark rates and medians."""
 _ENDPOINT_WORDS = {"os": "overall survival", "pfs": "progression-free survival"}
+LANDMARK_NUDGE_MONTHS = 0.35
+"""A validation landmark at the month of a fit landmark of the same arm is drawn this much
+to the right, so that neither marker hides the other."""
 
 
 def plot_survival(
@@ -384,7 +387,8 @@ def plot_survival(
     Published landmarks (``os_rate``, ``pfs_rate``) are points at their month with the
     tolerance as an error bar; medians (``median_os_months``, ``median_pfs_months``) are
     points at S = 0.5 with theirs; one-sided bounds are drawn as open markers.  Filled: fit
-    targets; hollow outline: validation.
+    targets; hollow outline: validation (nudged right by :data:`LANDMARK_NUDGE_MONTHS` where
+    it shares its month with a fit landmark of the same arm).
 
     :param name: scenario name
     :param sc: the scenario
@@ -423,12 +427,19 @@ def plot_survival(
         t = np.concatenate([[0.0], t_km / clinical.DAYS_PER_MONTH, [end]])
         surv = np.concatenate([[1.0], s_km, [s_km[-1] if s_km.size else 1.0]])
         ax.step(t, surv, where="post", color=colour, lw=1.6, label=arm.replace("_", " "))
+        landmarks_fitted = {
+            float(c.target.at_months)
+            for c in with_os
+            if c.target.arm == arm and c.target.metric == rate_metric and c.target.role == "fit"
+        }
         for c in with_os:
             tg = c.target
             if tg.arm != arm:
                 continue
             if tg.metric == rate_metric:
                 x, y, yerr, xerr = float(tg.at_months), tg.value, tg.tolerance, 0.0
+                if tg.role != "fit" and x in landmarks_fitted:
+                    x += LANDMARK_NUDGE_MONTHS  # beside the fit target at the same month
             else:
                 x, y, yerr, xerr = tg.value, 0.5, 0.0, tg.tolerance
             face = colour if tg.role == "fit" else "white"
