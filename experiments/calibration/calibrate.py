@@ -386,9 +386,10 @@ def plot_survival(
 
     Published landmarks (``os_rate``, ``pfs_rate``) are points at their month with the
     tolerance as an error bar; medians (``median_os_months``, ``median_pfs_months``) are
-    points at S = 0.5 with theirs; one-sided bounds are drawn as open markers.  Filled: fit
-    targets; hollow outline: validation (nudged right by :data:`LANDMARK_NUDGE_MONTHS` where
-    it shares its month with a fit landmark of the same arm).
+    points at S = 0.5 with theirs; one-sided bounds are triangles whose bar shows the
+    tolerance on the side the bound allows.  Filled: fit targets; hollow outline: validation
+    (nudged right by :data:`LANDMARK_NUDGE_MONTHS` where it shares its month with a fit
+    landmark of the same arm).
 
     :param name: scenario name
     :param sc: the scenario
@@ -444,11 +445,16 @@ def plot_survival(
                 x, y, yerr, xerr = tg.value, 0.5, 0.0, tg.tolerance
             face = colour if tg.role == "fit" else "white"
             marker = {"within": "o", "at_least": "^", "at_most": "v"}[tg.kind]
+            # a bound's bar runs only on the side its tolerance allows (value − tol for
+            # at least, value + tol for at most)
+            side = {"within": [[1.0], [1.0]], "at_least": [[1.0], [0.0]]}.get(
+                tg.kind, [[0.0], [1.0]]
+            )
             ax.errorbar(
                 x,
                 y,
-                yerr=yerr if tg.kind == "within" else 0.0,
-                xerr=xerr if tg.kind == "within" else 0.0,
+                yerr=np.asarray(side) * yerr,
+                xerr=np.asarray(side) * xerr,
                 fmt=marker,
                 ms=7,
                 mfc=face,
@@ -613,7 +619,12 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
                 f"![Simulated {_ENDPOINT_WORDS[ep]} and the published figures]"
                 f"(figures/{figure.name})",
             ]
-    lines += ["", "All arms (readouts not targeted are shown for context):", ""]
+    lines += [
+        "",
+        "All arms (readouts not targeted are shown for context; *deaths before progression*: "
+        "the share of the arm's deaths that came before any RECIST progression):",
+        "",
+    ]
     lines += arm_lines(arms)
     if knobs:
         data = scenarios.scenario_data(name)
