@@ -455,11 +455,12 @@ def test_deaths_before_progression_counts_deaths_that_end_progression_free_survi
 
 
 def test_published_orderings_rank_like_with_like():
-    """Arms are ranked within one metric and landmark, among fit targets only: a 24-month
-    rate is not ranked against a 12-month one, nor validation figures (other trials) against
-    each other or the fit's; an ordering the simulation reverses is reported as not kept."""
+    """Arms are ranked within one metric and landmark, among fit targets or among the
+    validation figures of one trial: a 24-month rate is not ranked against a 12-month one,
+    nor validation figures of other trials against each other or the fit's; an ordering
+    the simulation reverses is reported as not kept."""
 
-    def check(arm, value, simulated, at=None, role="fit"):
+    def check(arm, value, simulated, at=None, role="fit", trial=None):
         t = CalibrationTarget(
             metric="os_rate" if at else "orr",
             arm=arm,
@@ -467,6 +468,7 @@ def test_published_orderings_rank_like_with_like():
             tolerance=0.08,
             at_months=at,
             role=role,
+            trial=trial,
             source="test",
         )
         return calibration.TargetCheck(t, simulated, True)
@@ -481,6 +483,15 @@ def test_published_orderings_rank_like_with_like():
     assert calibration.ordering_checks(val) == []
     kept = [check("a", 0.2, 0.1), check("b", 0.4, 0.3), check("c", 0.6, 0.35)]
     assert calibration.ordering_checks(kept) == [("orr: a < b < c", True)]
+    # validation figures of one trial are ranked (here reversed), of two trials not
+    one_trial = [
+        check("b", 0.724, 0.765, at=6, role="validation", trial="KN-024"),
+        check("a", 0.802, 0.748, at=6, role="validation", trial="KN-024"),
+        check("c", 0.5, 0.9, at=6, role="validation", trial="other"),
+    ]
+    assert calibration.ordering_checks(one_trial) == [
+        ("os_rate at 6 months (KN-024, validation): b < a", False)
+    ]
 
 
 def test_pfs_and_os_hazard_ratios_read_their_own_endpoint():

@@ -610,7 +610,11 @@ def evaluate(name: str, args: Args) -> tuple[list[str], bool, float]:
     if missed:
         lines += ["Missed targets and why:", "", *missed, ""]
     if orders:
-        lines += ["Published ordering of arms (fit targets, one landmark at a time):", ""]
+        lines += [
+            "Published ordering of arms (fit targets, and validation targets of one trial; "
+            "one landmark at a time):",
+            "",
+        ]
         lines += [f"* {d}: {'kept' if ok else '**not kept**'}" for d, ok in orders]
     for ep, figure in figures.items():
         if figure.exists():

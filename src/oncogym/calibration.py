@@ -331,23 +331,27 @@ def check_targets(
 def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
     """Published ordering of arms per metric: for each metric (and category, response
     window and landmark) with fit targets on several arms, the simulated values must rank
-    the arms as the published ones do.  Landmarks are not mixed (a 24-month rate of one arm
-    is not ranked against a 12-month rate of another), and validation figures are not
-    ranked: they come from other trials and populations, and a ranking across trials
-    (CheckMate 066's nivolumab against KEYNOTE-006's pembrolizumab) is not a published
-    ordering.
+    the arms as the published ones do; so must validation targets of one ``trial``.
+    Landmarks are not mixed (a 24-month rate of one arm is not ranked against a 12-month
+    rate of another), and validation figures without a shared ``trial`` are not ranked:
+    they come from other trials and populations, and a ranking across trials (CheckMate
+    066's nivolumab against KEYNOTE-006's pembrolizumab) is not a published ordering.
 
     :param checks: the result of :func:`check_targets`
     :return: ``(description, kept)`` per metric group with at least two arms
     """
-    groups: dict[tuple[str, str | None, float | None, float | None], list[TargetCheck]] = {}
+    Group = tuple[str, str | None, float | None, float | None, str | None]
+    groups: dict[Group, list[TargetCheck]] = {}
     for c in checks:
         t = c.target
-        if t.metric.endswith("ratio") or t.kind != "within" or t.role != "fit":
+        if t.metric.endswith("ratio") or t.kind != "within":
             continue
-        groups.setdefault((t.metric, t.category, t.by_day, t.at_months), []).append(c)
+        if t.role != "fit" and t.trial is None:
+            continue
+        trial = None if t.role == "fit" else t.trial
+        groups.setdefault((t.metric, t.category, t.by_day, t.at_months, trial), []).append(c)
     out = []
-    for (m, cat, _, at), cs in groups.items():
+    for (m, cat, _, at, trial), cs in groups.items():
         if len({c.target.arm for c in cs}) < len(cs) or len(cs) < 2:
             continue  # one figure per arm (figures of one arm from two trials are not ranked)
         pub = sorted(cs, key=lambda c: c.target.value)
@@ -359,6 +363,7 @@ def ordering_checks(checks: Sequence[TargetCheck]) -> list[tuple[str, bool]]:
         label = " < ".join(c.target.arm for c in pub)
         what = m + ("" if cat in (None, "any") else f" ({cat})")
         what += "" if at is None else f" at {at:g} months"
+        what += "" if trial is None else f" ({trial}, validation)"
         out.append((f"{what}: {label}", sim_ok))
     return out
 

@@ -353,6 +353,9 @@ class CalibrationTarget(BaseModel):
     chosen before fitting) never do and are only reported, so they test the fit.
     ``subgroup`` (``versus_subgroup``) restricts the arm (the ``versus`` arm) to the patients
     whose baseline sum of target diameters is below or above the arm's median.
+    ``trial`` puts a validation figure in its trial's comparison of arms: validation figures
+    of one metric and landmark with the same ``trial`` are ranked against each other as
+    the trial ranked its arms (fit figures are ranked without it).
     """
 
     model_config = _CONFIG
@@ -370,6 +373,7 @@ class CalibrationTarget(BaseModel):
     role: Literal["fit", "validation"] = "fit"
     subgroup: Literal["sld_below_median", "sld_above_median"] | None = None
     versus_subgroup: Literal["sld_below_median", "sld_above_median"] | None = None
+    trial: str | None = None
     note: str = ""
 
 
