@@ -407,8 +407,8 @@ def plot_survival(
 
     rate_metric, _ = _SURVIVAL_METRICS[endpoint]
     words = _ENDPOINT_WORDS[endpoint]
-    with_os = [c for c in checks if c.target.metric in _SURVIVAL_METRICS[endpoint]]
-    names = list(dict.fromkeys(c.target.arm for c in with_os))
+    shown = [c for c in checks if c.target.metric in _SURVIVAL_METRICS[endpoint]]
+    names = list(dict.fromkeys(c.target.arm for c in shown))
     if not names:
         return
     colours = plt.get_cmap("tab10").colors
@@ -430,10 +430,10 @@ def plot_survival(
         ax.step(t, surv, where="post", color=colour, lw=1.6, label=arm.replace("_", " "))
         landmarks_fitted = {
             float(c.target.at_months)
-            for c in with_os
+            for c in shown
             if c.target.arm == arm and c.target.metric == rate_metric and c.target.role == "fit"
         }
-        for c in with_os:
+        for c in shown:
             tg = c.target
             if tg.arm != arm:
                 continue
